@@ -1,0 +1,378 @@
+//! Raw, allocation-free system call wrappers.
+//!
+//! This crate is the one place in husk where `unsafe` meets the kernel for the code that runs
+//! between `clone` and `execve` in the container's init process. Every function here:
+//!
+//! * takes C strings or raw byte buffers that the parent prepared before `clone`,
+//! * never allocates, locks or logs (so it is safe to call in the cloned child),
+//! * returns [`Errno`] on failure, which the child reports to the parent over the sync socket.
+//!
+//! Parent-side code may use these too, but usually prefers the richer `nix` API.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+pub mod buf;
+pub mod clone;
+pub mod mount;
+pub mod proc;
+
+/// An `errno` value, `Copy` so it travels through the child's error path without allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    /// The calling thread's current `errno`.
+    pub fn last() -> Errno {
+        Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+    /// `std::io::Error` carrying the same code (parent side, for messages).
+    pub fn to_io(self) -> std::io::Error {
+        std::io::Error::from_raw_os_error(self.0)
+    }
+}
+
+impl std::fmt::Display for Errno {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // strerror-like text without the " (os error N)" suffix std adds.
+        let text = self.to_io().to_string();
+        let text = text.split(" (os error").next().unwrap_or(&text).to_string();
+        f.write_str(&text.to_lowercase())
+    }
+}
+
+impl std::error::Error for Errno {}
+
+pub type Result<T> = std::result::Result<T, Errno>;
+
+/// Turns a `-1`-on-error return value into a `Result`.
+#[inline]
+pub fn check(ret: libc::c_long) -> Result<libc::c_long> {
+    if ret == -1 {
+        Err(Errno::last())
+    } else {
+        Ok(ret)
+    }
+}
+
+#[inline]
+fn check_int(ret: libc::c_int) -> Result<libc::c_int> {
+    if ret == -1 {
+        Err(Errno::last())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn opt_ptr(s: Option<&CStr>) -> *const libc::c_char {
+    s.map_or(std::ptr::null(), CStr::as_ptr)
+}
+
+/// Wraps a descriptor the kernel just returned.
+///
+/// # Safety
+/// `fd` must be a freshly returned, open descriptor owned by nobody else.
+unsafe fn owned(fd: libc::c_int) -> OwnedFd {
+    // SAFETY: guaranteed by the caller.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// `openat(2)`; `dirfd` may be `libc::AT_FDCWD`.
+pub fn openat(dirfd: RawFd, path: &CStr, flags: libc::c_int, mode: libc::mode_t) -> Result<OwnedFd> {
+    // SAFETY: path is NUL-terminated; the kernel does not keep the pointer.
+    let fd = check_int(unsafe { libc::openat(dirfd, path.as_ptr(), flags | libc::O_CLOEXEC, mode) })?;
+    // SAFETY: fd was just returned by the kernel.
+    Ok(unsafe { owned(fd) })
+}
+
+/// `openat2(2)` with a `resolve` mask such as `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`.
+pub fn openat2(dirfd: RawFd, path: &CStr, flags: u64, mode: u64, resolve: u64) -> Result<OwnedFd> {
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow { flags: flags | libc::O_CLOEXEC as u64, mode, resolve };
+    // SAFETY: `how` is a valid open_how of the size we pass; path is NUL-terminated.
+    let fd = check(unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd,
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    })?;
+    // SAFETY: fd was just returned by the kernel.
+    Ok(unsafe { owned(fd as libc::c_int) })
+}
+
+pub fn mkdirat(dirfd: RawFd, path: &CStr, mode: libc::mode_t) -> Result<()> {
+    // SAFETY: path is NUL-terminated.
+    check_int(unsafe { libc::mkdirat(dirfd, path.as_ptr(), mode) }).map(drop)
+}
+
+pub fn mknodat(dirfd: RawFd, path: &CStr, mode: libc::mode_t, dev: libc::dev_t) -> Result<()> {
+    // SAFETY: path is NUL-terminated.
+    check_int(unsafe { libc::mknodat(dirfd, path.as_ptr(), mode, dev) }).map(drop)
+}
+
+pub fn symlinkat(target: &CStr, dirfd: RawFd, link: &CStr) -> Result<()> {
+    // SAFETY: both strings are NUL-terminated.
+    check_int(unsafe { libc::symlinkat(target.as_ptr(), dirfd, link.as_ptr()) }).map(drop)
+}
+
+pub fn fchownat(dirfd: RawFd, path: &CStr, uid: u32, gid: u32, flags: libc::c_int) -> Result<()> {
+    // SAFETY: path is NUL-terminated.
+    check_int(unsafe { libc::fchownat(dirfd, path.as_ptr(), uid, gid, flags) }).map(drop)
+}
+
+pub fn fchmod(fd: RawFd, mode: libc::mode_t) -> Result<()> {
+    // SAFETY: plain syscall on a descriptor.
+    check_int(unsafe { libc::fchmod(fd, mode) }).map(drop)
+}
+
+pub fn fstatat(dirfd: RawFd, path: &CStr, flags: libc::c_int) -> Result<libc::stat> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: st is a valid out-pointer; path is NUL-terminated.
+    check_int(unsafe { libc::fstatat(dirfd, path.as_ptr(), st.as_mut_ptr(), flags) })?;
+    // SAFETY: the kernel filled it in.
+    Ok(unsafe { st.assume_init() })
+}
+
+pub fn write_all(fd: RawFd, mut data: &[u8]) -> Result<()> {
+    while !data.is_empty() {
+        // SAFETY: data is a valid buffer of the given length.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if n < 0 {
+            let e = Errno::last();
+            if e.0 == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        data = &data[n as usize..];
+    }
+    Ok(())
+}
+
+/// `read(2)`, retried on EINTR. Returns the byte count (0 at end of file).
+pub fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize> {
+    loop {
+        // SAFETY: buf is a valid, writable buffer of the given length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = Errno::last();
+        if e.0 != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// Writes `data` to the file at `path` (relative to `dirfd`), which must exist.
+pub fn write_file_at(dirfd: RawFd, path: &CStr, data: &[u8]) -> Result<()> {
+    let fd = openat(dirfd, path, libc::O_WRONLY | libc::O_NOCTTY, 0)?;
+    write_all(fd.as_raw_fd(), data)
+}
+
+pub fn chdir(path: &CStr) -> Result<()> {
+    // SAFETY: path is NUL-terminated.
+    check_int(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
+}
+
+pub fn fchdir(fd: BorrowedFd<'_>) -> Result<()> {
+    // SAFETY: plain syscall on a descriptor.
+    check_int(unsafe { libc::fchdir(fd.as_raw_fd()) }).map(drop)
+}
+
+pub fn chroot(path: &CStr) -> Result<()> {
+    // SAFETY: path is NUL-terminated.
+    check_int(unsafe { libc::chroot(path.as_ptr()) }).map(drop)
+}
+
+pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> Result<()> {
+    // SAFETY: both strings are NUL-terminated.
+    check(unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) }).map(drop)
+}
+
+pub fn sethostname(name: &[u8]) -> Result<()> {
+    // SAFETY: name is a valid buffer of the given length.
+    check_int(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) }).map(drop)
+}
+
+pub fn setdomainname(name: &[u8]) -> Result<()> {
+    // SAFETY: name is a valid buffer of the given length.
+    check_int(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) }).map(drop)
+}
+
+pub fn setns(fd: RawFd, nstype: libc::c_int) -> Result<()> {
+    // SAFETY: plain syscall; a bad fd is reported as EBADF.
+    check_int(unsafe { libc::setns(fd, nstype) }).map(drop)
+}
+
+pub fn unshare(flags: libc::c_int) -> Result<()> {
+    // SAFETY: plain syscall.
+    check_int(unsafe { libc::unshare(flags) }).map(drop)
+}
+
+pub fn setresuid(uid: u32) -> Result<()> {
+    // SAFETY: raw syscall (not the glibc wrapper, which would broadcast to other threads).
+    check(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) }).map(drop)
+}
+
+pub fn setresgid(gid: u32) -> Result<()> {
+    // SAFETY: raw syscall, see setresuid.
+    check(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) }).map(drop)
+}
+
+pub fn setgroups(groups: &[libc::gid_t]) -> Result<()> {
+    // SAFETY: raw syscall with a valid slice.
+    check(unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) }).map(drop)
+}
+
+pub fn umask(mask: libc::mode_t) {
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(mask) };
+}
+
+pub fn prctl(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> Result<()> {
+    // SAFETY: prctl with scalar arguments only.
+    check_int(unsafe { libc::prctl(option, arg2, arg3, 0, 0) }).map(drop)
+}
+
+pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> Result<()> {
+    let lim = libc::rlimit64 { rlim_cur: soft, rlim_max: hard };
+    // SAFETY: lim is valid for reading; pid 0 is the caller.
+    check_int(unsafe { libc::prlimit64(0, resource as _, &lim, std::ptr::null_mut()) }).map(drop)
+}
+
+pub fn setsid() -> Result<()> {
+    // SAFETY: plain syscall.
+    check_int(unsafe { libc::setsid() }).map(drop)
+}
+
+pub fn dup2(from: RawFd, to: RawFd) -> Result<()> {
+    if from == to {
+        // Make sure it survives exec.
+        // SAFETY: fcntl on a descriptor.
+        return check_int(unsafe { libc::fcntl(from, libc::F_SETFD, 0) }).map(drop);
+    }
+    // SAFETY: dup3 without O_CLOEXEC so the target survives exec.
+    check_int(unsafe { libc::dup3(from, to, 0) }).map(drop)
+}
+
+pub fn ioctl_int(fd: RawFd, req: libc::c_ulong, arg: libc::c_ulong) -> Result<()> {
+    // SAFETY: ioctl with a scalar argument.
+    check_int(unsafe { libc::ioctl(fd, req, arg) }).map(drop)
+}
+
+/// Marks every descriptor from `first` on as close-on-exec, so only stdio and preserved fds
+/// reach the container process.
+pub fn cloexec_from(first: u32) -> Result<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes flags.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) })
+        .map(drop)
+}
+
+pub fn set_cloexec(fd: RawFd, on: bool) -> Result<()> {
+    let flag = if on { libc::FD_CLOEXEC } else { 0 };
+    // SAFETY: fcntl on a descriptor.
+    check_int(unsafe { libc::fcntl(fd, libc::F_SETFD, flag) }).map(drop)
+}
+
+/// `execve(2)` with argv/envp arrays prepared by the parent. Returns only on failure.
+pub fn execve(path: &CStr, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> Errno {
+    debug_assert!(argv.last().is_some_and(|p| p.is_null()));
+    debug_assert!(envp.last().is_some_and(|p| p.is_null()));
+    // SAFETY: both arrays are NULL-terminated and point at C strings that outlive this call.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    Errno::last()
+}
+
+/// `_exit(2)`: leaves the child without running Rust or libc exit handlers.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no user-space state.
+    unsafe { libc::_exit(code) }
+}
+
+pub fn getpid() -> i32 {
+    // SAFETY: getpid cannot fail.
+    unsafe { libc::getpid() }
+}
+
+/// Sends one byte and one descriptor over a connected unix socket (SCM_RIGHTS), no allocation.
+pub fn send_fd(sock: RawFd, fd: RawFd) -> Result<()> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    // Control buffer sized for one fd, aligned for cmsghdr.
+    #[repr(C)]
+    union Cmsg {
+        _align: libc::cmsghdr,
+        buf: [u8; 64],
+    }
+    let mut cbuf = Cmsg { buf: [0; 64] };
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    // SAFETY: zeroed msghdr is a valid starting value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    // SAFETY: taking a pointer to the union's buffer, which is large enough for `space`.
+    msg.msg_control = unsafe { cbuf.buf.as_mut_ptr() }.cast();
+    msg.msg_controllen = space;
+    // SAFETY: msg_control points at a buffer of msg_controllen bytes; CMSG_* walk inside it.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+    }
+    loop {
+        // SAFETY: msg is fully initialised and its buffers live until the call returns.
+        let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
+        if n >= 0 {
+            return Ok(());
+        }
+        let e = Errno::last();
+        if e.0 != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// Receives one descriptor sent with [`send_fd`] (parent side; used by tests and tools).
+pub fn recv_fd(sock: RawFd) -> Result<Option<OwnedFd>> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    #[repr(C)]
+    union Cmsg {
+        _align: libc::cmsghdr,
+        buf: [u8; 64],
+    }
+    let mut cbuf = Cmsg { buf: [0; 64] };
+    // SAFETY: zeroed msghdr is a valid starting value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    // SAFETY: pointer to the union's buffer.
+    msg.msg_control = unsafe { cbuf.buf.as_mut_ptr() }.cast();
+    msg.msg_controllen = 64;
+    // SAFETY: msg describes valid buffers.
+    let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: CMSG_* walk inside the buffer the kernel filled.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if cmsg.is_null() || (*cmsg).cmsg_type != libc::SCM_RIGHTS {
+            return Ok(None);
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
+        Ok(Some(owned(fd)))
+    }
+}

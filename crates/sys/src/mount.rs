@@ -1,0 +1,78 @@
+//! Mount system calls, including the new mount API (`open_tree`, `move_mount`, `mount_setattr`).
+
+use std::ffi::CStr;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use crate::{check, opt_ptr, Result};
+
+pub fn mount(
+    source: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+) -> Result<()> {
+    // SAFETY: every pointer is NUL-terminated or null, as mount(2) allows.
+    check(unsafe {
+        libc::mount(opt_ptr(source), target.as_ptr(), opt_ptr(fstype), flags, opt_ptr(data).cast())
+    } as libc::c_long)
+    .map(drop)
+}
+
+pub fn umount2(target: &CStr, flags: libc::c_int) -> Result<()> {
+    // SAFETY: target is NUL-terminated.
+    check(unsafe { libc::umount2(target.as_ptr(), flags) } as libc::c_long).map(drop)
+}
+
+pub const OPEN_TREE_CLONE: u32 = 1;
+pub const AT_RECURSIVE: u32 = 0x8000;
+pub const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+pub const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+/// `open_tree(2)`: with `OPEN_TREE_CLONE` a detached copy of the mount at `path`.
+pub fn open_tree(dirfd: RawFd, path: &CStr, flags: u32) -> Result<OwnedFd> {
+    // SAFETY: path is NUL-terminated.
+    let fd = check(unsafe {
+        libc::syscall(libc::SYS_open_tree, dirfd, path.as_ptr(), flags | libc::O_CLOEXEC as u32)
+    })?;
+    // SAFETY: a fresh descriptor from the kernel.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `move_mount(2)`.
+pub fn move_mount(from_dirfd: RawFd, from: &CStr, to_dirfd: RawFd, to: &CStr, flags: u32) -> Result<()> {
+    // SAFETY: both paths are NUL-terminated.
+    check(unsafe {
+        libc::syscall(libc::SYS_move_mount, from_dirfd, from.as_ptr(), to_dirfd, to.as_ptr(), flags)
+    })
+    .map(drop)
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `mount_setattr(2)`: changes flags of one mount (or a tree with `AT_RECURSIVE`) in one call.
+pub fn mount_setattr(dirfd: RawFd, path: &CStr, flags: u32, set: u64, clear: u64) -> Result<()> {
+    let attr = MountAttr { attr_set: set, attr_clr: clear, propagation: 0, userns_fd: 0 };
+    // SAFETY: attr is a valid mount_attr of the size we pass; path is NUL-terminated.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dirfd,
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}

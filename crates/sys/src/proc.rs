@@ -1,0 +1,98 @@
+//! Processes seen from outside: liveness with pid-reuse protection, pidfds, signals.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use crate::{check, Errno, Result};
+
+/// The start time of `pid` (field 22 of `/proc/PID/stat`, in clock ticks since boot), which
+/// together with the pid identifies one process for its whole life.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    parse_start_time(&stat)
+}
+
+/// Parses field 22 out of a `/proc/PID/stat` line; the command name may hold spaces and
+/// parentheses, so fields are counted after the last ')'.
+pub fn parse_start_time(stat: &[u8]) -> Option<u64> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    // After ')' come field 3 (state) onwards; start time is field 22.
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
+/// The one-letter state of `pid` (R, S, D, Z, T, ...), if it exists.
+pub fn state(pid: i32) -> Option<u8> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    stat.get(close + 2).copied()
+}
+
+/// True when `pid` is alive (not a zombie) and is still the process that started at `start`.
+pub fn is_same_live_process(pid: i32, start: u64) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else { return false };
+    let Some(close) = stat.iter().rposition(|&b| b == b')') else { return false };
+    if matches!(stat.get(close + 2), Some(b'Z') | Some(b'X')) {
+        return false;
+    }
+    parse_start_time(&stat) == Some(start)
+}
+
+pub fn pidfd_open(pid: i32) -> Result<OwnedFd> {
+    // SAFETY: plain syscall.
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: a fresh descriptor from the kernel.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Sends `sig` through a pidfd, which cannot hit a recycled pid.
+pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> Result<()> {
+    // SAFETY: plain syscall; null siginfo is allowed.
+    check(unsafe {
+        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, std::ptr::null::<u8>(), 0)
+    })
+    .map(drop)
+}
+
+/// Waits until the process behind `pidfd` has exited, up to `timeout_ms` (-1: forever).
+/// Returns false on timeout.
+pub fn pidfd_wait_exit(pidfd: &OwnedFd, timeout_ms: i32) -> Result<bool> {
+    let mut pfd = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    loop {
+        // SAFETY: pfd is a valid pollfd array of length 1.
+        let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if n >= 0 {
+            return Ok(n > 0);
+        }
+        let e = Errno::last();
+        if e.0 != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+pub fn kill(pid: i32, sig: i32) -> Result<()> {
+    // SAFETY: plain syscall.
+    check(unsafe { libc::kill(pid, sig) } as libc::c_long).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_survives_odd_comm() {
+        let line = b"123 (a) b (c)) S 1 123 123 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 98765 100 1";
+        assert_eq!(parse_start_time(line), Some(98765));
+    }
+
+    #[test]
+    fn own_process_is_alive() {
+        let me = std::process::id() as i32;
+        let st = start_time(me).unwrap();
+        assert!(is_same_live_process(me, st));
+        assert!(!is_same_live_process(me, st + 1));
+    }
+}
