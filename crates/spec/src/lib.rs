@@ -1,1 +1,64 @@
-//! stub
+//! husk-spec: loading, validating and generating OCI runtime configurations.
+//!
+//! The types are oci-spec's; this crate adds the bundle loader used on every container
+//! start (one read, one parse, a handful of stats), runc-compatible validation with
+//! one-line errors naming the file and the field, and the `runc spec` default config.
+
+mod default;
+mod error;
+mod parse;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use default::default_spec;
+pub use error::SpecError;
+pub use oci_spec::runtime::Spec;
+pub use validate::validate;
+
+/// Name under which config errors are reported.
+const CONFIG_FILE: &str = "config.json";
+
+/// A loaded bundle: absolute bundle dir (canonicalized), the parsed spec, absolute rootfs path.
+#[derive(Debug)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub spec: Spec,
+    pub rootfs: PathBuf,
+}
+
+/// Reads `<bundle>/config.json`, parses it with oci-spec and validates it.
+///
+/// `bundle` may be relative (it is resolved against the current directory). After
+/// validation the spec is normalized the way runc interprets it: relative mount
+/// destinations become absolute (relative to the container's `/`) and namespace
+/// entries with an empty `path` mean "create a new namespace" (`path` is `None`).
+pub fn load_bundle(bundle: &Path) -> Result<Bundle, SpecError> {
+    let dir = std::fs::canonicalize(bundle).map_err(|source| SpecError::Bundle {
+        path: bundle.to_path_buf(),
+        source,
+    })?;
+    let config = dir.join(CONFIG_FILE);
+    let bytes = std::fs::read(&config).map_err(|source| SpecError::Read {
+        path: config,
+        source,
+    })?;
+    let mut spec: Spec = parse::parse(&bytes, CONFIG_FILE)?;
+    let rootfs = validate::validate_config(&spec, &dir)?;
+    validate::normalize(&mut spec);
+    tracing::debug!(bundle = %dir.display(), rootfs = %rootfs.display(), "loaded bundle");
+    Ok(Bundle { dir, spec, rootfs })
+}
+
+/// Parses a process JSON (as given to `runc exec --process FILE`), validated like
+/// `spec.process`. Errors name `path` as the file and the field relative to the process.
+pub fn load_process(path: &Path) -> Result<oci_spec::runtime::Process, SpecError> {
+    let bytes = std::fs::read(path).map_err(|source| SpecError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file = path.display().to_string();
+    let process = parse::parse(&bytes, &file)?;
+    validate::validate_process(&process, &file, "")?;
+    Ok(process)
+}

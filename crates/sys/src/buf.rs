@@ -18,7 +18,10 @@ impl Default for PathBuf {
 
 impl PathBuf {
     pub const fn new() -> Self {
-        PathBuf { buf: [0; libc::PATH_MAX as usize], len: 0 }
+        PathBuf {
+            buf: [0; libc::PATH_MAX as usize],
+            len: 0,
+        }
     }
 
     /// Appends raw bytes (which must not contain NUL); ENAMETOOLONG when full.
@@ -106,7 +109,10 @@ mod tests {
     #[test]
     fn builds_paths_and_numbers() {
         let mut p = PathBuf::new();
-        p.push_bytes(b"/proc/self/fd/").unwrap().push_u64(42).unwrap();
+        p.push_bytes(b"/proc/self/fd/")
+            .unwrap()
+            .push_u64(42)
+            .unwrap();
         assert_eq!(p.as_cstr().to_bytes(), b"/proc/self/fd/42");
         p.truncate(5);
         assert_eq!(p.as_bytes(), b"/proc");

@@ -36,7 +36,11 @@ pub enum Forked {
 /// The caller must be single-threaded, and the child must only do async-signal-safe work
 /// until it execs or exits (it is a copy of the parent's address space).
 pub unsafe fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> Result<Forked> {
-    let mut args = CloneArgs { flags, exit_signal: libc::SIGCHLD as u64, ..Default::default() };
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
     if let Some(fd) = cgroup_fd {
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = fd as u64;
@@ -44,7 +48,15 @@ pub unsafe fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> Result<Forked> {
     // SAFETY: args is a valid clone_args of the size we pass; no CLONE_VM, so the child gets
     // its own copy of memory and returns here like fork(2). The caller upholds the rest.
     let ret = check(unsafe {
-        libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>())
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
     })?;
-    Ok(if ret == 0 { Forked::Child } else { Forked::Parent { pid: ret as i32 } })
+    Ok(if ret == 0 {
+        Forked::Child
+    } else {
+        Forked::Parent { pid: ret as i32 }
+    })
 }

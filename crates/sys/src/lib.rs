@@ -78,9 +78,15 @@ unsafe fn owned(fd: libc::c_int) -> OwnedFd {
 }
 
 /// `openat(2)`; `dirfd` may be `libc::AT_FDCWD`.
-pub fn openat(dirfd: RawFd, path: &CStr, flags: libc::c_int, mode: libc::mode_t) -> Result<OwnedFd> {
+pub fn openat(
+    dirfd: RawFd,
+    path: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> Result<OwnedFd> {
     // SAFETY: path is NUL-terminated; the kernel does not keep the pointer.
-    let fd = check_int(unsafe { libc::openat(dirfd, path.as_ptr(), flags | libc::O_CLOEXEC, mode) })?;
+    let fd =
+        check_int(unsafe { libc::openat(dirfd, path.as_ptr(), flags | libc::O_CLOEXEC, mode) })?;
     // SAFETY: fd was just returned by the kernel.
     Ok(unsafe { owned(fd) })
 }
@@ -93,7 +99,11 @@ pub fn openat2(dirfd: RawFd, path: &CStr, flags: u64, mode: u64, resolve: u64) -
         mode: u64,
         resolve: u64,
     }
-    let how = OpenHow { flags: flags | libc::O_CLOEXEC as u64, mode, resolve };
+    let how = OpenHow {
+        flags: flags | libc::O_CLOEXEC as u64,
+        mode,
+        resolve,
+    };
     // SAFETY: `how` is a valid open_how of the size we pass; path is NUL-terminated.
     let fd = check(unsafe {
         libc::syscall(
@@ -195,7 +205,8 @@ pub fn chroot(path: &CStr) -> Result<()> {
 
 pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> Result<()> {
     // SAFETY: both strings are NUL-terminated.
-    check(unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) }).map(drop)
+    check(unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) })
+        .map(drop)
 }
 
 pub fn sethostname(name: &[u8]) -> Result<()> {
@@ -244,7 +255,10 @@ pub fn prctl(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> R
 }
 
 pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> Result<()> {
-    let lim = libc::rlimit64 { rlim_cur: soft, rlim_max: hard };
+    let lim = libc::rlimit64 {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
     // SAFETY: lim is valid for reading; pid 0 is the caller.
     check_int(unsafe { libc::prlimit64(0, resource as _, &lim, std::ptr::null_mut()) }).map(drop)
 }
@@ -273,8 +287,15 @@ pub fn ioctl_int(fd: RawFd, req: libc::c_ulong, arg: libc::c_ulong) -> Result<()
 /// reach the container process.
 pub fn cloexec_from(first: u32) -> Result<()> {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes flags.
-    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) })
-        .map(drop)
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    })
+    .map(drop)
 }
 
 pub fn set_cloexec(fd: RawFd, on: bool) -> Result<()> {
@@ -306,7 +327,10 @@ pub fn getpid() -> i32 {
 /// Sends one byte and one descriptor over a connected unix socket (SCM_RIGHTS), no allocation.
 pub fn send_fd(sock: RawFd, fd: RawFd) -> Result<()> {
     let mut byte = [0u8; 1];
-    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
     // Control buffer sized for one fd, aligned for cmsghdr.
     #[repr(C)]
     union Cmsg {
@@ -347,7 +371,10 @@ pub fn send_fd(sock: RawFd, fd: RawFd) -> Result<()> {
 /// Receives one descriptor sent with [`send_fd`] (parent side; used by tests and tools).
 pub fn recv_fd(sock: RawFd) -> Result<Option<OwnedFd>> {
     let mut byte = [0u8; 1];
-    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
     #[repr(C)]
     union Cmsg {
         _align: libc::cmsghdr,
@@ -374,5 +401,123 @@ pub fn recv_fd(sock: RawFd) -> Result<Option<OwnedFd>> {
         }
         let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
         Ok(Some(owned(fd)))
+    }
+}
+
+/// `pipe2(O_CLOEXEC)`: `(read end, write end)`.
+pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid out-array of two ints.
+    check_int(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: both descriptors were just created.
+    Ok(unsafe { (owned(fds[0]), owned(fds[1])) })
+}
+
+/// `accept4(2)` on a listening socket, close-on-exec, retried on EINTR.
+pub fn accept(fd: RawFd) -> Result<OwnedFd> {
+    loop {
+        // SAFETY: null address pointers are allowed.
+        let c = unsafe {
+            libc::accept4(
+                fd,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC,
+            )
+        };
+        if c >= 0 {
+            // SAFETY: a fresh descriptor from the kernel.
+            return Ok(unsafe { owned(c) });
+        }
+        let e = Errno::last();
+        if e.0 != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// `waitpid(2)` for one child, retried on EINTR; returns the raw wait status.
+pub fn waitpid(pid: i32) -> Result<i32> {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r >= 0 {
+            return Ok(status);
+        }
+        let e = Errno::last();
+        if e.0 != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// `faccessat(2)` with the effective ids.
+pub fn access(path: &CStr, mode: libc::c_int) -> Result<()> {
+    // SAFETY: path is NUL-terminated.
+    check_int(unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), mode, libc::AT_EACCESS) })
+        .map(drop)
+}
+
+pub mod tty {
+    //! Pseudo-terminals for containers with `process.terminal`.
+    use super::*;
+
+    /// Opens a new pty pair from `/dev/ptmx` (the container's devpts after pivot_root) and
+    /// sets its window size. Returns `(master, slave)`.
+    pub fn open_pty(size: Option<(u16, u16)>) -> Result<(OwnedFd, OwnedFd)> {
+        let master = openat(
+            libc::AT_FDCWD,
+            c"/dev/ptmx",
+            libc::O_RDWR | libc::O_NOCTTY,
+            0,
+        )?;
+        let m = master.as_raw_fd();
+        let unlock: libc::c_int = 0;
+        // SAFETY: TIOCSPTLCK reads an int through the pointer.
+        check_int(unsafe { libc::ioctl(m, libc::TIOCSPTLCK, &unlock) })?;
+        if let Some((rows, cols)) = size {
+            let ws = libc::winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            // SAFETY: TIOCSWINSZ reads a winsize through the pointer.
+            check_int(unsafe { libc::ioctl(m, libc::TIOCSWINSZ, &ws) })?;
+        }
+        // TIOCGPTPEER opens the peer without a path lookup.
+        // SAFETY: TIOCGPTPEER takes open flags by value and returns a new descriptor.
+        let s = check_int(unsafe {
+            libc::ioctl(
+                m,
+                libc::TIOCGPTPEER,
+                (libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) as libc::c_ulong,
+            )
+        })?;
+        // SAFETY: a fresh descriptor from the kernel.
+        Ok((master, unsafe { owned(s) }))
+    }
+
+    /// Makes `slave` the controlling terminal of a new session and the process's stdio.
+    pub fn make_controlling(slave: &OwnedFd) -> Result<()> {
+        setsid()?;
+        ioctl_int(slave.as_raw_fd(), libc::TIOCSCTTY, 0)?;
+        for fd in 0..3 {
+            dup2(slave.as_raw_fd(), fd)?;
+        }
+        Ok(())
+    }
+}
+
+/// Restores default signal handling for the program about to be exec'd: SIGPIPE (which the
+/// Rust runtime ignores) back to default, and nothing blocked.
+pub fn reset_signals() {
+    // SAFETY: sigset and sigaction calls with valid, stack-local arguments.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let mut set = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
 }

@@ -14,7 +14,13 @@ pub fn mount(
 ) -> Result<()> {
     // SAFETY: every pointer is NUL-terminated or null, as mount(2) allows.
     check(unsafe {
-        libc::mount(opt_ptr(source), target.as_ptr(), opt_ptr(fstype), flags, opt_ptr(data).cast())
+        libc::mount(
+            opt_ptr(source),
+            target.as_ptr(),
+            opt_ptr(fstype),
+            flags,
+            opt_ptr(data).cast(),
+        )
     } as libc::c_long)
     .map(drop)
 }
@@ -37,17 +43,35 @@ pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 pub fn open_tree(dirfd: RawFd, path: &CStr, flags: u32) -> Result<OwnedFd> {
     // SAFETY: path is NUL-terminated.
     let fd = check(unsafe {
-        libc::syscall(libc::SYS_open_tree, dirfd, path.as_ptr(), flags | libc::O_CLOEXEC as u32)
+        libc::syscall(
+            libc::SYS_open_tree,
+            dirfd,
+            path.as_ptr(),
+            flags | libc::O_CLOEXEC as u32,
+        )
     })?;
     // SAFETY: a fresh descriptor from the kernel.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// `move_mount(2)`.
-pub fn move_mount(from_dirfd: RawFd, from: &CStr, to_dirfd: RawFd, to: &CStr, flags: u32) -> Result<()> {
+pub fn move_mount(
+    from_dirfd: RawFd,
+    from: &CStr,
+    to_dirfd: RawFd,
+    to: &CStr,
+    flags: u32,
+) -> Result<()> {
     // SAFETY: both paths are NUL-terminated.
     check(unsafe {
-        libc::syscall(libc::SYS_move_mount, from_dirfd, from.as_ptr(), to_dirfd, to.as_ptr(), flags)
+        libc::syscall(
+            libc::SYS_move_mount,
+            from_dirfd,
+            from.as_ptr(),
+            to_dirfd,
+            to.as_ptr(),
+            flags,
+        )
     })
     .map(drop)
 }
@@ -62,7 +86,12 @@ struct MountAttr {
 
 /// `mount_setattr(2)`: changes flags of one mount (or a tree with `AT_RECURSIVE`) in one call.
 pub fn mount_setattr(dirfd: RawFd, path: &CStr, flags: u32, set: u64, clear: u64) -> Result<()> {
-    let attr = MountAttr { attr_set: set, attr_clr: clear, propagation: 0, userns_fd: 0 };
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
     // SAFETY: attr is a valid mount_attr of the size we pass; path is NUL-terminated.
     check(unsafe {
         libc::syscall(

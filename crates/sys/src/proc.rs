@@ -32,8 +32,12 @@ pub fn is_same_live_process(pid: i32, start: u64) -> bool {
     if pid <= 0 {
         return false;
     }
-    let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else { return false };
-    let Some(close) = stat.iter().rposition(|&b| b == b')') else { return false };
+    let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some(close) = stat.iter().rposition(|&b| b == b')') else {
+        return false;
+    };
     if matches!(stat.get(close + 2), Some(b'Z') | Some(b'X')) {
         return false;
     }
@@ -51,7 +55,13 @@ pub fn pidfd_open(pid: i32) -> Result<OwnedFd> {
 pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> Result<()> {
     // SAFETY: plain syscall; null siginfo is allowed.
     check(unsafe {
-        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, std::ptr::null::<u8>(), 0)
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<u8>(),
+            0,
+        )
     })
     .map(drop)
 }
@@ -59,7 +69,11 @@ pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> Result<()> {
 /// Waits until the process behind `pidfd` has exited, up to `timeout_ms` (-1: forever).
 /// Returns false on timeout.
 pub fn pidfd_wait_exit(pidfd: &OwnedFd, timeout_ms: i32) -> Result<bool> {
-    let mut pfd = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     loop {
         // SAFETY: pfd is a valid pollfd array of length 1.
         let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };

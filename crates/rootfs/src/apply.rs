@@ -1,0 +1,247 @@
+//! The child-side half: carry out a [`RootfsPlan`] inside the new mount namespace. Only system
+//! calls here — no allocation, no locks, no logging.
+
+use std::ffi::CStr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+use husk_sys::mount::{
+    self, mount_setattr, move_mount, open_tree, AT_RECURSIVE, MOUNT_ATTR_RDONLY,
+    MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH, OPEN_TREE_CLONE,
+};
+use husk_sys::{Errno, Result};
+
+use crate::plan::{MountKind, MountOp, RootfsPlan};
+use crate::walk::{fd_path, mkdir_all, mountpoint, open_in_root};
+use crate::{fail, Failure, Step};
+
+/// The rootfs after [`RootfsPlan::prepare`]: its mount, opened.
+pub struct Prepared {
+    root: OwnedFd,
+}
+
+impl Prepared {
+    /// The rootfs directory (still in the host's view, before pivot_root).
+    pub fn root_fd(&self) -> RawFd {
+        self.root.as_raw_fd()
+    }
+}
+
+fn bind_tree(source_dir: RawFd, source: &CStr, recursive: bool) -> Result<OwnedFd> {
+    let mut flags = OPEN_TREE_CLONE;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    open_tree(source_dir, source, flags)
+}
+
+fn attach(tree: &OwnedFd, target: &OwnedFd) -> Result<()> {
+    move_mount(
+        tree.as_raw_fd(),
+        c"",
+        target.as_raw_fd(),
+        c"",
+        MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+    )
+}
+
+impl RootfsPlan {
+    /// Sets `/` propagation, makes the rootfs a mount point, and builds everything below it:
+    /// the spec's mounts in order, devices, and the standard /dev symlinks.
+    pub fn prepare(&self) -> std::result::Result<Prepared, Failure> {
+        mount::mount(None, c"/", None, self.root_propagation, None)
+            .map_err(fail(Step::RootPropagation, 0))?;
+        let bind =
+            |src: &CStr| mount::mount(Some(src), src, None, libc::MS_BIND | libc::MS_REC, None);
+        bind(&self.rootfs).map_err(fail(Step::BindRootfs, 0))?;
+        if self.root_propagation & libc::MS_SHARED != 0 {
+            // pivot_root refuses a new root whose parent mount is shared: stack a second bind
+            // on a private first one.
+            mount::mount(None, &self.rootfs, None, libc::MS_PRIVATE, None)
+                .map_err(fail(Step::BindRootfs, 0))?;
+            bind(&self.rootfs).map_err(fail(Step::BindRootfs, 0))?;
+        }
+        let root = husk_sys::openat(
+            libc::AT_FDCWD,
+            &self.rootfs,
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+        )
+        .map_err(fail(Step::OpenRootfs, 0))?;
+        husk_sys::umask(0);
+        let rfd = root.as_raw_fd();
+        for (i, m) in self.mounts.iter().enumerate() {
+            self.mount_one(rfd, m, i as u32)?;
+        }
+        if self.setup_dev {
+            self.make_devices(rfd)?;
+            self.dev_symlinks(rfd).map_err(fail(Step::DevSymlink, 0))?;
+        }
+        Ok(Prepared { root })
+    }
+
+    fn mount_one(&self, root: RawFd, m: &MountOp, i: u32) -> std::result::Result<(), Failure> {
+        let target = mountpoint(root, &m.dest, m.file).map_err(fail(Step::Mountpoint, i))?;
+        match &m.kind {
+            MountKind::Fs {
+                source,
+                fstype,
+                data,
+            } => {
+                let path = fd_path(target.as_raw_fd()).map_err(fail(Step::Mount, i))?;
+                mount::mount(
+                    source.as_deref(),
+                    path.as_cstr(),
+                    Some(fstype),
+                    m.flags,
+                    data.as_deref(),
+                )
+                .map_err(fail(Step::Mount, i))?;
+            }
+            MountKind::Bind {
+                source,
+                recursive,
+                set,
+                clr,
+                rec_set,
+                rec_clr,
+            } => {
+                let tree =
+                    bind_tree(libc::AT_FDCWD, source, *recursive).map_err(fail(Step::Mount, i))?;
+                if set | clr != 0 {
+                    mount_setattr(
+                        tree.as_raw_fd(),
+                        c"",
+                        libc::AT_EMPTY_PATH as u32,
+                        *set,
+                        *clr,
+                    )
+                    .map_err(fail(Step::Mount, i))?;
+                }
+                if rec_set | rec_clr != 0 {
+                    mount_setattr(
+                        tree.as_raw_fd(),
+                        c"",
+                        libc::AT_EMPTY_PATH as u32 | AT_RECURSIVE,
+                        *rec_set,
+                        *rec_clr,
+                    )
+                    .map_err(fail(Step::Mount, i))?;
+                }
+                attach(&tree, &target).map_err(fail(Step::Mount, i))?;
+            }
+        }
+        if m.propagation != 0 {
+            // Reopen: the old descriptor names the directory underneath the new mount.
+            let top = open_in_root(root, &m.dest, false).map_err(fail(Step::Propagation, i))?;
+            let path = fd_path(top.as_raw_fd()).map_err(fail(Step::Propagation, i))?;
+            mount::mount(None, path.as_cstr(), None, m.propagation, None)
+                .map_err(fail(Step::Propagation, i))?;
+        }
+        Ok(())
+    }
+
+    fn make_devices(&self, root: RawFd) -> std::result::Result<(), Failure> {
+        for (i, d) in self.devices.iter().enumerate() {
+            let i = i as u32;
+            let dir = mkdir_all(root, &d.dir, 0o755).map_err(fail(Step::Device, i))?;
+            let dfd = dir.as_raw_fd();
+            if self.bind_devices {
+                match husk_sys::mknodat(dfd, &d.name, libc::S_IFREG | 0o644, 0) {
+                    Ok(()) | Err(Errno(libc::EEXIST)) => {}
+                    Err(e) => return Err(fail(Step::Device, i)(e)),
+                }
+                let target = husk_sys::openat(dfd, &d.name, libc::O_PATH | libc::O_NOFOLLOW, 0)
+                    .map_err(fail(Step::Device, i))?;
+                let tree =
+                    bind_tree(libc::AT_FDCWD, &d.host, false).map_err(fail(Step::Device, i))?;
+                attach(&tree, &target).map_err(fail(Step::Device, i))?;
+                continue;
+            }
+            match husk_sys::mknodat(dfd, &d.name, d.mode, d.dev) {
+                Ok(()) => {}
+                Err(Errno(libc::EEXIST)) => continue,
+                Err(e) => return Err(fail(Step::Device, i)(e)),
+            }
+            husk_sys::fchownat(dfd, &d.name, d.uid, d.gid, libc::AT_SYMLINK_NOFOLLOW)
+                .map_err(fail(Step::Device, i))?;
+        }
+        Ok(())
+    }
+
+    fn dev_symlinks(&self, root: RawFd) -> Result<()> {
+        let dev = open_in_root(root, c"dev", true)?;
+        let dfd = dev.as_fd().as_raw_fd();
+        for (target, name) in [
+            (c"/proc/self/fd", c"fd"),
+            (c"/proc/self/fd/0", c"stdin"),
+            (c"/proc/self/fd/1", c"stdout"),
+            (c"/proc/self/fd/2", c"stderr"),
+            (c"/proc/kcore", c"core"),
+        ] {
+            match husk_sys::symlinkat(target, dfd, name) {
+                Ok(()) | Err(Errno(libc::EEXIST)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // /dev/ptmx must be the devpts instance's ptmx, so ptys are made inside the container.
+        // SAFETY: unlinkat on a descriptor and a NUL-terminated name.
+        if unsafe { libc::unlinkat(dfd, c"ptmx".as_ptr(), 0) } != 0 {
+            let e = Errno::last();
+            if e.0 != libc::ENOENT {
+                return Err(e);
+            }
+        }
+        husk_sys::symlinkat(c"pts/ptmx", dfd, c"ptmx")
+    }
+
+    /// Makes the rootfs the process's `/`: pivot_root (detaching the old root), or with
+    /// `--no-pivot` a move onto `/` and chroot.
+    pub fn enter(&self, prepared: Prepared) -> std::result::Result<(), Failure> {
+        let f = fail(Step::PivotRoot, 0);
+        husk_sys::fchdir(prepared.root.as_fd()).map_err(f)?;
+        if self.no_pivot {
+            mount::mount(Some(c"."), c"/", None, libc::MS_MOVE, None).map_err(f)?;
+            husk_sys::chroot(c".").map_err(f)?;
+        } else {
+            husk_sys::pivot_root(c".", c".").map_err(f)?;
+            // The old root is now stacked on "."; never let its unmount reach the host.
+            mount::mount(None, c".", None, libc::MS_SLAVE | libc::MS_REC, None).map_err(f)?;
+            mount::umount2(c".", libc::MNT_DETACH).map_err(f)?;
+        }
+        husk_sys::chdir(c"/").map_err(f)?;
+        if self.root_propagation != libc::MS_SLAVE | libc::MS_REC {
+            mount::mount(None, c"/", None, self.root_propagation, None)
+                .map_err(fail(Step::RootPropagation, 0))?;
+        }
+        Ok(())
+    }
+
+    /// After pivot_root: readonly paths, masked paths, and a read-only `/` if asked for.
+    pub fn finalize(&self) -> std::result::Result<(), Failure> {
+        for (i, p) in self.readonly.iter().enumerate() {
+            let f = fail(Step::ReadonlyPath, i as u32);
+            match mount::mount(Some(p), p, None, libc::MS_BIND | libc::MS_REC, None) {
+                Ok(()) => {}
+                Err(Errno(libc::ENOENT)) => continue,
+                Err(e) => return Err(f(e)),
+            }
+            mount_setattr(libc::AT_FDCWD, p, AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0).map_err(f)?;
+        }
+        for (i, p) in self.masked.iter().enumerate() {
+            let f = fail(Step::Mask, i as u32);
+            match mount::mount(Some(c"/dev/null"), p, None, libc::MS_BIND, None) {
+                Ok(()) | Err(Errno(libc::ENOENT)) => {}
+                Err(Errno(libc::ENOTDIR)) => {
+                    mount::mount(Some(c"tmpfs"), p, Some(c"tmpfs"), libc::MS_RDONLY, None)
+                        .map_err(f)?;
+                }
+                Err(e) => return Err(f(e)),
+            }
+        }
+        if self.readonly_root {
+            mount_setattr(libc::AT_FDCWD, c"/", 0, MOUNT_ATTR_RDONLY, 0)
+                .map_err(fail(Step::ReadonlyRoot, 0))?;
+        }
+        Ok(())
+    }
+}

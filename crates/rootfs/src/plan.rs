@@ -1,0 +1,407 @@
+//! The parent-side half: turn the spec's root, mounts, devices, masked and readonly paths into
+//! a plan of C strings and flags that the child can carry out without allocating.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxDeviceType, Spec};
+
+use crate::options::{propagation_of, Options};
+use crate::RootfsError;
+
+/// How the container sees its cgroups at `type: cgroup` mount destinations.
+#[derive(Debug, Clone)]
+pub enum CgroupView {
+    /// cgroup v1 (and hybrid): one directory per hierarchy, bind-mounted from the host.
+    /// `(name, host_dir)`: name is the hierarchy's mount name (`cpu`, `memory`, `cpu,cpuacct`,
+    /// `unified`, `systemd`), host_dir the container's cgroup directory in it.
+    V1(Vec<(String, PathBuf)>),
+    /// cgroup v2 only; `host_dir` is the container's cgroup. With a cgroup namespace a fresh
+    /// cgroup2 mount is made instead of a bind.
+    V2 { host_dir: PathBuf, cgroupns: bool },
+    /// No cgroup information: cgroup mounts are skipped.
+    None,
+}
+
+/// Options that do not come from the spec.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// `--no-pivot`: move the rootfs onto `/` and chroot instead of pivot_root.
+    pub no_pivot: bool,
+    /// The container gets a new user namespace: devices are bind-mounted, not created.
+    pub new_userns: bool,
+    pub cgroups: CgroupView,
+}
+
+#[derive(Debug)]
+pub(crate) enum MountKind {
+    /// A filesystem mount: `mount(source, target, fstype, flags, data)`.
+    Fs {
+        source: Option<CString>,
+        fstype: CString,
+        data: Option<CString>,
+    },
+    /// A bind mount made with open_tree(2) + mount_setattr(2) + move_mount(2).
+    Bind {
+        source: CString,
+        recursive: bool,
+        set: u64,
+        clr: u64,
+        rec_set: u64,
+        rec_clr: u64,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct MountOp {
+    pub kind: MountKind,
+    /// Destination relative to the rootfs, without the leading `/` (`proc`, `dev/pts`).
+    pub dest: CString,
+    /// The mount point is a file (bind mount of a file).
+    pub file: bool,
+    pub flags: libc::c_ulong,
+    pub propagation: libc::c_ulong,
+    /// Index in the spec's `mounts` (for error messages); synthesized mounts share their parent's.
+    pub spec_index: u32,
+}
+
+#[derive(Debug)]
+pub(crate) struct DeviceOp {
+    /// Parent directory and file name, relative to the rootfs (`dev`, `null`).
+    pub dir: CString,
+    pub name: CString,
+    /// Host path, used when bind-mounting instead of mknod (user namespaces).
+    pub host: CString,
+    pub mode: libc::mode_t,
+    pub dev: libc::dev_t,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Everything the child needs to build the container's filesystem view.
+#[derive(Debug)]
+pub struct RootfsPlan {
+    pub(crate) rootfs: CString,
+    pub(crate) root_propagation: libc::c_ulong,
+    pub(crate) mounts: Vec<MountOp>,
+    pub(crate) devices: Vec<DeviceOp>,
+    pub(crate) bind_devices: bool,
+    pub(crate) setup_dev: bool,
+    pub(crate) no_pivot: bool,
+    pub(crate) readonly_root: bool,
+    pub(crate) masked: Vec<CString>,
+    pub(crate) readonly: Vec<CString>,
+    /// The spec's mount destinations, for messages only.
+    pub(crate) mount_names: Vec<String>,
+}
+
+fn cstr(s: impl AsRef<[u8]>, what: &str) -> Result<CString, RootfsError> {
+    CString::new(s.as_ref().to_vec())
+        .map_err(|_| RootfsError::Invalid(format!("{what}: contains a NUL byte")))
+}
+
+/// `/dev/pts` -> `dev/pts`; `/` -> `.`
+fn relative(dest: &Path) -> Vec<u8> {
+    let b = dest.as_os_str().as_bytes();
+    let trimmed: &[u8] = {
+        let mut s = b;
+        while let [b'/', rest @ ..] = s {
+            s = rest;
+        }
+        s
+    };
+    if trimmed.is_empty() {
+        b".".to_vec()
+    } else {
+        trimmed.to_vec()
+    }
+}
+
+const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
+
+impl RootfsPlan {
+    pub fn new(
+        spec: &Spec,
+        rootfs: &Path,
+        bundle: &Path,
+        opts: &PlanOptions,
+    ) -> Result<RootfsPlan, RootfsError> {
+        let linux = spec.linux().as_ref();
+        let root_propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+            None | Some("") => libc::MS_SLAVE | libc::MS_REC,
+            Some(p) => propagation_of(p).ok_or_else(|| {
+                RootfsError::Invalid(format!(
+                    "linux.rootfsPropagation: unknown propagation {p:?}"
+                ))
+            })?,
+        };
+        let mut mounts = Vec::new();
+        let mut mount_names = Vec::new();
+        let mut dev_is_bound = false;
+        for (i, m) in spec.mounts().iter().flatten().enumerate() {
+            let idx = i as u32;
+            mount_names.push(m.destination().display().to_string());
+            let what = format!("mounts[{i}]");
+            let opts_list = m.options().clone().unwrap_or_default();
+            let o = Options::parse(&opts_list);
+            let typ = m.typ().as_deref().unwrap_or("");
+            let dest = relative(m.destination());
+            if typ == "cgroup" || typ == "cgroup2" {
+                push_cgroup_mounts(&mut mounts, &opts.cgroups, &dest, &o, idx)?;
+                continue;
+            }
+            if o.bind || typ == "bind" {
+                let src = m.source().as_deref().ok_or_else(|| {
+                    RootfsError::Invalid(format!("{what}.source: a bind mount needs a source"))
+                })?;
+                let src = if src.is_absolute() {
+                    src.to_path_buf()
+                } else {
+                    bundle.join(src)
+                };
+                if dest == b"dev" {
+                    dev_is_bound = true;
+                }
+                let file = std::fs::metadata(&src)
+                    .map(|md| !md.is_dir())
+                    .unwrap_or(false);
+                let (set, clr) = o.attrs();
+                mounts.push(MountOp {
+                    kind: MountKind::Bind {
+                        source: cstr(src.as_os_str().as_bytes(), &what)?,
+                        recursive: o.recursive,
+                        set,
+                        clr,
+                        rec_set: o.rec_set,
+                        rec_clr: o.rec_clr,
+                    },
+                    dest: cstr(&dest, &what)?,
+                    file,
+                    flags: 0,
+                    propagation: o.propagation,
+                    spec_index: idx,
+                });
+                continue;
+            }
+            let source = m
+                .source()
+                .as_ref()
+                .map(|s| cstr(s.as_os_str().as_bytes(), &what))
+                .transpose()?;
+            let fstype = if typ.is_empty() { "none" } else { typ };
+            mounts.push(MountOp {
+                kind: MountKind::Fs {
+                    source,
+                    fstype: cstr(fstype, &what)?,
+                    data: if o.data.is_empty() {
+                        None
+                    } else {
+                        Some(cstr(&o.data, &what)?)
+                    },
+                },
+                dest: cstr(&dest, &what)?,
+                file: false,
+                flags: o.flags,
+                propagation: o.propagation,
+                spec_index: idx,
+            });
+        }
+
+        let mut devices = Vec::new();
+        let setup_dev = !dev_is_bound;
+        if setup_dev {
+            let spec_devices = linux.and_then(|l| l.devices().as_ref());
+            let overridden =
+                |p: &str| spec_devices.is_some_and(|d| d.iter().any(|d| d.path() == Path::new(p)));
+            for (path, major, minor) in DEFAULT_DEVICES {
+                if !overridden(path) {
+                    devices.push(device_op(
+                        Path::new(path),
+                        libc::S_IFCHR,
+                        major,
+                        minor,
+                        0o666,
+                        0,
+                        0,
+                        "default device",
+                    )?);
+                }
+            }
+            for (i, d) in spec_devices.into_iter().flatten().enumerate() {
+                let what = format!("linux.devices[{i}]");
+                let kind = match d.typ() {
+                    LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+                    LinuxDeviceType::B => libc::S_IFBLK,
+                    LinuxDeviceType::P => libc::S_IFIFO,
+                    LinuxDeviceType::A => {
+                        return Err(RootfsError::Invalid(format!(
+                            "{what}.type: \"a\" is not a device node type"
+                        )))
+                    }
+                };
+                let mode = d.file_mode().unwrap_or(0o666) & 0o7777;
+                devices.push(device_op(
+                    d.path(),
+                    kind,
+                    d.major() as u64,
+                    d.minor() as u64,
+                    mode,
+                    d.uid().unwrap_or(0),
+                    d.gid().unwrap_or(0),
+                    &what,
+                )?);
+            }
+        }
+
+        let paths = |v: Option<&Vec<String>>, what: &str| -> Result<Vec<CString>, RootfsError> {
+            v.into_iter().flatten().map(|p| cstr(p, what)).collect()
+        };
+        Ok(RootfsPlan {
+            rootfs: cstr(rootfs.as_os_str().as_bytes(), "root.path")?,
+            root_propagation,
+            mounts,
+            devices,
+            bind_devices: opts.new_userns,
+            setup_dev,
+            no_pivot: opts.no_pivot,
+            readonly_root: spec
+                .root()
+                .as_ref()
+                .and_then(|r| r.readonly())
+                .unwrap_or(false),
+            masked: paths(
+                linux.and_then(|l| l.masked_paths().as_ref()),
+                "linux.maskedPaths",
+            )?,
+            readonly: paths(
+                linux.and_then(|l| l.readonly_paths().as_ref()),
+                "linux.readonlyPaths",
+            )?,
+            mount_names,
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn device_op(
+    path: &Path,
+    kind: libc::mode_t,
+    major: u64,
+    minor: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    what: &str,
+) -> Result<DeviceOp, RootfsError> {
+    let rel = relative(path);
+    let (dir, name) = match rel.iter().rposition(|&b| b == b'/') {
+        Some(i) => (rel[..i].to_vec(), rel[i + 1..].to_vec()),
+        None => (b".".to_vec(), rel.clone()),
+    };
+    Ok(DeviceOp {
+        dir: cstr(dir, what)?,
+        name: cstr(name, what)?,
+        host: cstr(path.as_os_str().as_bytes(), what)?,
+        mode: kind | mode,
+        dev: libc::makedev(major as u32, minor as u32),
+        uid,
+        gid,
+    })
+}
+
+/// A `cgroup` mount becomes a tmpfs with one bind per v1 hierarchy, or one cgroup2 mount.
+fn push_cgroup_mounts(
+    mounts: &mut Vec<MountOp>,
+    view: &CgroupView,
+    dest: &[u8],
+    o: &Options,
+    idx: u32,
+) -> Result<(), RootfsError> {
+    let what = format!("mounts[{idx}]");
+    let (set, clr) = o.attrs();
+    match view {
+        CgroupView::None => {}
+        CgroupView::V2 { host_dir, cgroupns } => {
+            let kind = if *cgroupns {
+                MountKind::Fs {
+                    source: Some(c"cgroup2".into()),
+                    fstype: c"cgroup2".into(),
+                    data: None,
+                }
+            } else {
+                MountKind::Bind {
+                    source: cstr(host_dir.as_os_str().as_bytes(), &what)?,
+                    recursive: false,
+                    set,
+                    clr,
+                    rec_set: 0,
+                    rec_clr: 0,
+                }
+            };
+            mounts.push(MountOp {
+                kind,
+                dest: cstr(dest, &what)?,
+                file: false,
+                flags: o.flags,
+                propagation: o.propagation,
+                spec_index: idx,
+            });
+        }
+        CgroupView::V1(hierarchies) => {
+            // The tmpfs stays writable until the binds are in; the binds carry the options.
+            mounts.push(MountOp {
+                kind: MountKind::Fs {
+                    source: Some(c"tmpfs".into()),
+                    fstype: c"tmpfs".into(),
+                    data: Some(c"mode=755".into()),
+                },
+                dest: cstr(dest, &what)?,
+                file: false,
+                flags: o.flags & !libc::MS_RDONLY,
+                propagation: 0,
+                spec_index: idx,
+            });
+            for (name, host) in hierarchies {
+                let mut d = dest.to_vec();
+                d.push(b'/');
+                d.extend_from_slice(name.as_bytes());
+                mounts.push(MountOp {
+                    kind: MountKind::Bind {
+                        source: cstr(host.as_os_str().as_bytes(), &what)?,
+                        recursive: false,
+                        set,
+                        clr,
+                        rec_set: 0,
+                        rec_clr: 0,
+                    },
+                    dest: cstr(d, &what)?,
+                    file: false,
+                    flags: 0,
+                    propagation: o.propagation,
+                    spec_index: idx,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_destinations() {
+        assert_eq!(relative(Path::new("/dev/pts")), b"dev/pts");
+        assert_eq!(relative(Path::new("//proc")), b"proc");
+        assert_eq!(relative(Path::new("/")), b".");
+    }
+}

@@ -1,0 +1,325 @@
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{validate_id, Result, StateError};
+
+const STATE_FILE: &str = "state.json";
+
+/// The runtime root: `/run/husk`, or `$XDG_RUNTIME_DIR/husk` when not root (as runc does).
+pub struct Store {
+    root: PathBuf,
+}
+
+/// How a command locks a container while it works on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lock {
+    /// Readers that must not see a half-made container (`state`, `ps`, `kill`).
+    Shared,
+    /// Commands that change it (`start`, `delete`, `pause`, `update`).
+    Exclusive,
+    /// No lock at all (`list`).
+    None,
+}
+
+impl Store {
+    pub fn default_root() -> PathBuf {
+        // SAFETY: geteuid cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        match std::env::var_os("XDG_RUNTIME_DIR") {
+            Some(dir) if euid != 0 && !dir.is_empty() => Path::new(&dir).join("husk"),
+            _ => PathBuf::from("/run/husk"),
+        }
+    }
+
+    /// Opens the root without creating it (commands that only read).
+    pub fn new(root: &Path) -> Store {
+        Store {
+            root: root.to_path_buf(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Makes a new container directory, failing if the id is taken, and locks it exclusively
+    /// for the whole of `create`.
+    pub fn create(&self, id: &str) -> Result<ContainerDir> {
+        validate_id(id)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(&self.root)
+            .map_err(|source| StateError::Root {
+                path: self.root.clone(),
+                source,
+            })?;
+        let path = self.root.join(id);
+        match fs::DirBuilder::new().mode(0o711).create(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(StateError::AlreadyExists { id: id.to_string() })
+            }
+            Err(source) => {
+                return Err(StateError::Io {
+                    id: id.into(),
+                    op: "create",
+                    path,
+                    source,
+                })
+            }
+        }
+        ContainerDir::open(id, path, Lock::Exclusive)
+    }
+
+    /// Opens an existing container, taking `lock`.
+    pub fn open(&self, id: &str, lock: Lock) -> Result<ContainerDir> {
+        validate_id(id).map_err(|_| StateError::NotFound { id: id.to_string() })?;
+        let dir = ContainerDir::open(id, self.root.join(id), lock)?;
+        if lock != Lock::None && !dir.path.join(STATE_FILE).exists() {
+            // A create that failed or is still running (we would have waited for its lock).
+            return Err(StateError::NotFound { id: id.to_string() });
+        }
+        Ok(dir)
+    }
+
+    /// Ids of all containers in the root, sorted (missing root: none).
+    pub fn ids(&self) -> Result<Vec<String>> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(StateError::Root {
+                    path: self.root.clone(),
+                    source,
+                })
+            }
+        };
+        let mut ids: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|id| validate_id(id).is_ok())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+/// One container's directory, with its lock held for as long as this value lives.
+pub struct ContainerDir {
+    id: String,
+    path: PathBuf,
+    dir: File,
+}
+
+impl ContainerDir {
+    fn open(id: &str, path: PathBuf, lock: Lock) -> Result<ContainerDir> {
+        let dir = match File::options()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StateError::NotFound { id: id.to_string() })
+            }
+            Err(source) => {
+                return Err(StateError::Io {
+                    id: id.into(),
+                    op: "open",
+                    path,
+                    source,
+                })
+            }
+        };
+        let op = match lock {
+            Lock::Shared => libc::LOCK_SH,
+            Lock::Exclusive => libc::LOCK_EX,
+            Lock::None => 0,
+        };
+        if op != 0 {
+            loop {
+                // SAFETY: flock on a descriptor we own.
+                if unsafe { libc::flock(dir.as_raw_fd(), op) } == 0 {
+                    break;
+                }
+                let source = std::io::Error::last_os_error();
+                if source.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(StateError::Io {
+                        id: id.into(),
+                        op: "lock",
+                        path,
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(ContainerDir {
+            id: id.to_string(),
+            path,
+            dir,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The directory's descriptor; also the lock, so the container's init must not inherit it.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.dir.as_fd()
+    }
+
+    fn io_err(
+        &self,
+        op: &'static str,
+        path: PathBuf,
+    ) -> impl FnOnce(std::io::Error) -> StateError + '_ {
+        move |source| StateError::Io {
+            id: self.id.clone(),
+            op,
+            path,
+            source,
+        }
+    }
+
+    /// Writes the record atomically: a temporary file, fsync-free (tmpfs), then rename.
+    pub fn save<T: Serialize>(&self, record: &T) -> Result<()> {
+        let tmp = self.path.join(".state.json.tmp");
+        let data = serde_json::to_vec(record).map_err(|e| StateError::Io {
+            id: self.id.clone(),
+            op: "encode",
+            path: tmp.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        let mut f = File::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(self.io_err("write", tmp.clone()))?;
+        f.write_all(&data)
+            .map_err(self.io_err("write", tmp.clone()))?;
+        fs::rename(&tmp, self.path.join(STATE_FILE)).map_err(self.io_err("rename", tmp.clone()))
+    }
+
+    pub fn load<T: DeserializeOwned>(&self) -> Result<T> {
+        let path = self.path.join(STATE_FILE);
+        let data = match fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StateError::NotFound {
+                    id: self.id.clone(),
+                })
+            }
+            Err(source) => {
+                return Err(StateError::Io {
+                    id: self.id.clone(),
+                    op: "read",
+                    path,
+                    source,
+                })
+            }
+        };
+        serde_json::from_slice(&data).map_err(|source| StateError::Corrupt {
+            id: self.id.clone(),
+            path,
+            source,
+        })
+    }
+
+    /// A file inside the container directory.
+    pub fn file(&self, name: impl AsRef<OsStr>) -> PathBuf {
+        self.path.join(name.as_ref())
+    }
+
+    /// Removes the directory and everything in it; the lock goes with it.
+    pub fn remove(self) -> Result<()> {
+        match fs::remove_dir_all(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StateError::Io {
+                id: self.id.clone(),
+                op: "remove",
+                path: self.path.clone(),
+                source,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp_root() -> PathBuf {
+        let p = std::env::temp_dir().join(format!(
+            "husk-state-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = fs::remove_dir_all(&p);
+        p
+    }
+
+    #[test]
+    fn create_save_load_remove() {
+        let root = tmp_root();
+        let store = Store::new(&root);
+        let dir = store.create("c1").unwrap();
+        dir.save(&serde_json::json!({"pid": 42})).unwrap();
+        let v: serde_json::Value = dir.load().unwrap();
+        assert_eq!(v["pid"], 42);
+        assert!(matches!(
+            store.create("c1"),
+            Err(StateError::AlreadyExists { .. })
+        ));
+        assert_eq!(store.ids().unwrap(), vec!["c1".to_string()]);
+        dir.remove().unwrap();
+        assert!(matches!(
+            store.open("c1", Lock::Shared),
+            Err(StateError::NotFound { .. })
+        ));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn half_made_container_is_not_found() {
+        let root = tmp_root();
+        let store = Store::new(&root);
+        let dir = store.create("c2").unwrap();
+        drop(dir);
+        assert!(matches!(
+            store.open("c2", Lock::Shared),
+            Err(StateError::NotFound { .. })
+        ));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn bad_ids_never_touch_the_filesystem() {
+        let store = Store::new(Path::new("/nonexistent-husk-root"));
+        assert!(matches!(
+            store.create("../x"),
+            Err(StateError::InvalidId { .. })
+        ));
+        assert!(matches!(
+            store.open("a/b", Lock::Shared),
+            Err(StateError::NotFound { .. })
+        ));
+    }
+}
