@@ -521,3 +521,16 @@ pub fn reset_signals() {
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
 }
+
+/// Joins a new session keyring named `name` (so the container does not share the caller's),
+/// and lets the possessor and the user view and use it (runc's permissions).
+pub fn new_session_keyring(name: &CStr) -> Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    const KEYCTL_SETPERM: libc::c_long = 5;
+    // SAFETY: keyctl with a NUL-terminated name; the kernel copies it.
+    let id = check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) })?;
+    // possessor: all; user: view, read, search, link (0x3f3f0000 | 0x1b... as runc sets)
+    let perm: libc::c_ulong = 0x3f1b_0000;
+    // SAFETY: keyctl with scalar arguments.
+    check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SETPERM, id, perm) }).map(drop)
+}

@@ -1,0 +1,319 @@
+//! The container's init between `clone3` and `execve`. Only system calls from here on: no
+//! allocation, no locks, no logging. Failures travel to the parent as a fixed-size message.
+
+use std::convert::Infallible;
+use std::os::fd::{AsRawFd, RawFd};
+
+use husk_sys::buf::PathBuf;
+use husk_sys::{Errno, Result as SysResult};
+
+use crate::plan::{ChildHook, ChildPlan, StartGate};
+use crate::protocol::{self, Domain, Msg};
+
+/// Runtime-side steps of the child (decoded by [`crate::create`] into messages).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub(crate) enum Step {
+    Fds = 1,
+    Sync,
+    Setns,
+    Unshare,
+    BecomeRoot,
+    Hostname,
+    Domainname,
+    Sysctl,
+    Console,
+    Cwd,
+    Lookup,
+    CreateContainerHook,
+    StartContainerHook,
+    StartWait,
+    Keyring,
+}
+
+impl Step {
+    pub fn from_u16(v: u16) -> Option<Step> {
+        use Step::*;
+        [Fds, Sync, Setns, Unshare, BecomeRoot, Hostname, Domainname, Sysctl, Console, Cwd, Lookup, CreateContainerHook, StartContainerHook, StartWait, Keyring]
+            .into_iter()
+            .find(|s| *s as u16 == v)
+    }
+}
+
+struct Fail {
+    domain: Domain,
+    step: u16,
+    index: u32,
+    errno: Errno,
+}
+
+fn rt(step: Step, index: u32) -> impl Fn(Errno) -> Fail + Copy {
+    move |errno| Fail { domain: Domain::Runtime, step: step as u16, index, errno }
+}
+
+impl From<husk_rootfs::Failure> for Fail {
+    fn from(f: husk_rootfs::Failure) -> Fail {
+        Fail { domain: Domain::Rootfs, step: f.step as u16, index: f.index, errno: f.errno }
+    }
+}
+
+impl From<husk_hardening::Failure> for Fail {
+    fn from(f: husk_hardening::Failure) -> Fail {
+        Fail { domain: Domain::Hardening, step: f.step as u16, index: f.index, errno: f.errno }
+    }
+}
+
+/// Entry point in the cloned child. Never returns.
+pub(crate) fn main(plan: &ChildPlan) -> ! {
+    let Err(f) = run(plan);
+    let _ = protocol::send(plan.sync, Msg::Failed { domain: f.domain, step: f.step, index: f.index, errno: f.errno });
+    husk_sys::exit_now(1)
+}
+
+fn expect(sync: RawFd, want: Msg) -> Result<(), Fail> {
+    match protocol::recv(sync) {
+        Ok(Some(m)) if m == want => Ok(()),
+        // The parent went away or said something else: stop quietly.
+        Ok(_) => husk_sys::exit_now(1),
+        Err(e) => Err(rt(Step::Sync, 0)(e)),
+    }
+}
+
+fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
+    for &fd in &plan.close_first {
+        // SAFETY: closing a descriptor this process owns a copy of and never uses again.
+        unsafe { libc::close(fd) };
+    }
+    husk_sys::cloexec_from(3 + plan.preserve_fds).map_err(rt(Step::Fds, 0))?;
+    if plan.wait_setup {
+        expect(plan.sync, Msg::SetupDone)?;
+    }
+    if !plan.create_container_hooks.is_empty() || !plan.start_container_hooks.is_empty() {
+        for state in &plan.hook_state {
+            let mut buf = state.borrow_mut();
+            let n = husk_sys::read(plan.sync, &mut buf).map_err(rt(Step::Sync, 1))?;
+            buf.truncate(n);
+        }
+    }
+    for (i, j) in plan.child_joins.iter().enumerate() {
+        husk_sys::setns(j.fd.as_raw_fd(), j.flag).map_err(rt(Step::Setns, i as u32))?;
+    }
+    if plan.child_unshare != 0 {
+        husk_sys::unshare(plan.child_unshare).map_err(rt(Step::Unshare, 0))?;
+    }
+    if plan.new_user {
+        // Become the namespace's root for the setup (when 0 is mapped at all).
+        for r in [husk_sys::setresgid(0), husk_sys::setresuid(0)] {
+            match r {
+                Ok(()) | Err(Errno(libc::EINVAL)) => {}
+                Err(e) => return Err(rt(Step::BecomeRoot, 0)(e)),
+            }
+        }
+    }
+    if let Some(name) = &plan.keyring {
+        // Keyrings may be disabled or unavailable in a user namespace: as runc, go on then.
+        match husk_sys::new_session_keyring(name) {
+            Ok(()) | Err(Errno(libc::ENOSYS | libc::EPERM | libc::EACCES | libc::EDQUOT)) => {}
+            Err(e) => return Err(rt(Step::Keyring, 0)(e)),
+        }
+    }
+    if let Some(h) = &plan.hostname {
+        husk_sys::sethostname(h.as_bytes()).map_err(rt(Step::Hostname, 0))?;
+    }
+    if let Some(d) = &plan.domainname {
+        husk_sys::setdomainname(d.as_bytes()).map_err(rt(Step::Domainname, 0))?;
+    }
+    if let Some(rootfs) = &plan.rootfs {
+        let prepared = rootfs.prepare()?;
+        if plan.hooks_in_parent {
+            protocol::send(plan.sync, Msg::RunHooks).map_err(rt(Step::Sync, 2))?;
+            expect(plan.sync, Msg::HooksDone)?;
+        }
+        run_hooks(plan, &plan.create_container_hooks, 0, Step::CreateContainerHook)?;
+        rootfs.enter(prepared)?;
+    } else {
+        if plan.hooks_in_parent {
+            protocol::send(plan.sync, Msg::RunHooks).map_err(rt(Step::Sync, 2))?;
+            expect(plan.sync, Msg::HooksDone)?;
+        }
+        run_hooks(plan, &plan.create_container_hooks, 0, Step::CreateContainerHook)?;
+    }
+    if plan.terminal {
+        setup_console(plan).map_err(rt(Step::Console, 0))?;
+    }
+    for (i, s) in plan.sysctls.iter().enumerate() {
+        husk_sys::write_file_at(libc::AT_FDCWD, &s.path, s.value.as_bytes()).map_err(rt(Step::Sysctl, i as u32))?;
+    }
+    if let Some(rootfs) = &plan.rootfs {
+        rootfs.finalize()?;
+    }
+    let h = &plan.hardening;
+    h.apply_lsm_exec_label()?;
+    h.apply_rlimits()?;
+    h.apply_scheduling()?;
+    if h.no_new_privs() {
+        h.set_no_new_privs()?;
+    } else {
+        // Without no_new_privs the filter needs CAP_SYS_ADMIN: install it while we have it.
+        let _listener = h.install_seccomp()?;
+    }
+    change_dir(plan)?;
+    h.finalize_identity()?;
+    let mut exe = PathBuf::new();
+    lookup(plan, &mut exe).map_err(rt(Step::Lookup, 0))?;
+
+    protocol::send(plan.sync, Msg::Ready).map_err(rt(Step::Sync, 3))?;
+    wait_for_start(plan)?;
+    run_hooks(plan, &plan.start_container_hooks, 1, Step::StartContainerHook)?;
+    if h.no_new_privs() {
+        let _listener = h.install_seccomp()?;
+    }
+    let e = husk_sys::execve(exe.as_cstr(), plan.argv.as_ptrs(), plan.envp.as_ptrs());
+    // Started already: nobody listens on the sync socket any more; tell the container's stderr.
+    for part in [&b"husk: exec "[..], plan.exe.arg0.as_bytes(), b": failed with errno ", errno_digits(e).as_slice(), b"\n"] {
+        let _ = husk_sys::write_all(2, part);
+    }
+    husk_sys::exit_now(if e.0 == libc::ENOENT { 127 } else { 126 })
+}
+
+fn errno_digits(e: Errno) -> arrayish::Digits {
+    arrayish::Digits::new(e.0 as i64)
+}
+
+mod arrayish {
+    /// A number's decimal digits on the stack.
+    pub struct Digits {
+        buf: [u8; 24],
+        start: usize,
+    }
+    impl Digits {
+        pub fn new(n: i64) -> Digits {
+            let mut buf = [0u8; 24];
+            let len = husk_sys::buf::fmt_i64(n, &mut buf).len();
+            Digits { buf, start: 24 - len }
+        }
+        pub fn as_slice(&self) -> &[u8] {
+            &self.buf[self.start..]
+        }
+    }
+}
+
+fn setup_console(plan: &ChildPlan) -> SysResult<()> {
+    let (master, slave) = husk_sys::tty::open_pty(plan.console_size)?;
+    if let Some(sock) = &plan.console {
+        husk_sys::send_fd(sock.as_raw_fd(), master.as_raw_fd())?;
+    }
+    drop(master);
+    husk_sys::tty::make_controlling(&slave)
+}
+
+fn change_dir(plan: &ChildPlan) -> Result<(), Fail> {
+    match husk_sys::chdir(&plan.cwd) {
+        Err(Errno(libc::ENOENT)) => {
+            // Like runc, make a missing working directory.
+            let root = husk_sys::openat(libc::AT_FDCWD, c"/", libc::O_PATH | libc::O_DIRECTORY, 0)
+                .map_err(rt(Step::Cwd, 0))?;
+            let mut rel = PathBuf::new();
+            let bytes = plan.cwd.to_bytes();
+            rel.push_bytes(bytes.strip_prefix(b"/").unwrap_or(bytes)).map_err(rt(Step::Cwd, 0))?;
+            mkdir_p(root.as_raw_fd(), &rel).map_err(rt(Step::Cwd, 0))?;
+            husk_sys::chdir(&plan.cwd).map_err(rt(Step::Cwd, 0))
+        }
+        other => other.map_err(rt(Step::Cwd, 0)),
+    }
+}
+
+fn mkdir_p(root: RawFd, rel: &PathBuf) -> SysResult<()> {
+    let bytes = rel.as_bytes();
+    let mut prefix = PathBuf::new();
+    for comp in bytes.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+        if !prefix.is_empty() {
+            prefix.push_bytes(b"/")?;
+        }
+        prefix.push_bytes(comp)?;
+        match husk_sys::mkdirat(root, prefix.as_cstr(), 0o755) {
+            Ok(()) | Err(Errno(libc::EEXIST)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn is_executable_file(path: &std::ffi::CStr) -> SysResult<()> {
+    let st = husk_sys::fstatat(libc::AT_FDCWD, path, 0)?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(Errno(libc::EACCES));
+    }
+    husk_sys::access(path, libc::X_OK)
+}
+
+/// Finds the program like execvp: as given when it has a slash, else along PATH.
+fn lookup(plan: &ChildPlan, out: &mut PathBuf) -> SysResult<()> {
+    let exe = &plan.exe;
+    if exe.search.is_empty() {
+        out.push_bytes(exe.arg0.as_bytes())?;
+        return is_executable_file(out.as_cstr());
+    }
+    let mut denied = false;
+    for dir in &exe.search {
+        out.clear();
+        out.push_bytes(dir.as_bytes())?.push_bytes(b"/")?.push_bytes(exe.arg0.as_bytes())?;
+        match is_executable_file(out.as_cstr()) {
+            Ok(()) => return Ok(()),
+            Err(Errno(libc::EACCES)) => denied = true,
+            Err(_) => {}
+        }
+    }
+    Err(Errno(if denied { libc::EACCES } else { libc::ENOENT }))
+}
+
+fn wait_for_start(plan: &ChildPlan) -> Result<(), Fail> {
+    match &plan.gate {
+        StartGate::Sync => expect(plan.sync, Msg::Start),
+        StartGate::Socket(listener) => {
+            let conn = husk_sys::accept(listener.as_raw_fd()).map_err(rt(Step::StartWait, 0))?;
+            // Tell `husk start` we are on our way; it returns once it reads this.
+            husk_sys::write_all(conn.as_raw_fd(), b"1").map_err(rt(Step::StartWait, 1))
+        }
+    }
+}
+
+fn run_hooks(plan: &ChildPlan, hooks: &[ChildHook], state: usize, step: Step) -> Result<(), Fail> {
+    let state = plan.hook_state[state].borrow();
+    for (i, h) in hooks.iter().enumerate() {
+        run_hook(h, &state).map_err(rt(step, i as u32))?;
+    }
+    Ok(())
+}
+
+/// Runs one hook with the state JSON on its stdin and waits for it, up to its timeout.
+fn run_hook(h: &ChildHook, state: &[u8]) -> SysResult<()> {
+    let (r, w) = husk_sys::pipe()?;
+    // SAFETY: we are the single-threaded container init; the hook child only dup2s and execs.
+    match unsafe { husk_sys::clone::clone3(0, None) }? {
+        husk_sys::clone::Forked::Child => {
+            if husk_sys::dup2(r.as_raw_fd(), 0).is_ok() {
+                husk_sys::execve(&h.path, h.argv.as_ptrs(), h.envp.as_ptrs());
+            }
+            husk_sys::exit_now(127)
+        }
+        husk_sys::clone::Forked::Parent { pid } => {
+            drop(r);
+            // A hook that does not read its stdin must not block us: ignore EPIPE.
+            let _ = husk_sys::write_all(w.as_raw_fd(), state);
+            drop(w);
+            let pidfd = husk_sys::proc::pidfd_open(pid)?;
+            if !husk_sys::proc::pidfd_wait_exit(&pidfd, h.timeout_ms)? {
+                let _ = husk_sys::proc::pidfd_send_signal(&pidfd, libc::SIGKILL);
+                let _ = husk_sys::waitpid(pid);
+                return Err(Errno(libc::ETIMEDOUT));
+            }
+            let status = husk_sys::waitpid(pid)?;
+            if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+                Ok(())
+            } else {
+                Err(Errno(libc::ECHILD))
+            }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! Turning the init's compact failure reports into one-line messages that name the step and
+//! the object (mount, sysctl, hook, program) that failed.
+
+use husk_sys::Errno;
+
+use crate::child::Step;
+use crate::plan::ChildPlan;
+use crate::protocol::Domain;
+
+pub(crate) fn failure(plan: &ChildPlan, domain: Domain, step: u16, index: u32, errno: Errno) -> String {
+    match domain {
+        Domain::Rootfs => match (husk_rootfs::Step::from_u16(step), &plan.rootfs) {
+            (Some(step), Some(r)) => r.describe(&husk_rootfs::Failure { step, index, errno }),
+            _ => format!("rootfs setup step {step}: {errno}"),
+        },
+        Domain::Hardening => match husk_hardening::Step::try_from(step).ok() {
+            Some(step) => husk_hardening::Failure { step, index, errno }.describe(&plan.hardening),
+            None => format!("security setup step {step}: {errno}"),
+        },
+        Domain::Runtime => runtime_step(plan, step, index, errno),
+    }
+}
+
+fn runtime_step(plan: &ChildPlan, step: u16, index: u32, errno: Errno) -> String {
+    let i = index as usize;
+    let Some(step) = Step::from_u16(step) else { return format!("init step {step}: {errno}") };
+    let hook = |hooks: &Vec<crate::plan::ChildHook>, kind: &str| {
+        let path = hooks.get(i).map_or_else(|| "?".into(), |h| h.path.to_string_lossy().into_owned());
+        let why = match errno.0 {
+            libc::ETIMEDOUT => "timed out".to_string(),
+            libc::ECHILD => "exited with an error".to_string(),
+            _ => errno.to_string(),
+        };
+        format!("{kind} hook #{i} ({path}): {why}")
+    };
+    match step {
+        Step::Fds => format!("close inherited file descriptors: {errno}"),
+        Step::Sync => format!("talk to husk over the sync socket: {errno}"),
+        Step::Setns => format!("join namespace #{i}: {errno}"),
+        Step::Unshare => format!("create namespaces: {errno}"),
+        Step::BecomeRoot => format!("become root in the new user namespace: {errno}"),
+        Step::Hostname => format!("set hostname: {errno}"),
+        Step::Domainname => format!("set domainname: {errno}"),
+        Step::Sysctl => {
+            let name = plan.sysctls.get(i).map_or_else(|| "?".into(), |s| s.path.to_string_lossy().into_owned());
+            format!("write sysctl {name}: {errno}")
+        }
+        Step::Console => format!("set up the console: {errno}"),
+        Step::Cwd => format!("chdir to cwd {:?} set in config.json: {errno}", plan.cwd),
+        Step::Lookup => exec_lookup(plan, errno),
+        Step::CreateContainerHook => hook(&plan.create_container_hooks, "createContainer"),
+        Step::StartContainerHook => hook(&plan.start_container_hooks, "startContainer"),
+        Step::StartWait => format!("wait for start: {errno}"),
+        Step::Keyring => format!("join a new session keyring: {errno}"),
+    }
+}
+
+/// runc's wording, which Podman maps to exit codes 127 and 126.
+fn exec_lookup(plan: &ChildPlan, errno: Errno) -> String {
+    let arg0 = plan.exe.arg0.to_string_lossy();
+    if plan.exe.search.is_empty() {
+        format!("exec: {arg0:?}: stat {arg0}: {errno}")
+    } else if errno.0 == libc::ENOENT {
+        format!("exec: {arg0:?}: executable file not found in $PATH")
+    } else {
+        format!("exec: {arg0:?}: {errno}")
+    }
+}
+
+pub(crate) fn wait_status(status: i32) -> String {
+    if libc::WIFEXITED(status) {
+        format!("exit status {}", libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        format!("killed by signal {}", libc::WTERMSIG(status))
+    } else {
+        format!("wait status {status:#x}")
+    }
+}

@@ -1,0 +1,210 @@
+//! Which namespaces the container gets, and where each is made or joined.
+//!
+//! New namespaces are created by the one `clone3` call. Namespaces given by path are joined in
+//! the parent just around that call (so the child is born in them and needs no privilege in
+//! them), except the mount namespace, which only the child may enter. A new time namespace is
+//! unshared in the parent too, because its offsets must be written before a process enters it.
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
+
+use crate::RuntimeError;
+
+pub(crate) fn flag_of(t: LinuxNamespaceType) -> libc::c_int {
+    match t {
+        LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+        LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+        LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+        LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+        LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Time => libc::CLONE_NEWTIME,
+    }
+}
+
+/// `/proc/PID/ns/<name>` for a namespace flag.
+pub(crate) fn proc_name(flag: libc::c_int) -> &'static str {
+    match flag {
+        libc::CLONE_NEWPID => "pid",
+        libc::CLONE_NEWNET => "net",
+        libc::CLONE_NEWNS => "mnt",
+        libc::CLONE_NEWIPC => "ipc",
+        libc::CLONE_NEWUTS => "uts",
+        libc::CLONE_NEWUSER => "user",
+        libc::CLONE_NEWCGROUP => "cgroup",
+        _ => "time",
+    }
+}
+
+pub(crate) struct Join {
+    pub fd: OwnedFd,
+    pub flag: libc::c_int,
+}
+
+pub(crate) struct Namespaces {
+    /// New namespaces made by clone3.
+    pub clone_flags: u64,
+    /// New namespaces the child unshares itself (a cgroup namespace after it joined its cgroup).
+    pub child_unshare: libc::c_int,
+    pub parent_joins: Vec<Join>,
+    pub child_joins: Vec<Join>,
+    pub new_user: bool,
+    /// The container has a pid namespace of its own (new or joined).
+    pub pid_ns: bool,
+    pub new_uts: bool,
+    /// Contents for /proc/self/timens_offsets of a new time namespace.
+    pub time_offsets: Option<String>,
+    pub uid_map: String,
+    pub gid_map: String,
+}
+
+fn id_map(maps: Option<&Vec<LinuxIdMapping>>) -> String {
+    maps.into_iter()
+        .flatten()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+impl Namespaces {
+    /// `cgroup_via_clone`: the child is born in its cgroup (cgroup v2 CLONE_INTO_CGROUP), so a new
+    /// cgroup namespace can be made at clone time.
+    pub fn plan(spec: &Spec, cgroup_via_clone: bool) -> Result<Namespaces, RuntimeError> {
+        let linux = spec.linux().as_ref();
+        let mut ns = Namespaces {
+            clone_flags: 0,
+            child_unshare: 0,
+            parent_joins: Vec::new(),
+            child_joins: Vec::new(),
+            new_user: false,
+            pid_ns: false,
+            new_uts: false,
+            time_offsets: None,
+            uid_map: id_map(linux.and_then(|l| l.uid_mappings().as_ref())),
+            gid_map: id_map(linux.and_then(|l| l.gid_mappings().as_ref())),
+        };
+        let mut user_join = None;
+        for n in linux.and_then(|l| l.namespaces().as_ref()).into_iter().flatten() {
+            let flag = flag_of(n.typ());
+            if flag == libc::CLONE_NEWPID {
+                ns.pid_ns = true;
+            }
+            match n.path() {
+                Some(path) if !path.as_os_str().is_empty() => {
+                    let fd: OwnedFd = File::open(path)
+                        .map_err(|e| RuntimeError::Namespace(format!("open {} namespace {}: {e}", proc_name(flag), path.display())))?
+                        .into();
+                    let join = Join { fd, flag };
+                    match flag {
+                        libc::CLONE_NEWUSER => user_join = Some(join),
+                        libc::CLONE_NEWNS => ns.child_joins.push(join),
+                        _ => ns.parent_joins.push(join),
+                    }
+                }
+                _ => match flag {
+                    libc::CLONE_NEWUSER => ns.new_user = true,
+                    libc::CLONE_NEWUTS => {
+                        ns.new_uts = true;
+                        ns.clone_flags |= flag as u64;
+                    }
+                    libc::CLONE_NEWTIME => ns.time_offsets = Some(time_offsets(spec)),
+                    libc::CLONE_NEWCGROUP if !cgroup_via_clone => ns.child_unshare |= flag,
+                    _ => ns.clone_flags |= flag as u64,
+                },
+            }
+        }
+        if ns.new_user {
+            ns.clone_flags |= libc::CLONE_NEWUSER as u64;
+        }
+        if let Some(user) = user_join {
+            // Joining an existing user namespace: every other namespace must be made or
+            // joined from inside it, so the child does it all after setns.
+            if ns.clone_flags & libc::CLONE_NEWPID as u64 != 0 || ns.time_offsets.is_some() {
+                return Err(RuntimeError::Namespace(
+                    "joining a user namespace by path together with a new pid or time namespace is not supported".into(),
+                ));
+            }
+            let mut joins = vec![user];
+            joins.extend(ns.parent_joins.drain(..).filter(|j| j.flag != libc::CLONE_NEWPID));
+            joins.append(&mut ns.child_joins);
+            ns.child_joins = joins;
+            ns.child_unshare |= ns.clone_flags as libc::c_int;
+            ns.clone_flags = 0;
+        }
+        Ok(ns)
+    }
+}
+
+fn time_offsets(spec: &Spec) -> String {
+    let mut out = String::new();
+    if let Some(offsets) = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()) {
+        for (clock, off) in offsets {
+            out.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+        }
+    }
+    out
+}
+
+/// The parent's own namespaces, saved while it stands in the container's for the clone.
+pub(crate) struct ParentSwitch {
+    saved: Vec<Join>,
+}
+
+impl ParentSwitch {
+    /// Enters the path namespaces the child must be born in, and a new time namespace.
+    pub fn enter(ns: &Namespaces) -> Result<ParentSwitch, RuntimeError> {
+        let mut sw = ParentSwitch { saved: Vec::new() };
+        let save = |sw: &mut ParentSwitch, flag| -> Result<(), RuntimeError> {
+            let path = format!("/proc/self/ns/{}", proc_name(flag));
+            let fd: OwnedFd = File::open(&path)
+                .map_err(|e| RuntimeError::Namespace(format!("open {path}: {e}")))?
+                .into();
+            sw.saved.push(Join { fd, flag });
+            Ok(())
+        };
+        for j in &ns.parent_joins {
+            save(&mut sw, j.flag)?;
+            husk_sys::setns(j.fd.as_raw_fd(), j.flag).map_err(|e| {
+                RuntimeError::Namespace(format!("join {} namespace: {e}", proc_name(j.flag)))
+            })?;
+        }
+        if let Some(offsets) = &ns.time_offsets {
+            save(&mut sw, libc::CLONE_NEWTIME)?;
+            husk_sys::unshare(libc::CLONE_NEWTIME)
+                .map_err(|e| RuntimeError::Namespace(format!("create time namespace: {e}")))?;
+            if !offsets.is_empty() {
+                std::fs::write("/proc/self/timens_offsets", offsets)
+                    .map_err(|e| RuntimeError::Namespace(format!("write time namespace offsets: {e}")))?;
+            }
+        }
+        Ok(sw)
+    }
+
+    /// Back to the parent's own namespaces (also on error paths, via Drop).
+    pub fn restore(&mut self) {
+        for j in self.saved.drain(..).rev() {
+            if let Err(e) = husk_sys::setns(j.fd.as_raw_fd(), j.flag) {
+                tracing::warn!("cannot return to own {} namespace: {e}", proc_name(j.flag));
+            }
+        }
+    }
+}
+
+impl Drop for ParentSwitch {
+    fn drop(&mut self) {
+        self.restore();
+    }
+}
+
+/// Writes uid_map and gid_map of a child in a new user namespace.
+pub(crate) fn write_id_maps(pid: i32, ns: &Namespaces) -> Result<(), RuntimeError> {
+    for (file, map) in [("uid_map", &ns.uid_map), ("gid_map", &ns.gid_map)] {
+        let path = Path::new("/proc").join(pid.to_string()).join(file);
+        std::fs::write(&path, map)
+            .map_err(|e| RuntimeError::Namespace(format!("write {}: {e}", path.display())))?;
+    }
+    Ok(())
+}

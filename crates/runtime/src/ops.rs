@@ -1,0 +1,205 @@
+//! `start`, `state`, `list`, `kill`, `delete`.
+
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use husk_state::{ContainerDir, Lock, OciState, StateError, Status};
+
+use crate::record::{Record, START_SOCKET};
+use crate::{hooks, Result, Runtime, RuntimeError};
+
+/// Parses `KILL`, `SIGKILL`, `kill` or `9` into a signal number.
+pub fn parse_signal(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    const NAMES: [(&str, i32); 31] = [
+        ("HUP", libc::SIGHUP), ("INT", libc::SIGINT), ("QUIT", libc::SIGQUIT), ("ILL", libc::SIGILL),
+        ("TRAP", libc::SIGTRAP), ("ABRT", libc::SIGABRT), ("IOT", libc::SIGIOT), ("BUS", libc::SIGBUS),
+        ("FPE", libc::SIGFPE), ("KILL", libc::SIGKILL), ("USR1", libc::SIGUSR1), ("SEGV", libc::SIGSEGV),
+        ("USR2", libc::SIGUSR2), ("PIPE", libc::SIGPIPE), ("ALRM", libc::SIGALRM), ("TERM", libc::SIGTERM),
+        ("STKFLT", libc::SIGSTKFLT), ("CHLD", libc::SIGCHLD), ("CONT", libc::SIGCONT), ("STOP", libc::SIGSTOP),
+        ("TSTP", libc::SIGTSTP), ("TTIN", libc::SIGTTIN), ("TTOU", libc::SIGTTOU), ("URG", libc::SIGURG),
+        ("XCPU", libc::SIGXCPU), ("XFSZ", libc::SIGXFSZ), ("VTALRM", libc::SIGVTALRM), ("PROF", libc::SIGPROF),
+        ("WINCH", libc::SIGWINCH), ("IO", libc::SIGIO), ("SYS", libc::SIGSYS),
+    ];
+    if let Some(&(_, n)) = NAMES.iter().find(|(n, _)| *n == name) {
+        return Some(n);
+    }
+    // RTMIN, RTMIN+3, RTMAX-2
+    let rt = |base: i32, rest: &str| -> Option<i32> {
+        let v = if rest.is_empty() { base } else { base + rest.parse::<i32>().ok()? };
+        (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&v).then_some(v)
+    };
+    if let Some(rest) = name.strip_prefix("RTMIN") {
+        return rt(libc::SIGRTMIN(), rest);
+    }
+    if let Some(rest) = name.strip_prefix("RTMAX") {
+        return rt(libc::SIGRTMAX(), rest);
+    }
+    None
+}
+
+impl Record {
+    /// The live status, derived from the init process, the start socket and the freezer.
+    pub(crate) fn status(&self, dir: &ContainerDir) -> Status {
+        if !self.alive() {
+            return Status::Stopped;
+        }
+        if dir.file(START_SOCKET).exists() {
+            return Status::Created;
+        }
+        if self.cgroup.as_ref().is_some_and(|c| c.is_frozen().unwrap_or(false)) {
+            return Status::Paused;
+        }
+        Status::Running
+    }
+}
+
+impl Runtime {
+    pub(crate) fn load(&self, id: &str, lock: Lock) -> Result<(ContainerDir, Record)> {
+        let dir = self.store.open(id, lock)?;
+        let record: Record = dir.load()?;
+        Ok((dir, record))
+    }
+
+    pub fn state(&self, id: &str) -> Result<OciState> {
+        let (dir, rec) = self.load(id, Lock::None)?;
+        let status = rec.status(&dir);
+        Ok(rec.oci_state(status))
+    }
+
+    pub fn list(&self) -> Result<Vec<OciState>> {
+        let mut out = Vec::new();
+        for id in self.store.ids()? {
+            match self.state(&id) {
+                Ok(s) => out.push(s),
+                Err(e) => tracing::debug!("list: skipping {id}: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn start(&self, id: &str) -> Result<()> {
+        let (dir, rec) = self.load(id, Lock::Exclusive)?;
+        match rec.status(&dir) {
+            Status::Created => {}
+            Status::Stopped => return Err(RuntimeError::Usage("cannot start a container that has stopped".into())),
+            _ => return Err(RuntimeError::Usage("cannot start an already running container".into())),
+        }
+        let path = dir.file(START_SOCKET);
+        let mut conn = UnixStream::connect(&path)
+            .map_err(RuntimeError::io(format!("container {id}: connect to init at {}", path.display())))?;
+        let _ = std::fs::remove_file(&path);
+        let mut ack = [0u8; 1];
+        let n = conn.read(&mut ack).map_err(RuntimeError::io(format!("container {id}: wait for init")))?;
+        if n != 1 {
+            return Err(RuntimeError::Init(format!("container {id}: init exited before it could start")));
+        }
+        let state = serde_json::to_vec(&rec.oci_state(Status::Running)).unwrap_or_default();
+        hooks::run_all_warn("poststart", rec.spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()), &state);
+        Ok(())
+    }
+
+    pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
+        let (dir, rec) = self.load(id, Lock::Shared)?;
+        let status = rec.status(&dir);
+        if all {
+            if let Some(cg) = &rec.cgroup {
+                return cg
+                    .kill_all(signal)
+                    .map_err(|source| RuntimeError::Cgroup { id: id.into(), source });
+            }
+        }
+        if status == Status::Stopped {
+            return Err(RuntimeError::Usage("container not running".into()));
+        }
+        signal_init(&rec, signal)
+    }
+
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let (dir, rec) = match self.load(id, Lock::Exclusive) {
+            Ok(v) => v,
+            Err(RuntimeError::State(StateError::NotFound { .. })) if force => {
+                // An aborted create may have left a directory without state.json.
+                if husk_state::validate_id(id).is_ok() {
+                    let _ = std::fs::remove_dir_all(self.store.root().join(id));
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let status = rec.status(&dir);
+        if status != Status::Stopped {
+            if !force {
+                return Err(RuntimeError::Usage(format!("cannot delete container {id} that is not stopped: {status}")));
+            }
+            stop_now(&rec)?;
+        }
+        if !rec.pid_ns {
+            // Without its own pid namespace, the init's death leaves the other processes alive.
+            if let Some(cg) = &rec.cgroup {
+                let _ = cg.kill_all(libc::SIGKILL);
+            }
+        }
+        let state = serde_json::to_vec(&rec.oci_state(Status::Stopped)).unwrap_or_default();
+        hooks::run_all_warn("poststop", rec.spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()), &state);
+        if let Some(cg) = &rec.cgroup {
+            cg.destroy().map_err(|source| RuntimeError::Cgroup { id: id.into(), source })?;
+        }
+        dir.remove()?;
+        Ok(())
+    }
+}
+
+fn signal_init(rec: &Record, signal: i32) -> Result<()> {
+    let pidfd = husk_sys::proc::pidfd_open(rec.pid)
+        .map_err(|e| RuntimeError::Init(format!("container {}: open init process {}: {e}", rec.id, rec.pid)))?;
+    // The pidfd pins the process; check it is still ours before signalling.
+    if !rec.alive() {
+        return Err(RuntimeError::Usage("container not running".into()));
+    }
+    husk_sys::proc::pidfd_send_signal(&pidfd, signal)
+        .map_err(|e| RuntimeError::Init(format!("container {}: send signal {signal}: {e}", rec.id)))
+}
+
+/// SIGKILL the container and wait until its init is gone (thawing a paused one first).
+fn stop_now(rec: &Record) -> Result<()> {
+    let pidfd = match husk_sys::proc::pidfd_open(rec.pid) {
+        Ok(fd) if rec.alive() => fd,
+        _ => return Ok(()),
+    };
+    if let Some(cg) = &rec.cgroup {
+        let _ = cg.kill_all(libc::SIGKILL);
+    }
+    let _ = husk_sys::proc::pidfd_send_signal(&pidfd, libc::SIGKILL);
+    if let Some(cg) = &rec.cgroup {
+        let _ = cg.thaw();
+    }
+    let timeout = Duration::from_secs(10);
+    match husk_sys::proc::pidfd_wait_exit(&pidfd, timeout.as_millis() as i32) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(RuntimeError::Init(format!("container {}: init {} did not die within 10s of SIGKILL", rec.id, rec.pid))),
+        Err(e) => Err(RuntimeError::Init(format!("container {}: wait for init: {e}", rec.id))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_signal;
+
+    #[test]
+    fn signals_by_name_and_number() {
+        assert_eq!(parse_signal("KILL"), Some(9));
+        assert_eq!(parse_signal("SIGKILL"), Some(9));
+        assert_eq!(parse_signal("term"), Some(15));
+        assert_eq!(parse_signal("9"), Some(9));
+        assert_eq!(parse_signal("RTMIN+1"), Some(libc::SIGRTMIN() + 1));
+        assert_eq!(parse_signal("FOO"), None);
+        assert_eq!(parse_signal("0"), None);
+        assert_eq!(parse_signal("65"), None);
+    }
+}

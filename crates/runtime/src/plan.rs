@@ -1,0 +1,144 @@
+//! Everything the container's init needs, prepared by the parent before `clone3`: C strings,
+//! pointer arrays, flags. The child reads this from its copy of the parent's memory, so nothing
+//! is serialized or sent.
+
+use std::ffi::CString;
+use std::os::fd::{OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use oci_spec::runtime::{Hook, Spec};
+
+use crate::namespaces::Join;
+use crate::RuntimeError;
+
+/// A NULL-terminated `char *[]` over owned C strings.
+pub(crate) struct CArray {
+    _strings: Vec<CString>,
+    ptrs: Vec<*const libc::c_char>,
+}
+
+impl CArray {
+    pub fn new<I: IntoIterator<Item = CString>>(items: I) -> CArray {
+        let strings: Vec<CString> = items.into_iter().collect();
+        let mut ptrs: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        CArray { _strings: strings, ptrs }
+    }
+    pub fn as_ptrs(&self) -> &[*const libc::c_char] {
+        &self.ptrs
+    }
+}
+
+pub(crate) fn cstring(s: impl Into<Vec<u8>>, what: &str) -> Result<CString, RuntimeError> {
+    CString::new(s).map_err(|_| RuntimeError::Spec(format!("{what}: contains a NUL byte")))
+}
+
+/// A hook the child runs itself (createContainer, startContainer).
+pub(crate) struct ChildHook {
+    pub path: CString,
+    pub argv: CArray,
+    pub envp: CArray,
+    pub timeout_ms: i32,
+}
+
+impl ChildHook {
+    pub fn new(h: &Hook, what: &str) -> Result<ChildHook, RuntimeError> {
+        let path = cstring(h.path().as_os_str().as_bytes(), what)?;
+        let args: Vec<CString> = match h.args() {
+            Some(a) if !a.is_empty() => a.iter().map(|s| cstring(s.as_str(), what)).collect::<Result<_, _>>()?,
+            _ => vec![path.clone()],
+        };
+        let env: Vec<CString> =
+            h.env().iter().flatten().map(|s| cstring(s.as_str(), what)).collect::<Result<_, _>>()?;
+        Ok(ChildHook {
+            path,
+            argv: CArray::new(args),
+            envp: CArray::new(env),
+            timeout_ms: h.timeout().map_or(-1, |t| t.saturating_mul(1000) as i32),
+        })
+    }
+}
+
+/// How the child finds the program to exec, mirroring execvp's PATH search.
+pub(crate) struct Exe {
+    pub arg0: CString,
+    /// Directories of the process's PATH (empty when arg0 contains a slash).
+    pub search: Vec<CString>,
+}
+
+pub(crate) struct Sysctl {
+    pub path: CString,
+    pub value: CString,
+}
+
+/// How the child waits for `start`.
+pub(crate) enum StartGate {
+    /// `create`: accept() on this listening socket; `husk start` connects.
+    Socket(OwnedFd),
+    /// `run`: a Start message on the sync socket.
+    Sync,
+}
+
+pub(crate) struct ChildPlan {
+    pub sync: RawFd,
+    pub gate: StartGate,
+    pub console: Option<OwnedFd>,
+    pub console_size: Option<(u16, u16)>,
+    /// Parent-only descriptors the child must close at once (the state directory lock).
+    pub close_first: Vec<RawFd>,
+    pub preserve_fds: u32,
+    pub wait_setup: bool,
+    pub child_joins: Vec<Join>,
+    pub child_unshare: libc::c_int,
+    pub new_user: bool,
+    /// Name of the new session keyring (`None` with `--no-new-keyring`).
+    pub keyring: Option<CString>,
+    pub hostname: Option<CString>,
+    pub domainname: Option<CString>,
+    pub sysctls: Vec<Sysctl>,
+    pub rootfs: Option<husk_rootfs::RootfsPlan>,
+    pub hardening: husk_hardening::Plan,
+    pub hooks_in_parent: bool,
+    pub create_container_hooks: Vec<ChildHook>,
+    pub start_container_hooks: Vec<ChildHook>,
+    /// Buffers the parent's state JSON is received into, for the hooks above (status
+    /// "creating" for createContainer, "created" for startContainer).
+    pub hook_state: [std::cell::RefCell<Vec<u8>>; 2],
+    pub cwd: CString,
+    pub exe: Exe,
+    pub argv: CArray,
+    pub envp: CArray,
+    pub terminal: bool,
+}
+
+pub(crate) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+impl Exe {
+    pub fn new(arg0: &str, env: &[String]) -> Result<Exe, RuntimeError> {
+        let search = if arg0.contains('/') {
+            Vec::new()
+        } else {
+            let path = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+            path.split(':')
+                .map(|d| if d.is_empty() { "." } else { d })
+                .map(|d| cstring(d, "process.env PATH"))
+                .collect::<Result<_, _>>()?
+        };
+        Ok(Exe { arg0: cstring(arg0, "process.args[0]")?, search })
+    }
+}
+
+pub(crate) fn sysctls(spec: &Spec) -> Result<Vec<Sysctl>, RuntimeError> {
+    let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else { return Ok(Vec::new()) };
+    map.iter()
+        .map(|(k, v)| {
+            let what = format!("linux.sysctl[{k:?}]");
+            if k.contains('/') || k.split('.').any(|c| c.is_empty() || c == "..") {
+                return Err(RuntimeError::Spec(format!("{what}: not a sysctl name")));
+            }
+            let path = Path::new("/proc/sys").join(k.replace('.', "/"));
+            Ok(Sysctl { path: cstring(path.as_os_str().as_bytes(), &what)?, value: cstring(v.as_str(), &what)? })
+        })
+        .collect()
+}

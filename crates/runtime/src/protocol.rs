@@ -1,0 +1,150 @@
+//! The sync protocol between `husk` (parent) and the container's init (child): fixed 16-byte
+//! messages over a SOCK_SEQPACKET socketpair. No JSON, no allocation on the child's side.
+
+use std::os::fd::{OwnedFd, RawFd};
+
+use husk_sys::{Errno, Result};
+
+/// Who reported a child-side failure; selects how `step` is decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub enum Domain {
+    Runtime = 1,
+    Rootfs = 2,
+    Hardening = 3,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Msg {
+    /// Parent → child: uid/gid maps are written and the cgroup is joined; go on.
+    SetupDone,
+    /// Child → parent: the mounts are ready; run prestart and createRuntime hooks.
+    RunHooks,
+    /// Parent → child: hooks ran; go on.
+    HooksDone,
+    /// Child → parent: set up and waiting to be started.
+    Ready,
+    /// Parent → child (`run`): exec the user process now.
+    Start,
+    /// Child → parent: a step failed.
+    Failed { domain: Domain, step: u16, index: u32, errno: Errno },
+}
+
+const SETUP_DONE: u32 = 1;
+const RUN_HOOKS: u32 = 2;
+const HOOKS_DONE: u32 = 3;
+const READY: u32 = 4;
+const START: u32 = 5;
+const FAILED: u32 = 6;
+
+impl Msg {
+    fn encode(self) -> [u8; 16] {
+        let (kind, a, b, c) = match self {
+            Msg::SetupDone => (SETUP_DONE, 0, 0, 0),
+            Msg::RunHooks => (RUN_HOOKS, 0, 0, 0),
+            Msg::HooksDone => (HOOKS_DONE, 0, 0, 0),
+            Msg::Ready => (READY, 0, 0, 0),
+            Msg::Start => (START, 0, 0, 0),
+            Msg::Failed { domain, step, index, errno } => {
+                (FAILED, (domain as u32) << 16 | step as u32, index, errno.0 as u32)
+            }
+        };
+        let mut out = [0u8; 16];
+        for (i, v) in [kind, a, b, c].into_iter().enumerate() {
+            out[i * 4..i * 4 + 4].copy_from_slice(&v.to_ne_bytes());
+        }
+        out
+    }
+
+    fn decode(buf: &[u8; 16]) -> Option<Msg> {
+        let word = |i: usize| u32::from_ne_bytes([buf[i * 4], buf[i * 4 + 1], buf[i * 4 + 2], buf[i * 4 + 3]]);
+        Some(match word(0) {
+            SETUP_DONE => Msg::SetupDone,
+            RUN_HOOKS => Msg::RunHooks,
+            HOOKS_DONE => Msg::HooksDone,
+            READY => Msg::Ready,
+            START => Msg::Start,
+            FAILED => {
+                let domain = match word(1) >> 16 {
+                    1 => Domain::Runtime,
+                    2 => Domain::Rootfs,
+                    3 => Domain::Hardening,
+                    _ => return None,
+                };
+                Msg::Failed { domain, step: word(1) as u16, index: word(2), errno: Errno(word(3) as i32) }
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// Creates the socketpair: `(parent end, child end)`, both close-on-exec.
+pub fn socketpair() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid out-array of two ints.
+    let r = unsafe {
+        libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    use std::os::fd::FromRawFd;
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+pub fn send(fd: RawFd, msg: Msg) -> Result<()> {
+    let buf = msg.encode();
+    // SAFETY: buf is a valid 16-byte buffer.
+    let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+    if n == buf.len() as isize {
+        Ok(())
+    } else {
+        Err(Errno::last())
+    }
+}
+
+/// Receives one message; `Ok(None)` when the other side has closed its end.
+pub fn recv(fd: RawFd) -> Result<Option<Msg>> {
+    let mut buf = [0u8; 16];
+    let n = husk_sys::read(fd, &mut buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if n != buf.len() {
+        return Err(Errno(libc::EPROTO));
+    }
+    Msg::decode(&buf).map(Some).ok_or(Errno(libc::EPROTO))
+}
+
+/// Sends a variable-length blob (the state JSON for hooks run inside the container).
+pub fn send_blob(fd: RawFd, data: &[u8]) -> Result<()> {
+    // SAFETY: data is a valid buffer of the given length.
+    let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
+    if n == data.len() as isize {
+        Ok(())
+    } else {
+        Err(Errno::last())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn round_trip() {
+        let (a, b) = socketpair().unwrap();
+        for m in [
+            Msg::SetupDone,
+            Msg::Ready,
+            Msg::Failed { domain: Domain::Rootfs, step: 5, index: 3, errno: Errno(libc::EPERM) },
+        ] {
+            send(a.as_raw_fd(), m).unwrap();
+            assert_eq!(recv(b.as_raw_fd()).unwrap(), Some(m));
+        }
+        drop(a);
+        assert_eq!(recv(b.as_raw_fd()).unwrap(), None);
+    }
+}
