@@ -14,8 +14,13 @@ pub fn husk_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("HUSK") {
         return PathBuf::from(p);
     }
-    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| ws.join("target"));
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| ws.join("target"));
     for profile in ["debug", "release"] {
         let p = target.join(profile).join("husk");
         if p.exists() {
@@ -27,7 +32,11 @@ pub fn husk_bin() -> PathBuf {
 
 /// A unique name for this test run: `<prefix>-<pid>-<n>`.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// A scratch directory under /var/tmp (not /tmp: the v2 VM lane hides the host's /tmp).
@@ -41,17 +50,31 @@ pub fn scratch(name: &str) -> PathBuf {
 pub fn busybox_rootfs(dir: &Path) {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().find(|p| Path::new(p).exists()).expect("busybox-static is not installed");
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox-static is not installed");
     std::fs::copy(busybox, bin.join("busybox")).unwrap();
-    let list = Command::new(busybox).arg("--list").output().expect("busybox --list");
+    let list = Command::new(busybox)
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
     }
     for d in ["etc", "proc", "sys", "dev", "tmp", "root"] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
-    std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n").unwrap();
-    std::fs::write(dir.join("etc/group"), "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n").unwrap();
+    std::fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("etc/group"),
+        "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n",
+    )
+    .unwrap();
 }
 
 /// A bundle directory with a busybox rootfs and a config.json.
@@ -64,9 +87,18 @@ impl Bundle {
     pub fn new(args: &[&str], edit: impl FnOnce(&mut Value)) -> Bundle {
         let dir = scratch("bundle");
         busybox_rootfs(&dir.join("rootfs"));
-        let out = Command::new(husk_bin()).args(["spec", "--bundle"]).arg(&dir).output().unwrap();
-        assert!(out.status.success(), "husk spec: {}", String::from_utf8_lossy(&out.stderr));
-        let mut cfg: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+        let out = Command::new(husk_bin())
+            .args(["spec", "--bundle"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "husk spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut cfg: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
         cfg["process"]["terminal"] = json!(false);
         cfg["process"]["args"] = json!(args);
         edit(&mut cfg);
@@ -76,7 +108,11 @@ impl Bundle {
     }
 
     pub fn write_config(&self, cfg: &Value) {
-        std::fs::write(self.dir.join("config.json"), serde_json::to_vec_pretty(cfg).unwrap()).unwrap();
+        std::fs::write(
+            self.dir.join("config.json"),
+            serde_json::to_vec_pretty(cfg).unwrap(),
+        )
+        .unwrap();
     }
 
     pub fn config(&self) -> Value {
@@ -103,12 +139,17 @@ impl Default for Husk {
 
 impl Husk {
     pub fn new() -> Husk {
-        Husk { root: Path::new("/run/husk-tests").join(unique("root")) }
+        Husk {
+            root: Path::new("/run/husk-tests").join(unique("root")),
+        }
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(husk_bin());
-        c.arg("--root").arg(&self.root).args(args).stdin(Stdio::null());
+        c.arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .stdin(Stdio::null());
         c
     }
 
@@ -120,7 +161,12 @@ impl Husk {
     /// Runs husk and panics with its stderr unless it succeeds; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(out.status.success(), "husk {args:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "husk {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -130,7 +176,10 @@ impl Husk {
     }
 
     pub fn status(&self, id: &str) -> String {
-        self.state(id)["status"].as_str().unwrap_or_default().to_string()
+        self.state(id)["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Creates `id` from `bundle`, asserting success. The container inherits stdio, so it gets
@@ -145,9 +194,17 @@ impl Husk {
         let mut args = vec!["create", "--bundle", bundle.dir.to_str().unwrap()];
         args.extend_from_slice(extra);
         args.push(id);
-        let status = self.command(&args).stdout(out).stderr(err).status().expect("spawn husk");
+        let status = self
+            .command(&args)
+            .stdout(out)
+            .stderr(err)
+            .status()
+            .expect("spawn husk");
         let msg = std::fs::read_to_string(bundle.dir.join("stderr")).unwrap_or_default();
-        assert!(status.success(), "husk create {id} failed ({status}): {msg}");
+        assert!(
+            status.success(),
+            "husk create {id} failed ({status}): {msg}"
+        );
     }
 
     /// What the created container wrote to its stdout so far.
@@ -160,10 +217,12 @@ impl Husk {
         self.run(&["run", "--bundle", bundle.dir.to_str().unwrap(), id])
     }
 
-    /// Waits (up to 10 s) until `id` reports `status`.
+    /// Waits (up to 10 s) until `id` exists and reports `status`.
     pub fn wait_status(&self, id: &str, status: &str) {
         for _ in 0..1000 {
-            if self.status(id) == status {
+            let out = self.run(&["state", id]);
+            let now: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            if out.status.success() && now["status"] == status {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
@@ -189,7 +248,9 @@ pub fn cgroup_dirs_named(name: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             if e.file_type().is_ok_and(|t| t.is_dir()) {
                 if e.file_name() == name {

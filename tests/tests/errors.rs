@@ -9,9 +9,19 @@ fn create_fails(h: &Husk, b: &Bundle, id: &str) -> String {
     assert!(!out.status.success(), "create {id} unexpectedly succeeded");
     let err = stderr(&out);
     assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
-    assert!(!h.root.join(id).exists(), "state directory left behind for {id}");
-    assert!(cgroup_dirs_named(id).is_empty(), "cgroup left behind: {:?}", cgroup_dirs_named(id));
-    assert!(mounts_mentioning(b.dir.to_str().unwrap()).is_empty(), "mounts left behind");
+    assert!(
+        !h.root.join(id).exists(),
+        "state directory left behind for {id}"
+    );
+    assert!(
+        cgroup_dirs_named(id).is_empty(),
+        "cgroup left behind: {:?}",
+        cgroup_dirs_named(id)
+    );
+    assert!(
+        mounts_mentioning(b.dir.to_str().unwrap()).is_empty(),
+        "mounts left behind"
+    );
     err
 }
 
@@ -19,9 +29,16 @@ fn create_fails(h: &Husk, b: &Bundle, id: &str) -> String {
 fn broken_json() {
     let h = Husk::new();
     let b = Bundle::new(&["true"], |_| {});
-    std::fs::write(b.dir.join("config.json"), "{\"ociVersion\": \"1.0.2\",\n \"root\": ").unwrap();
+    std::fs::write(
+        b.dir.join("config.json"),
+        "{\"ociVersion\": \"1.0.2\",\n \"root\": ",
+    )
+    .unwrap();
     let err = create_fails(&h, &b, &unique("json"));
-    assert!(err.contains("config.json") && err.contains("line 2"), "{err}");
+    assert!(
+        err.contains("config.json") && err.contains("line 2"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -29,15 +46,23 @@ fn missing_rootfs() {
     let h = Husk::new();
     let b = Bundle::new(&["true"], |c| c["root"]["path"] = json!("nothere"));
     let err = create_fails(&h, &b, &unique("rootfs"));
-    assert!(err.contains("root.path") && err.contains("nothere"), "{err}");
+    assert!(
+        err.contains("root.path") && err.contains("nothere"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unknown_capability() {
     let h = Husk::new();
-    let b = Bundle::new(&["true"], |c| c["process"]["capabilities"]["bounding"] = json!(["CAP_FOO"]));
+    let b = Bundle::new(&["true"], |c| {
+        c["process"]["capabilities"]["bounding"] = json!(["CAP_FOO"])
+    });
     let err = create_fails(&h, &b, &unique("cap"));
-    assert!(err.contains("CAP_FOO") && err.contains("capabilities"), "{err}");
+    assert!(
+        err.contains("CAP_FOO") && err.contains("capabilities"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -78,10 +103,19 @@ fn duplicate_id() {
 #[test]
 fn unknown_id_for_every_command() {
     let h = Husk::new();
-    for args in [vec!["state", "nope"], vec!["start", "nope"], vec!["kill", "nope", "KILL"], vec!["delete", "nope"]] {
+    for args in [
+        vec!["state", "nope"],
+        vec!["start", "nope"],
+        vec!["kill", "nope", "KILL"],
+        vec!["delete", "nope"],
+    ] {
         let out = h.run(&args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
-        assert!(stderr(&out).contains("container does not exist"), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("container does not exist"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
     }
     // --force on a missing container succeeds, as with runc (clients always call it).
     assert!(h.run(&["delete", "--force", "nope"]).status.success());
@@ -93,7 +127,11 @@ fn bad_ids_and_flags() {
     let b = Bundle::new(&["true"], |_| {});
     let out = h.run(&["create", "--bundle", b.dir.to_str().unwrap(), "../evil"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("invalid container id"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("invalid container id"),
+        "{}",
+        stderr(&out)
+    );
     let out = h.run(&["create", "--bogus", "x"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("-bogus"), "{}", stderr(&out));

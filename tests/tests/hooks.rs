@@ -4,7 +4,10 @@ use husk_tests::*;
 
 /// A host hook that appends its name to `order` and saves its stdin as `<name>.json`.
 fn host_hook(log: &std::path::Path, name: &str) -> Value {
-    let script = format!("cat > {dir}/{name}.json; echo {name} >> {dir}/order", dir = log.display());
+    let script = format!(
+        "cat > {dir}/{name}.json; echo {name} >> {dir}/order",
+        dir = log.display()
+    );
     json!({"path": "/bin/sh", "args": ["sh", "-c", script]})
 }
 
@@ -18,18 +21,21 @@ fn container_hook(name: &str) -> Value {
 fn all_hooks_run_in_order_with_state_on_stdin() {
     let log = scratch("hooks");
     let h = Husk::new();
-    let b = Bundle::new(&["sh", "-c", "sleep 0.3; echo main >> /hooklog/order"], |c| {
-        c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/hooklog", "type": "bind", "source": log.to_str().unwrap(), "options": ["rbind"]}));
-        c["hooks"] = json!({
-            "prestart": [host_hook(&log, "prestart")],
-            "createRuntime": [host_hook(&log, "createRuntime")],
-            // Before pivot_root: host paths still resolve.
-            "createContainer": [host_hook(&log, "createContainer")],
-            "startContainer": [container_hook("startContainer")],
-            "poststart": [host_hook(&log, "poststart")],
-            "poststop": [host_hook(&log, "poststop")],
-        });
-    });
+    let b = Bundle::new(
+        &["sh", "-c", "sleep 0.3; echo main >> /hooklog/order"],
+        |c| {
+            c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/hooklog", "type": "bind", "source": log.to_str().unwrap(), "options": ["rbind"]}));
+            c["hooks"] = json!({
+                "prestart": [host_hook(&log, "prestart")],
+                "createRuntime": [host_hook(&log, "createRuntime")],
+                // Before pivot_root: host paths still resolve.
+                "createContainer": [host_hook(&log, "createContainer")],
+                "startContainer": [container_hook("startContainer")],
+                "poststart": [host_hook(&log, "poststart")],
+                "poststop": [host_hook(&log, "poststop")],
+            });
+        },
+    );
     let id = unique("hooks");
     h.create(&id, &b);
     let pid = h.state(&id)["pid"].as_i64().unwrap();
@@ -39,7 +45,15 @@ fn all_hooks_run_in_order_with_state_on_stdin() {
     let order = std::fs::read_to_string(log.join("order")).unwrap();
     assert_eq!(
         order.lines().collect::<Vec<_>>(),
-        ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "main", "poststop"],
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "main",
+            "poststop"
+        ],
         "{order}"
     );
     for (name, status) in [
@@ -50,8 +64,9 @@ fn all_hooks_run_in_order_with_state_on_stdin() {
         ("poststart", "running"),
         ("poststop", "stopped"),
     ] {
-        let st: Value = serde_json::from_slice(&std::fs::read(log.join(format!("{name}.json"))).unwrap())
-            .unwrap_or_else(|e| panic!("{name} stdin is not state JSON: {e}"));
+        let st: Value =
+            serde_json::from_slice(&std::fs::read(log.join(format!("{name}.json"))).unwrap())
+                .unwrap_or_else(|e| panic!("{name} stdin is not state JSON: {e}"));
         assert_eq!(st["id"], id.as_str(), "{name}");
         assert_eq!(st["status"], status, "{name}");
         assert_eq!(st["bundle"], b.dir.to_str().unwrap(), "{name}");
@@ -72,7 +87,10 @@ fn failing_create_runtime_hook_aborts_and_cleans_up() {
     let out = h.run(&["create", "--bundle", b.dir.to_str().unwrap(), &id]);
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("createRuntime hook #0") && err.contains("nope"), "{err}");
+    assert!(
+        err.contains("createRuntime hook #0") && err.contains("nope"),
+        "{err}"
+    );
     assert!(!h.root.join(&id).exists(), "state left behind");
     assert!(cgroup_dirs_named(&id).is_empty(), "cgroup left behind");
 }
@@ -85,14 +103,19 @@ fn failing_poststart_hook_only_warns() {
     });
     let out = h.run_container(&unique("poststart"), &b);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("poststart hook #0"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("poststart hook #0"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn hook_timeout_is_enforced() {
     let h = Husk::new();
     let b = Bundle::new(&["true"], |c| {
-        c["hooks"] = json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}]});
+        c["hooks"] =
+            json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}]});
     });
     let start = std::time::Instant::now();
     let out = h.run_container(&unique("timeout"), &b);

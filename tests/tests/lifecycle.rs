@@ -26,7 +26,11 @@ fn create_start_kill_delete() {
     // A second start is refused.
     let again = h.run(&["start", &id]);
     assert!(!again.status.success());
-    assert!(stderr(&again).contains("already running"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already running"),
+        "{}",
+        stderr(&again)
+    );
 
     h.ok(&["kill", &id, "KILL"]);
     h.wait_status(&id, "stopped");
@@ -53,16 +57,56 @@ fn run_returns_exit_code_and_output() {
 #[test]
 fn run_killed_by_signal_is_128_plus_signal() {
     let h = Husk::new();
-    let b = Bundle::new(&["sh", "-c", "kill -9 $$"], |_| {});
-    let out = h.run_container(&unique("sig"), &b);
+    let b = Bundle::new(&["sleep", "100"], |_| {});
+    let id = unique("sig");
+    let child = h
+        .command(&["run", "--bundle", b.dir.to_str().unwrap(), &id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    h.wait_status(&id, "running");
+    h.ok(&["kill", &id, "KILL"]);
+    let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
+}
+
+#[test]
+fn run_forwards_signals_to_the_container() {
+    let h = Husk::new();
+    let b = Bundle::new(
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 42' USR1; while true; do sleep 0.05; done",
+        ],
+        |_| {},
+    );
+    let id = unique("fwd");
+    let child = h
+        .command(&["run", "--bundle", b.dir.to_str().unwrap(), &id])
+        .spawn()
+        .unwrap();
+    h.wait_status(&id, "running");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // SAFETY: plain kill(2) to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(42));
 }
 
 #[test]
 fn kill_accepts_names_and_numbers_and_defaults_to_term() {
     let h = Husk::new();
     // A shell as pid 1 ignores TERM unless it traps it; trap writes a marker.
-    let b = Bundle::new(&["sh", "-c", "trap 'echo got-term > /tmp/m; exit 0' TERM; while true; do sleep 0.1; done"], |_| {});
+    let b = Bundle::new(
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got-term > /tmp/m; exit 0' TERM; while true; do sleep 0.1; done",
+        ],
+        |_| {},
+    );
     let id = unique("kill");
     h.create(&id, &b);
     h.ok(&["start", &id]);
@@ -78,7 +122,11 @@ fn kill_accepts_names_and_numbers_and_defaults_to_term() {
     h.wait_status(&id2, "stopped");
     let bad = h.run(&["kill", &id2, "NOPE"]);
     assert!(!bad.status.success());
-    assert!(stderr(&bad).contains("unknown signal \"NOPE\""), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("unknown signal \"NOPE\""),
+        "{}",
+        stderr(&bad)
+    );
 }
 
 #[test]
@@ -91,16 +139,26 @@ fn delete_refuses_live_container_unless_forced() {
     let pid = h.state(&id)["pid"].as_i64().unwrap();
     let out = h.run(&["delete", &id]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("not stopped: running"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not stopped: running"),
+        "{}",
+        stderr(&out)
+    );
     // Spec: no effect on the container.
     assert_eq!(h.status(&id), "running");
     h.ok(&["delete", "--force", &id]);
     assert!(!h.root.join(&id).exists());
-    assert!(!std::path::Path::new(&format!("/proc/{pid}/status")).exists() || {
-        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        s.contains("State:\tZ")
-    });
-    assert!(cgroup_dirs_named(&id).is_empty(), "cgroups left: {:?}", cgroup_dirs_named(&id));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}/status")).exists() || {
+            let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            s.contains("State:\tZ")
+        }
+    );
+    assert!(
+        cgroup_dirs_named(&id).is_empty(),
+        "cgroups left: {:?}",
+        cgroup_dirs_named(&id)
+    );
 }
 
 #[test]
@@ -110,7 +168,10 @@ fn created_container_can_be_force_deleted() {
     let id = unique("cdel");
     h.create(&id, &b);
     let out = h.run(&["delete", &id]);
-    assert!(!out.status.success(), "delete of a created container must need --force");
+    assert!(
+        !out.status.success(),
+        "delete of a created container must need --force"
+    );
     h.ok(&["delete", "-f", &id]);
     assert!(cgroup_dirs_named(&id).is_empty());
 }
@@ -124,7 +185,10 @@ fn pid_file_holds_the_init_pid() {
     h.create_with(&id, &b, &["--pid-file", pidfile.to_str().unwrap()]);
     let written = std::fs::read_to_string(&pidfile).unwrap();
     assert!(!written.ends_with('\n'), "runc writes no newline");
-    assert_eq!(written.parse::<i64>().unwrap(), h.state(&id)["pid"].as_i64().unwrap());
+    assert_eq!(
+        written.parse::<i64>().unwrap(),
+        h.state(&id)["pid"].as_i64().unwrap()
+    );
 }
 
 #[test]
@@ -137,7 +201,10 @@ fn list_shows_containers_in_table_json_and_quiet_forms() {
     let mut lines = table.lines();
     assert!(lines.next().unwrap().starts_with("ID  "));
     let row = lines.next().unwrap();
-    assert!(row.starts_with(&id) && row.contains("created") && row.contains("root"), "{row}");
+    assert!(
+        row.starts_with(&id) && row.contains("created") && row.contains("root"),
+        "{row}"
+    );
     let json: Value = serde_json::from_str(&h.ok(&["list", "--format", "json"])).unwrap();
     assert_eq!(json[0]["id"], id.as_str());
     assert_eq!(json[0]["status"], "created");
@@ -161,7 +228,14 @@ fn start_of_a_stopped_container_fails() {
 fn json_log_carries_the_error_for_clients() {
     let h = Husk::new();
     let log = scratch("log").join("log.json");
-    let out = h.run(&["--log", log.to_str().unwrap(), "--log-format", "json", "state", "nope"]);
+    let out = h.run(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "state",
+        "nope",
+    ]);
     assert!(!out.status.success());
     let text = std::fs::read_to_string(&log).unwrap();
     let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();

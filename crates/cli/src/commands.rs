@@ -56,7 +56,11 @@ fn parse(cmd: &str, argv: &[String], flags: &[Flag], stop: bool) -> Result<Parse
 /// Exactly `n` positional arguments.
 fn positional<'a>(cmd: &str, p: &'a Parsed, names: &[&str]) -> Result<&'a [String]> {
     if p.positional.len() != names.len() {
-        let want = names.iter().map(|n| format!("<{n}>")).collect::<Vec<_>>().join(" ");
+        let want = names
+            .iter()
+            .map(|n| format!("<{n}>"))
+            .collect::<Vec<_>>()
+            .join(" ");
         return Err(CliError::Usage(format!(
             "{cmd}: expected {want}, got {} argument(s); usage: husk {cmd} [options] {want}",
             p.positional.len()
@@ -74,7 +78,15 @@ pub fn dispatch(cmd: &str, argv: &[String], g: &Globals) -> Result<u8> {
             Ok(0)
         }
         "run" => {
-            let (opts, p) = create_options(cmd, argv, &[flag("detach").short("d"), flag("keep"), flag("no-subreaper")])?;
+            let (opts, p) = create_options(
+                cmd,
+                argv,
+                &[
+                    flag("detach").short("d"),
+                    flag("keep"),
+                    flag("no-subreaper"),
+                ],
+            )?;
             let code = rt().run(&opts, p.has("detach"))?;
             Ok(code.clamp(0, 255) as u8)
         }
@@ -97,16 +109,23 @@ pub fn dispatch(cmd: &str, argv: &[String], g: &Globals) -> Result<u8> {
             let (id, sig) = match p.positional.as_slice() {
                 [id] => (id, "TERM"),
                 [id, sig] => (id, sig.as_str()),
-                _ => return Err(CliError::Usage("kill: usage: husk kill [--all] <container-id> [signal]".into())),
+                _ => {
+                    return Err(CliError::Usage(
+                        "kill: usage: husk kill [--all] <container-id> [signal]".into(),
+                    ))
+                }
             };
-            let signal = husk_runtime::parse_signal(sig).ok_or_else(|| CliError::Usage(format!("unknown signal {sig:?}")))?;
+            let signal = husk_runtime::parse_signal(sig)
+                .ok_or_else(|| CliError::Usage(format!("unknown signal {sig:?}")))?;
             rt().kill(id, signal, p.has("all"))?;
             Ok(0)
         }
         "delete" | "rm" => {
             let p = parse(cmd, argv, &[flag("force").short("f")], false)?;
             if p.positional.is_empty() {
-                return Err(CliError::Usage("delete: usage: husk delete [--force] <container-id>...".into()));
+                return Err(CliError::Usage(
+                    "delete: usage: husk delete [--force] <container-id>...".into(),
+                ));
             }
             let rt = rt();
             let mut failed = None;
@@ -122,7 +141,9 @@ pub fn dispatch(cmd: &str, argv: &[String], g: &Globals) -> Result<u8> {
             print!("{HELP}");
             Ok(0)
         }
-        other => Err(CliError::Usage(format!("no such command: {other:?} (see husk --help)"))),
+        other => Err(CliError::Usage(format!(
+            "no such command: {other:?} (see husk --help)"
+        ))),
     }
 }
 
@@ -140,7 +161,9 @@ fn create_options(cmd: &str, argv: &[String], extra: &[Flag]) -> Result<(CreateO
     let id = positional(cmd, &p, &["container-id"])?[0].clone();
     let preserve_fds = match p.value("preserve-fds") {
         None => 0,
-        Some(v) => v.parse().map_err(|_| CliError::Usage(format!("{cmd}: --preserve-fds: {v:?} is not a number")))?,
+        Some(v) => v.parse().map_err(|_| {
+            CliError::Usage(format!("{cmd}: --preserve-fds: {v:?} is not a number"))
+        })?,
     };
     let opts = CreateOptions {
         id,
@@ -159,12 +182,19 @@ fn absolute(p: &str) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
     }
 }
 
 fn list(argv: &[String], rt: &Runtime) -> Result<u8> {
-    let p = parse("list", argv, &[opt("format").short("f"), flag("quiet").short("q")], false)?;
+    let p = parse(
+        "list",
+        argv,
+        &[opt("format").short("f"), flag("quiet").short("q")],
+        false,
+    )?;
     let states = rt.list()?;
     let owner = owner_name(rt.root());
     let mut out = std::io::stdout().lock();
@@ -189,14 +219,20 @@ fn list(argv: &[String], rt: &Runtime) -> Result<u8> {
         "table" => {
             let _ = out.write_all(table(&states, &owner).as_bytes());
         }
-        other => return Err(CliError::Usage(format!("list: invalid format option {other:?}"))),
+        other => {
+            return Err(CliError::Usage(format!(
+                "list: invalid format option {other:?}"
+            )))
+        }
     }
     Ok(0)
 }
 
 /// runc's tabwriter layout: columns padded to max(12, widest + 3), the last one not padded.
 fn table(states: &[OciState], owner: &str) -> String {
-    let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from).to_vec()];
+    let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+        .map(String::from)
+        .to_vec()];
     for s in states {
         rows.push(vec![
             s.id.clone(),
@@ -208,8 +244,16 @@ fn table(states: &[OciState], owner: &str) -> String {
         ]);
     }
     let cols = rows[0].len();
-    let widths: Vec<usize> =
-        (0..cols).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0).saturating_add(3).max(12)).collect();
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+                .saturating_add(3)
+                .max(12)
+        })
+        .collect();
     let mut out = String::new();
     for r in &rows {
         for (c, cell) in r.iter().enumerate() {
@@ -240,16 +284,27 @@ fn owner_name(root: &Path) -> String {
 }
 
 fn spec(argv: &[String]) -> Result<u8> {
-    let p = parse("spec", argv, &[opt("bundle").short("b"), flag("rootless")], false)?;
+    let p = parse(
+        "spec",
+        argv,
+        &[opt("bundle").short("b"), flag("rootless")],
+        false,
+    )?;
     let dir = PathBuf::from(p.value("bundle").unwrap_or("."));
     let path = dir.join("config.json");
     if path.exists() {
-        return Err(CliError::Usage(format!("File {} exists. Remove it first", path.display())));
+        return Err(CliError::Usage(format!(
+            "File {} exists. Remove it first",
+            path.display()
+        )));
     }
     let mut v = serde_json::to_value(husk_spec::default_spec(p.has("rootless")))
         .map_err(|e| CliError::Usage(format!("spec: {e}")))?;
     // Capability sets are unordered in memory; write them sorted so the file is stable.
-    if let Some(caps) = v.pointer_mut("/process/capabilities").and_then(|c| c.as_object_mut()) {
+    if let Some(caps) = v
+        .pointer_mut("/process/capabilities")
+        .and_then(|c| c.as_object_mut())
+    {
         for list in caps.values_mut() {
             if let Some(a) = list.as_array_mut() {
                 a.sort_by(|x, y| x.as_str().cmp(&y.as_str()));
@@ -257,9 +312,13 @@ fn spec(argv: &[String]) -> Result<u8> {
         }
     }
     let mut buf = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(&mut buf, serde_json::ser::PrettyFormatter::with_indent(b"\t"));
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut buf,
+        serde_json::ser::PrettyFormatter::with_indent(b"\t"),
+    );
     serde::Serialize::serialize(&v, &mut ser).map_err(|e| CliError::Usage(format!("spec: {e}")))?;
     buf.push(b'\n');
-    std::fs::write(&path, buf).map_err(|e| CliError::Usage(format!("write {}: {e}", path.display())))?;
+    std::fs::write(&path, buf)
+        .map_err(|e| CliError::Usage(format!("write {}: {e}", path.display())))?;
     Ok(0)
 }

@@ -34,7 +34,11 @@ impl Logger {
             )),
             _ => None,
         };
-        Ok(Logger { max: if debug { Level::DEBUG } else { Level::WARN }, format, file })
+        Ok(Logger {
+            max: if debug { Level::DEBUG } else { Level::WARN },
+            format,
+            file,
+        })
     }
 
     pub fn logs_to_file(&self) -> bool {
@@ -47,7 +51,9 @@ impl Logger {
         let time = husk_state::rfc3339_seconds();
         let quoted = serde_json::to_string(msg).unwrap_or_default();
         let line = match self.format {
-            Format::Json => format!("{{\"level\":\"{level}\",\"msg\":{quoted},\"time\":\"{time}\"}}\n"),
+            Format::Json => {
+                format!("{{\"level\":\"{level}\",\"msg\":{quoted},\"time\":\"{time}\"}}\n")
+            }
             Format::Text => format!("time=\"{time}\" level={level} msg={quoted}\n"),
         };
         match &self.file {

@@ -29,14 +29,21 @@ pub struct Globals {
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     // Global flags come before the command name.
-    let split = argv.iter().position(|a| !a.starts_with('-') && !is_global_value(&argv, a)).unwrap_or(argv.len());
+    let split = argv
+        .iter()
+        .position(|a| !a.starts_with('-') && !is_global_value(&argv, a))
+        .unwrap_or(argv.len());
     let (global_args, rest) = argv.split_at(split);
     let g = match args::parse(global_args, GLOBAL, false) {
         Ok(g) => g,
         Err(e) => return usage_error(&e),
     };
     if g.has("version") {
-        println!("husk version {}\nspec: {}", env!("CARGO_PKG_VERSION"), commands::SPEC_VERSION);
+        println!(
+            "husk version {}\nspec: {}",
+            env!("CARGO_PKG_VERSION"),
+            commands::SPEC_VERSION
+        );
         return ExitCode::SUCCESS;
     }
     let format = match g.value("log-format").unwrap_or("text") {
@@ -51,9 +58,16 @@ fn main() -> ExitCode {
     let _ = tracing::subscriber::set_global_default(LoggerRef(logger.clone()));
     let Some((cmd, cmd_args)) = rest.split_first() else {
         print!("{}", commands::HELP);
-        return if g.has("help") { ExitCode::SUCCESS } else { ExitCode::from(1) };
+        return if g.has("help") {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
     };
-    let globals = Globals { root: g.value("root").map(Into::into), systemd_cgroup: g.has("systemd-cgroup") };
+    let globals = Globals {
+        root: g.value("root").map(Into::into),
+        systemd_cgroup: g.has("systemd-cgroup"),
+    };
     match commands::dispatch(cmd, cmd_args, &globals) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -129,6 +129,10 @@ impl RootfsPlan {
                 }
                 attach(&tree, &target).map_err(fail(Step::Mount, i))?;
             }
+            MountKind::SetAttr { set } => {
+                mount_setattr(target.as_raw_fd(), c"", libc::AT_EMPTY_PATH as u32, *set, 0)
+                    .map_err(fail(Step::Mount, i))?;
+            }
         }
         if m.propagation != 0 {
             // Reopen: the old descriptor names the directory underneath the new mount.

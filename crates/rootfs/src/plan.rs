@@ -51,6 +51,9 @@ pub(crate) enum MountKind {
         rec_set: u64,
         rec_clr: u64,
     },
+    /// Change the attributes of the mount already at the destination (the cgroup tmpfs is
+    /// made read-only once the hierarchies are bound into it).
+    SetAttr { set: u64 },
 }
 
 #[derive(Debug)]
@@ -386,6 +389,16 @@ fn push_cgroup_mounts(
                     file: false,
                     flags: 0,
                     propagation: o.propagation,
+                    spec_index: idx,
+                });
+            }
+            if set != 0 {
+                mounts.push(MountOp {
+                    kind: MountKind::SetAttr { set },
+                    dest: cstr(dest, &what)?,
+                    file: false,
+                    flags: 0,
+                    propagation: 0,
                     spec_index: idx,
                 });
             }

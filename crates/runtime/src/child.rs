@@ -2,7 +2,7 @@
 //! allocation, no locks, no logging. Failures travel to the parent as a fixed-size message.
 
 use std::convert::Infallible;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use husk_sys::buf::PathBuf;
 use husk_sys::{Errno, Result as SysResult};
@@ -29,14 +29,32 @@ pub(crate) enum Step {
     StartContainerHook,
     StartWait,
     Keyring,
+    Exec,
 }
 
 impl Step {
     pub fn from_u16(v: u16) -> Option<Step> {
         use Step::*;
-        [Fds, Sync, Setns, Unshare, BecomeRoot, Hostname, Domainname, Sysctl, Console, Cwd, Lookup, CreateContainerHook, StartContainerHook, StartWait, Keyring]
-            .into_iter()
-            .find(|s| *s as u16 == v)
+        [
+            Fds,
+            Sync,
+            Setns,
+            Unshare,
+            BecomeRoot,
+            Hostname,
+            Domainname,
+            Sysctl,
+            Console,
+            Cwd,
+            Lookup,
+            CreateContainerHook,
+            StartContainerHook,
+            StartWait,
+            Keyring,
+            Exec,
+        ]
+        .into_iter()
+        .find(|s| *s as u16 == v)
     }
 }
 
@@ -48,25 +66,48 @@ struct Fail {
 }
 
 fn rt(step: Step, index: u32) -> impl Fn(Errno) -> Fail + Copy {
-    move |errno| Fail { domain: Domain::Runtime, step: step as u16, index, errno }
+    move |errno| Fail {
+        domain: Domain::Runtime,
+        step: step as u16,
+        index,
+        errno,
+    }
 }
 
 impl From<husk_rootfs::Failure> for Fail {
     fn from(f: husk_rootfs::Failure) -> Fail {
-        Fail { domain: Domain::Rootfs, step: f.step as u16, index: f.index, errno: f.errno }
+        Fail {
+            domain: Domain::Rootfs,
+            step: f.step as u16,
+            index: f.index,
+            errno: f.errno,
+        }
     }
 }
 
 impl From<husk_hardening::Failure> for Fail {
     fn from(f: husk_hardening::Failure) -> Fail {
-        Fail { domain: Domain::Hardening, step: f.step as u16, index: f.index, errno: f.errno }
+        Fail {
+            domain: Domain::Hardening,
+            step: f.step as u16,
+            index: f.index,
+            errno: f.errno,
+        }
     }
 }
 
 /// Entry point in the cloned child. Never returns.
 pub(crate) fn main(plan: &ChildPlan) -> ! {
     let Err(f) = run(plan);
-    let _ = protocol::send(plan.sync, Msg::Failed { domain: f.domain, step: f.step, index: f.index, errno: f.errno });
+    let _ = protocol::send(
+        plan.sync,
+        Msg::Failed {
+            domain: f.domain,
+            step: f.step,
+            index: f.index,
+            errno: f.errno,
+        },
+    );
     husk_sys::exit_now(1)
 }
 
@@ -129,20 +170,31 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
             protocol::send(plan.sync, Msg::RunHooks).map_err(rt(Step::Sync, 2))?;
             expect(plan.sync, Msg::HooksDone)?;
         }
-        run_hooks(plan, &plan.create_container_hooks, 0, Step::CreateContainerHook)?;
+        run_hooks(
+            plan,
+            &plan.create_container_hooks,
+            0,
+            Step::CreateContainerHook,
+        )?;
         rootfs.enter(prepared)?;
     } else {
         if plan.hooks_in_parent {
             protocol::send(plan.sync, Msg::RunHooks).map_err(rt(Step::Sync, 2))?;
             expect(plan.sync, Msg::HooksDone)?;
         }
-        run_hooks(plan, &plan.create_container_hooks, 0, Step::CreateContainerHook)?;
+        run_hooks(
+            plan,
+            &plan.create_container_hooks,
+            0,
+            Step::CreateContainerHook,
+        )?;
     }
     if plan.terminal {
         setup_console(plan).map_err(rt(Step::Console, 0))?;
     }
     for (i, s) in plan.sysctls.iter().enumerate() {
-        husk_sys::write_file_at(libc::AT_FDCWD, &s.path, s.value.as_bytes()).map_err(rt(Step::Sysctl, i as u32))?;
+        husk_sys::write_file_at(libc::AT_FDCWD, &s.path, s.value.as_bytes())
+            .map_err(rt(Step::Sysctl, i as u32))?;
     }
     if let Some(rootfs) = &plan.rootfs {
         rootfs.finalize()?;
@@ -163,39 +215,38 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     lookup(plan, &mut exe).map_err(rt(Step::Lookup, 0))?;
 
     protocol::send(plan.sync, Msg::Ready).map_err(rt(Step::Sync, 3))?;
-    wait_for_start(plan)?;
-    run_hooks(plan, &plan.start_container_hooks, 1, Step::StartContainerHook)?;
+    // Whoever started us waits on this channel: end of file (it is close-on-exec) means the
+    // user process runs; a Failed message means it never will.
+    let conn = wait_for_start(plan)?;
+    let report = conn.as_ref().map_or(plan.sync, |c| c.as_raw_fd());
+    let Err(f) = after_start(plan, &exe);
+    let _ = protocol::send(
+        report,
+        Msg::Failed {
+            domain: f.domain,
+            step: f.step,
+            index: f.index,
+            errno: f.errno,
+        },
+    );
+    husk_sys::exit_now(1)
+}
+
+/// startContainer hooks, a late seccomp filter, and the exec itself.
+fn after_start(plan: &ChildPlan, exe: &PathBuf) -> Result<Infallible, Fail> {
+    run_hooks(
+        plan,
+        &plan.start_container_hooks,
+        1,
+        Step::StartContainerHook,
+    )?;
+    let h = &plan.hardening;
     if h.no_new_privs() {
         let _listener = h.install_seccomp()?;
     }
+    husk_sys::reset_signals();
     let e = husk_sys::execve(exe.as_cstr(), plan.argv.as_ptrs(), plan.envp.as_ptrs());
-    // Started already: nobody listens on the sync socket any more; tell the container's stderr.
-    for part in [&b"husk: exec "[..], plan.exe.arg0.as_bytes(), b": failed with errno ", errno_digits(e).as_slice(), b"\n"] {
-        let _ = husk_sys::write_all(2, part);
-    }
-    husk_sys::exit_now(if e.0 == libc::ENOENT { 127 } else { 126 })
-}
-
-fn errno_digits(e: Errno) -> arrayish::Digits {
-    arrayish::Digits::new(e.0 as i64)
-}
-
-mod arrayish {
-    /// A number's decimal digits on the stack.
-    pub struct Digits {
-        buf: [u8; 24],
-        start: usize,
-    }
-    impl Digits {
-        pub fn new(n: i64) -> Digits {
-            let mut buf = [0u8; 24];
-            let len = husk_sys::buf::fmt_i64(n, &mut buf).len();
-            Digits { buf, start: 24 - len }
-        }
-        pub fn as_slice(&self) -> &[u8] {
-            &self.buf[self.start..]
-        }
-    }
+    Err(rt(Step::Exec, 0)(e))
 }
 
 fn setup_console(plan: &ChildPlan) -> SysResult<()> {
@@ -215,7 +266,8 @@ fn change_dir(plan: &ChildPlan) -> Result<(), Fail> {
                 .map_err(rt(Step::Cwd, 0))?;
             let mut rel = PathBuf::new();
             let bytes = plan.cwd.to_bytes();
-            rel.push_bytes(bytes.strip_prefix(b"/").unwrap_or(bytes)).map_err(rt(Step::Cwd, 0))?;
+            rel.push_bytes(bytes.strip_prefix(b"/").unwrap_or(bytes))
+                .map_err(rt(Step::Cwd, 0))?;
             mkdir_p(root.as_raw_fd(), &rel).map_err(rt(Step::Cwd, 0))?;
             husk_sys::chdir(&plan.cwd).map_err(rt(Step::Cwd, 0))
         }
@@ -257,7 +309,9 @@ fn lookup(plan: &ChildPlan, out: &mut PathBuf) -> SysResult<()> {
     let mut denied = false;
     for dir in &exe.search {
         out.clear();
-        out.push_bytes(dir.as_bytes())?.push_bytes(b"/")?.push_bytes(exe.arg0.as_bytes())?;
+        out.push_bytes(dir.as_bytes())?
+            .push_bytes(b"/")?
+            .push_bytes(exe.arg0.as_bytes())?;
         match is_executable_file(out.as_cstr()) {
             Ok(()) => return Ok(()),
             Err(Errno(libc::EACCES)) => denied = true,
@@ -267,14 +321,14 @@ fn lookup(plan: &ChildPlan, out: &mut PathBuf) -> SysResult<()> {
     Err(Errno(if denied { libc::EACCES } else { libc::ENOENT }))
 }
 
-fn wait_for_start(plan: &ChildPlan) -> Result<(), Fail> {
+/// Blocks until started: `husk start` connecting (create) or a Start message (run). Returns
+/// the connection, which must stay open until exec.
+fn wait_for_start(plan: &ChildPlan) -> Result<Option<OwnedFd>, Fail> {
     match &plan.gate {
-        StartGate::Sync => expect(plan.sync, Msg::Start),
-        StartGate::Socket(listener) => {
-            let conn = husk_sys::accept(listener.as_raw_fd()).map_err(rt(Step::StartWait, 0))?;
-            // Tell `husk start` we are on our way; it returns once it reads this.
-            husk_sys::write_all(conn.as_raw_fd(), b"1").map_err(rt(Step::StartWait, 1))
-        }
+        StartGate::Sync => expect(plan.sync, Msg::Start).map(|()| None),
+        StartGate::Socket(listener) => husk_sys::accept(listener.as_raw_fd())
+            .map(Some)
+            .map_err(rt(Step::StartWait, 0)),
     }
 }
 

@@ -46,7 +46,9 @@ impl Cleanup {
     fn disarm(mut self) -> ContainerDir {
         self.cgroup = None;
         self.pid = None;
-        self.dir.take().expect("state directory present until disarmed")
+        self.dir
+            .take()
+            .expect("state directory present until disarmed")
     }
 }
 
@@ -85,7 +87,10 @@ impl Runtime {
     pub(crate) fn create_container(&self, opts: &CreateOptions, gate: Gate) -> Result<Created> {
         let bundle = husk_spec::load_bundle(&opts.bundle)?;
         let spec = &bundle.spec;
-        let process = spec.process().as_ref().ok_or_else(|| RuntimeError::Spec("process: missing".into()))?;
+        let process = spec
+            .process()
+            .as_ref()
+            .ok_or_else(|| RuntimeError::Spec("process: missing".into()))?;
         let terminal = process.terminal().unwrap_or(false);
         if terminal && opts.console_socket.is_none() && matches!(gate, Gate::Socket) {
             return Err(RuntimeError::Usage(
@@ -93,21 +98,41 @@ impl Runtime {
             ));
         }
         if !terminal && opts.console_socket.is_some() {
-            return Err(RuntimeError::Usage("cannot use console socket if husk will not detach or allocate tty".into()));
+            return Err(RuntimeError::Usage(
+                "cannot use console socket if husk will not detach or allocate tty".into(),
+            ));
         }
 
         let id = opts.id.as_str();
         let dir = self.store.create(id)?;
-        let mut cleanup = Cleanup { dir: Some(dir), cgroup: None, pid: None };
+        let mut cleanup = Cleanup {
+            dir: Some(dir),
+            cgroup: None,
+            pid: None,
+        };
         let dir = cleanup.dir.as_ref().expect("just set");
 
         let linux = spec.linux().as_ref();
-        let cg_path = linux.and_then(|l| l.cgroups_path().as_ref()).map(|p| p.display().to_string());
-        let layout = husk_cgroups::detect().map_err(|source| RuntimeError::Cgroup { id: id.into(), source })?;
-        let cgroup = husk_cgroups::Manager::new(&layout, id, cg_path.as_deref(), self.systemd_cgroup)
-            .map_err(|source| RuntimeError::Cgroup { id: id.into(), source })?;
-        let cg_err = |source| RuntimeError::Cgroup { id: id.to_string(), source };
-        cgroup.create(crate::devices::effective_resources(spec).as_ref()).map_err(cg_err)?;
+        let cg_path = linux
+            .and_then(|l| l.cgroups_path().as_ref())
+            .map(|p| p.display().to_string());
+        let layout = husk_cgroups::detect().map_err(|source| RuntimeError::Cgroup {
+            id: id.into(),
+            source,
+        })?;
+        let cgroup =
+            husk_cgroups::Manager::new(&layout, id, cg_path.as_deref(), self.systemd_cgroup)
+                .map_err(|source| RuntimeError::Cgroup {
+                    id: id.into(),
+                    source,
+                })?;
+        let cg_err = |source| RuntimeError::Cgroup {
+            id: id.to_string(),
+            source,
+        };
+        cgroup
+            .create(crate::devices::effective_resources(spec).as_ref())
+            .map_err(cg_err)?;
         cleanup.cgroup = Some(cgroup.clone());
         let clone_cgroup: Option<OwnedFd> = cgroup.clone_into_fd().transpose().map_err(cg_err)?;
 
@@ -116,9 +141,12 @@ impl Runtime {
             || ns.child_joins.iter().any(|j| j.flag == libc::CLONE_NEWNS)
             || ns.child_unshare & libc::CLONE_NEWNS != 0;
         if !has_mount_ns {
-            return Err(RuntimeError::Spec("linux.namespaces: a mount namespace is required".into()));
+            return Err(RuntimeError::Spec(
+                "linux.namespaces: a mount namespace is required".into(),
+            ));
         }
-        let cgroupns = ns.clone_flags & libc::CLONE_NEWCGROUP as u64 != 0 || ns.child_unshare & libc::CLONE_NEWCGROUP != 0;
+        let cgroupns = ns.clone_flags & libc::CLONE_NEWCGROUP as u64 != 0
+            || ns.child_unshare & libc::CLONE_NEWCGROUP != 0;
         let rootfs = husk_rootfs::RootfsPlan::new(
             spec,
             &bundle.rootfs,
@@ -132,60 +160,109 @@ impl Runtime {
         let hardening = husk_hardening::Plan::new(process, linux)?;
 
         let console = match &opts.console_socket {
-            Some(path) => Some(OwnedFd::from(
-                UnixStream::connect(path).map_err(RuntimeError::io(format!("connect to console socket {}", path.display())))?,
-            )),
+            Some(path) => Some(OwnedFd::from(UnixStream::connect(path).map_err(
+                RuntimeError::io(format!("connect to console socket {}", path.display())),
+            )?)),
             None => None,
         };
-        let (parent_sync, child_sync) = protocol::socketpair().map_err(RuntimeError::io("create sync socket"))?;
+        let (parent_sync, child_sync) =
+            protocol::socketpair().map_err(RuntimeError::io("create sync socket"))?;
         let start_gate = match gate {
             Gate::Socket => {
                 let path = dir.file(START_SOCKET);
-                let l = UnixListener::bind(&path).map_err(RuntimeError::io(format!("listen on {}", path.display())))?;
+                let l = UnixListener::bind(&path)
+                    .map_err(RuntimeError::io(format!("listen on {}", path.display())))?;
                 StartGate::Socket(OwnedFd::from(l))
             }
             Gate::Sync => StartGate::Sync,
         };
 
         let hooks = spec.hooks().as_ref();
-        let child_hooks = |list: Option<&Vec<oci_spec::runtime::Hook>>, kind: &str| -> Result<Vec<ChildHook>> {
-            list.into_iter().flatten().enumerate().map(|(i, h)| ChildHook::new(h, &format!("hooks.{kind}[{i}]"))).collect()
-        };
-        let create_container_hooks = child_hooks(hooks.and_then(|h| h.create_container().as_ref()), "createContainer")?;
-        let start_container_hooks = child_hooks(hooks.and_then(|h| h.start_container().as_ref()), "startContainer")?;
+        let child_hooks =
+            |list: Option<&Vec<oci_spec::runtime::Hook>>, kind: &str| -> Result<Vec<ChildHook>> {
+                list.into_iter()
+                    .flatten()
+                    .enumerate()
+                    .map(|(i, h)| ChildHook::new(h, &format!("hooks.{kind}[{i}]")))
+                    .collect()
+            };
+        let create_container_hooks = child_hooks(
+            hooks.and_then(|h| h.create_container().as_ref()),
+            "createContainer",
+        )?;
+        let start_container_hooks = child_hooks(
+            hooks.and_then(|h| h.start_container().as_ref()),
+            "startContainer",
+        )?;
         #[allow(deprecated)]
         let hooks_in_parent = hooks.is_some_and(|h| {
-            h.prestart().as_ref().is_some_and(|v| !v.is_empty()) || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+            h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+                || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
         });
-        let container_hooks = !create_container_hooks.is_empty() || !start_container_hooks.is_empty();
+        let container_hooks =
+            !create_container_hooks.is_empty() || !start_container_hooks.is_empty();
 
-        let args = process.args().as_ref().filter(|a| !a.is_empty()).ok_or_else(|| RuntimeError::Spec("process.args: must not be empty".into()))?;
+        let args = process
+            .args()
+            .as_ref()
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| RuntimeError::Spec("process.args: must not be empty".into()))?;
         let env = process.env().clone().unwrap_or_default();
         let plan = ChildPlan {
             sync: child_sync.as_raw_fd(),
             gate: start_gate,
             console,
-            console_size: process.console_size().as_ref().map(|b| (b.height() as u16, b.width() as u16)),
+            console_size: process
+                .console_size()
+                .as_ref()
+                .map(|b| (b.height() as u16, b.width() as u16)),
             close_first: vec![dir.fd().as_raw_fd(), parent_sync.as_raw_fd()],
             preserve_fds: opts.preserve_fds,
             wait_setup: ns.new_user || clone_cgroup.is_none() || container_hooks,
             child_joins: std::mem::take(&mut ns.child_joins),
             child_unshare: ns.child_unshare,
             new_user: ns.new_user,
-            keyring: if opts.no_new_keyring { None } else { Some(cstring(id, "container id")?) },
-            hostname: spec.hostname().as_deref().filter(|h| !h.is_empty() || ns.new_uts).map(|h| cstring(h, "hostname")).transpose()?,
-            domainname: spec.domainname().as_deref().map(|h| cstring(h, "domainname")).transpose()?,
+            keyring: if opts.no_new_keyring {
+                None
+            } else {
+                Some(cstring(id, "container id")?)
+            },
+            hostname: spec
+                .hostname()
+                .as_deref()
+                .filter(|h| !h.is_empty() || ns.new_uts)
+                .map(|h| cstring(h, "hostname"))
+                .transpose()?,
+            domainname: spec
+                .domainname()
+                .as_deref()
+                .map(|h| cstring(h, "domainname"))
+                .transpose()?,
             sysctls: sysctls(spec)?,
             rootfs: Some(rootfs),
             hardening,
             hooks_in_parent,
             create_container_hooks,
             start_container_hooks,
-            hook_state: [(); 2].map(|_| RefCell::new(if container_hooks { vec![0u8; 1 << 20] } else { Vec::new() })),
+            hook_state: [(); 2].map(|_| {
+                RefCell::new(if container_hooks {
+                    vec![0u8; 1 << 20]
+                } else {
+                    Vec::new()
+                })
+            }),
             cwd: cstring(process.cwd().as_os_str().as_bytes(), "process.cwd")?,
             exe: Exe::new(&args[0], &env)?,
-            argv: CArray::new(args.iter().map(|a| cstring(a.as_str(), "process.args")).collect::<Result<Vec<_>>>()?),
-            envp: CArray::new(env.iter().map(|e| cstring(e.as_str(), "process.env")).collect::<Result<Vec<_>>>()?),
+            argv: CArray::new(
+                args.iter()
+                    .map(|a| cstring(a.as_str(), "process.args"))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+            envp: CArray::new(
+                env.iter()
+                    .map(|e| cstring(e.as_str(), "process.env"))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
             terminal,
         };
 
@@ -193,19 +270,24 @@ impl Runtime {
         let mut switch = ParentSwitch::enter(&ns)?;
         // SAFETY: husk is single-threaded; the child only runs `child::main`, which makes raw
         // system calls on memory prepared above and never returns.
-        let forked = unsafe { clone3(ns.clone_flags, clone_cgroup.as_ref().map(|f| f.as_raw_fd())) };
+        let forked =
+            unsafe { clone3(ns.clone_flags, clone_cgroup.as_ref().map(|f| f.as_raw_fd())) };
         let pid = match forked {
             Ok(Forked::Child) => child::main(&plan),
             Ok(Forked::Parent { pid }) => pid,
             Err(e) => {
-                return Err(RuntimeError::Init(format!("container {id}: clone3 of the init process: {e}")));
+                return Err(RuntimeError::Init(format!(
+                    "container {id}: clone3 of the init process: {e}"
+                )));
             }
         };
         switch.restore();
         cleanup.pid = Some(pid);
         drop(child_sync);
         let sync = parent_sync.as_raw_fd();
-        let io = |what: &'static str| move |e: husk_sys::Errno| RuntimeError::Init(format!("container {id}: {what}: {e}"));
+        let io = |what: &'static str| {
+            move |e: husk_sys::Errno| RuntimeError::Init(format!("container {id}: {what}: {e}"))
+        };
 
         if ns.new_user {
             write_id_maps(pid, &ns)?;
@@ -215,7 +297,8 @@ impl Runtime {
         }
         if let Some(adj) = process.oom_score_adj() {
             let path = format!("/proc/{pid}/oom_score_adj");
-            std::fs::write(&path, adj.to_string()).map_err(RuntimeError::io(format!("container {id}: write {path}")))?;
+            std::fs::write(&path, adj.to_string())
+                .map_err(RuntimeError::io(format!("container {id}: write {path}")))?;
         }
         let mut record = Record {
             id: id.to_string(),
@@ -224,7 +307,12 @@ impl Runtime {
             bundle: bundle.dir.clone(),
             rootfs: bundle.rootfs.clone(),
             created: husk_state::rfc3339_now(),
-            annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+            annotations: spec
+                .annotations()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
             cgroup: Some(cgroup.clone()),
             pid_ns: ns.pid_ns,
             spec: spec.clone(),
@@ -242,18 +330,32 @@ impl Runtime {
             match protocol::recv(sync).map_err(io("sync"))? {
                 Some(Msg::Ready) => break,
                 Some(Msg::RunHooks) => {
-                    let state = serde_json::to_vec(&record.oci_state(Status::Creating)).unwrap_or_default();
+                    let state =
+                        serde_json::to_vec(&record.oci_state(Status::Creating)).unwrap_or_default();
                     #[allow(deprecated)]
                     let prestart = hooks.and_then(|h| h.prestart().as_ref());
                     hooks::run_all("prestart", prestart, &state)?;
-                    hooks::run_all("createRuntime", hooks.and_then(|h| h.create_runtime().as_ref()), &state)?;
+                    hooks::run_all(
+                        "createRuntime",
+                        hooks.and_then(|h| h.create_runtime().as_ref()),
+                        &state,
+                    )?;
                     protocol::send(sync, Msg::HooksDone).map_err(io("sync"))?;
                 }
-                Some(Msg::Failed { domain, step, index, errno }) => {
+                Some(Msg::Failed {
+                    domain,
+                    step,
+                    index,
+                    errno,
+                }) => {
                     let what = describe::failure(&plan, domain, step, index, errno);
                     return Err(RuntimeError::Init(what));
                 }
-                Some(other) => return Err(RuntimeError::Init(format!("container {id}: unexpected message {other:?} from init"))),
+                Some(other) => {
+                    return Err(RuntimeError::Init(format!(
+                        "container {id}: unexpected message {other:?} from init"
+                    )))
+                }
                 None => {
                     let status = husk_sys::waitpid(pid).unwrap_or(0);
                     cleanup.pid = None;
@@ -264,8 +366,9 @@ impl Runtime {
                 }
             }
         }
-        record.pid_start = husk_sys::proc::start_time(pid)
-            .ok_or_else(|| RuntimeError::Init(format!("container {id}: init process {pid} vanished")))?;
+        record.pid_start = husk_sys::proc::start_time(pid).ok_or_else(|| {
+            RuntimeError::Init(format!("container {id}: init process {pid} vanished"))
+        })?;
         let dir_ref = cleanup.dir.as_ref().expect("present");
         dir_ref.save(&record)?;
         if let Some(pid_file) = &opts.pid_file {
@@ -274,16 +377,28 @@ impl Runtime {
         drop(plan);
         // Unlocks the container: `state`, `kill` and the rest may work on it now.
         drop(cleanup.disarm());
-        Ok(Created { record, sync: parent_sync })
+        Ok(Created {
+            record,
+            sync: parent_sync,
+        })
     }
 }
 
 /// Writes the pid file atomically (temporary file and rename), without a newline, as runc does.
 pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.husk-tmp"));
-    std::fs::write(&tmp, pid.to_string()).map_err(RuntimeError::io(format!("write pid file {}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(RuntimeError::io(format!("write pid file {}", path.display())))
+    std::fs::write(&tmp, pid.to_string()).map_err(RuntimeError::io(format!(
+        "write pid file {}",
+        tmp.display()
+    )))?;
+    std::fs::rename(&tmp, path).map_err(RuntimeError::io(format!(
+        "write pid file {}",
+        path.display()
+    )))
 }
 
 /// How the container's `cgroup` mounts should look: one bind per v1 hierarchy (named like its
@@ -292,14 +407,22 @@ fn cgroup_view(cg: &husk_cgroups::Manager, cgroupns: bool) -> husk_rootfs::Cgrou
     let root = Path::new(husk_cgroups::CGROUP_ROOT);
     if cg.mode() == husk_cgroups::Mode::Unified {
         return match cg.paths().get("") {
-            Some(dir) => husk_rootfs::CgroupView::V2 { host_dir: dir.clone(), cgroupns },
+            Some(dir) => husk_rootfs::CgroupView::V2 {
+                host_dir: dir.clone(),
+                cgroupns,
+            },
             None => husk_rootfs::CgroupView::None,
         };
     }
     let mut seen = std::collections::BTreeMap::new();
     for dir in cg.paths().values() {
-        if let Some(name) = dir.strip_prefix(root).ok().and_then(|r| r.components().next()) {
-            seen.entry(name.as_os_str().to_string_lossy().into_owned()).or_insert_with(|| dir.clone());
+        if let Some(name) = dir
+            .strip_prefix(root)
+            .ok()
+            .and_then(|r| r.components().next())
+        {
+            seen.entry(name.as_os_str().to_string_lossy().into_owned())
+                .or_insert_with(|| dir.clone());
         }
     }
     husk_rootfs::CgroupView::V1(seen.into_iter().collect())

@@ -7,7 +7,13 @@ use crate::child::Step;
 use crate::plan::ChildPlan;
 use crate::protocol::Domain;
 
-pub(crate) fn failure(plan: &ChildPlan, domain: Domain, step: u16, index: u32, errno: Errno) -> String {
+pub(crate) fn failure(
+    plan: &ChildPlan,
+    domain: Domain,
+    step: u16,
+    index: u32,
+    errno: Errno,
+) -> String {
     match domain {
         Domain::Rootfs => match (husk_rootfs::Step::from_u16(step), &plan.rootfs) {
             (Some(step), Some(r)) => r.describe(&husk_rootfs::Failure { step, index, errno }),
@@ -23,9 +29,13 @@ pub(crate) fn failure(plan: &ChildPlan, domain: Domain, step: u16, index: u32, e
 
 fn runtime_step(plan: &ChildPlan, step: u16, index: u32, errno: Errno) -> String {
     let i = index as usize;
-    let Some(step) = Step::from_u16(step) else { return format!("init step {step}: {errno}") };
+    let Some(step) = Step::from_u16(step) else {
+        return format!("init step {step}: {errno}");
+    };
     let hook = |hooks: &Vec<crate::plan::ChildHook>, kind: &str| {
-        let path = hooks.get(i).map_or_else(|| "?".into(), |h| h.path.to_string_lossy().into_owned());
+        let path = hooks
+            .get(i)
+            .map_or_else(|| "?".into(), |h| h.path.to_string_lossy().into_owned());
         let why = match errno.0 {
             libc::ETIMEDOUT => "timed out".to_string(),
             libc::ECHILD => "exited with an error".to_string(),
@@ -42,7 +52,10 @@ fn runtime_step(plan: &ChildPlan, step: u16, index: u32, errno: Errno) -> String
         Step::Hostname => format!("set hostname: {errno}"),
         Step::Domainname => format!("set domainname: {errno}"),
         Step::Sysctl => {
-            let name = plan.sysctls.get(i).map_or_else(|| "?".into(), |s| s.path.to_string_lossy().into_owned());
+            let name = plan
+                .sysctls
+                .get(i)
+                .map_or_else(|| "?".into(), |s| s.path.to_string_lossy().into_owned());
             format!("write sysctl {name}: {errno}")
         }
         Step::Console => format!("set up the console: {errno}"),
@@ -52,6 +65,7 @@ fn runtime_step(plan: &ChildPlan, step: u16, index: u32, errno: Errno) -> String
         Step::StartContainerHook => hook(&plan.start_container_hooks, "startContainer"),
         Step::StartWait => format!("wait for start: {errno}"),
         Step::Keyring => format!("join a new session keyring: {errno}"),
+        Step::Exec => format!("exec {:?}: {errno}", plan.exe.arg0),
     }
 }
 
@@ -74,5 +88,37 @@ pub(crate) fn wait_status(status: i32) -> String {
         format!("killed by signal {}", libc::WTERMSIG(status))
     } else {
         format!("wait status {status:#x}")
+    }
+}
+
+/// A failure the init reports after it was started, to a `husk start` that has only the
+/// container's record (not the plan).
+pub(crate) fn after_start(
+    spec: &oci_spec::runtime::Spec,
+    domain: Domain,
+    step: u16,
+    index: u32,
+    errno: Errno,
+) -> String {
+    let arg0 = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.args().as_ref())
+        .and_then(|a| a.first())
+        .cloned()
+        .unwrap_or_default();
+    match (domain, Step::from_u16(step)) {
+        (Domain::Runtime, Some(Step::Exec)) => format!("exec {arg0:?}: {errno}"),
+        (Domain::Runtime, Some(Step::StartContainerHook)) => {
+            let path = spec
+                .hooks()
+                .as_ref()
+                .and_then(|h| h.start_container().as_ref())
+                .and_then(|v| v.get(index as usize))
+                .map_or_else(|| "?".into(), |h| h.path().display().to_string());
+            format!("startContainer hook #{index} ({path}): {errno}")
+        }
+        (Domain::Hardening, _) => format!("install seccomp filter: {errno}"),
+        _ => format!("start step {step}: {errno}"),
     }
 }

@@ -10,9 +10,15 @@ use oci_spec::runtime::Hook;
 use crate::RuntimeError;
 
 /// Runs `hooks` in order with `state` on stdin; the first failure stops and is returned.
-pub(crate) fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state: &[u8]) -> Result<(), RuntimeError> {
+pub(crate) fn run_all(
+    kind: &str,
+    hooks: Option<&Vec<Hook>>,
+    state: &[u8],
+) -> Result<(), RuntimeError> {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
-        run_one(h, state).map_err(|e| RuntimeError::Hook(format!("{kind} hook #{i} ({}): {e}", h.path().display())))?;
+        run_one(h, state).map_err(|e| {
+            RuntimeError::Hook(format!("{kind} hook #{i} ({}): {e}", h.path().display()))
+        })?;
     }
     Ok(())
 }
@@ -37,7 +43,9 @@ fn run_one(h: &Hook, state: &[u8]) -> Result<(), String> {
             cmd.env(k, v);
         }
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| e.to_string())?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook may exit without reading its stdin.
@@ -62,5 +70,9 @@ fn run_one(h: &Hook, state: &[u8]) -> Result<(), String> {
     if let Some(mut s) = child.stderr.take() {
         let _ = s.read_to_string(&mut err);
     }
-    Err(format!("{status}, stdout: {}, stderr: {}", out.trim(), err.trim()))
+    Err(format!(
+        "{status}, stdout: {}, stderr: {}",
+        out.trim(),
+        err.trim()
+    ))
 }

@@ -37,7 +37,10 @@ pub enum RuntimeError {
     #[error(transparent)]
     State(#[from] husk_state::StateError),
     #[error("container {id}: cgroup: {source}")]
-    Cgroup { id: String, source: husk_cgroups::CgroupError },
+    Cgroup {
+        id: String,
+        source: husk_cgroups::CgroupError,
+    },
     #[error(transparent)]
     Rootfs(#[from] husk_rootfs::RootfsError),
     #[error(transparent)]
@@ -52,7 +55,10 @@ pub enum RuntimeError {
     #[error("{0}")]
     Usage(String),
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 impl RuntimeError {
@@ -72,8 +78,13 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(root: Option<&Path>, systemd_cgroup: bool) -> Runtime {
-        let root: PathBuf = root.map(Path::to_path_buf).unwrap_or_else(Store::default_root);
-        Runtime { store: Store::new(&root), systemd_cgroup }
+        let root: PathBuf = root
+            .map(Path::to_path_buf)
+            .unwrap_or_else(Store::default_root);
+        Runtime {
+            store: Store::new(&root),
+            systemd_cgroup,
+        }
     }
 
     pub fn root(&self) -> &Path {

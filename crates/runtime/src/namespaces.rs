@@ -87,7 +87,11 @@ impl Namespaces {
             gid_map: id_map(linux.and_then(|l| l.gid_mappings().as_ref())),
         };
         let mut user_join = None;
-        for n in linux.and_then(|l| l.namespaces().as_ref()).into_iter().flatten() {
+        for n in linux
+            .and_then(|l| l.namespaces().as_ref())
+            .into_iter()
+            .flatten()
+        {
             let flag = flag_of(n.typ());
             if flag == libc::CLONE_NEWPID {
                 ns.pid_ns = true;
@@ -95,7 +99,13 @@ impl Namespaces {
             match n.path() {
                 Some(path) if !path.as_os_str().is_empty() => {
                     let fd: OwnedFd = File::open(path)
-                        .map_err(|e| RuntimeError::Namespace(format!("open {} namespace {}: {e}", proc_name(flag), path.display())))?
+                        .map_err(|e| {
+                            RuntimeError::Namespace(format!(
+                                "open {} namespace {}: {e}",
+                                proc_name(flag),
+                                path.display()
+                            ))
+                        })?
                         .into();
                     let join = Join { fd, flag };
                     match flag {
@@ -128,7 +138,11 @@ impl Namespaces {
                 ));
             }
             let mut joins = vec![user];
-            joins.extend(ns.parent_joins.drain(..).filter(|j| j.flag != libc::CLONE_NEWPID));
+            joins.extend(
+                ns.parent_joins
+                    .drain(..)
+                    .filter(|j| j.flag != libc::CLONE_NEWPID),
+            );
             joins.append(&mut ns.child_joins);
             ns.child_joins = joins;
             ns.child_unshare |= ns.clone_flags as libc::c_int;
@@ -140,9 +154,17 @@ impl Namespaces {
 
 fn time_offsets(spec: &Spec) -> String {
     let mut out = String::new();
-    if let Some(offsets) = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()) {
+    if let Some(offsets) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    {
         for (clock, off) in offsets {
-            out.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+            out.push_str(&format!(
+                "{clock} {} {}\n",
+                off.secs().unwrap_or(0),
+                off.nanosecs().unwrap_or(0)
+            ));
         }
     }
     out
@@ -176,8 +198,9 @@ impl ParentSwitch {
             husk_sys::unshare(libc::CLONE_NEWTIME)
                 .map_err(|e| RuntimeError::Namespace(format!("create time namespace: {e}")))?;
             if !offsets.is_empty() {
-                std::fs::write("/proc/self/timens_offsets", offsets)
-                    .map_err(|e| RuntimeError::Namespace(format!("write time namespace offsets: {e}")))?;
+                std::fs::write("/proc/self/timens_offsets", offsets).map_err(|e| {
+                    RuntimeError::Namespace(format!("write time namespace offsets: {e}"))
+                })?;
             }
         }
         Ok(sw)

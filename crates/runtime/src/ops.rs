@@ -17,22 +17,51 @@ pub fn parse_signal(s: &str) -> Option<i32> {
     let upper = s.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
     const NAMES: [(&str, i32); 31] = [
-        ("HUP", libc::SIGHUP), ("INT", libc::SIGINT), ("QUIT", libc::SIGQUIT), ("ILL", libc::SIGILL),
-        ("TRAP", libc::SIGTRAP), ("ABRT", libc::SIGABRT), ("IOT", libc::SIGIOT), ("BUS", libc::SIGBUS),
-        ("FPE", libc::SIGFPE), ("KILL", libc::SIGKILL), ("USR1", libc::SIGUSR1), ("SEGV", libc::SIGSEGV),
-        ("USR2", libc::SIGUSR2), ("PIPE", libc::SIGPIPE), ("ALRM", libc::SIGALRM), ("TERM", libc::SIGTERM),
-        ("STKFLT", libc::SIGSTKFLT), ("CHLD", libc::SIGCHLD), ("CONT", libc::SIGCONT), ("STOP", libc::SIGSTOP),
-        ("TSTP", libc::SIGTSTP), ("TTIN", libc::SIGTTIN), ("TTOU", libc::SIGTTOU), ("URG", libc::SIGURG),
-        ("XCPU", libc::SIGXCPU), ("XFSZ", libc::SIGXFSZ), ("VTALRM", libc::SIGVTALRM), ("PROF", libc::SIGPROF),
-        ("WINCH", libc::SIGWINCH), ("IO", libc::SIGIO), ("SYS", libc::SIGSYS),
+        ("HUP", libc::SIGHUP),
+        ("INT", libc::SIGINT),
+        ("QUIT", libc::SIGQUIT),
+        ("ILL", libc::SIGILL),
+        ("TRAP", libc::SIGTRAP),
+        ("ABRT", libc::SIGABRT),
+        ("IOT", libc::SIGIOT),
+        ("BUS", libc::SIGBUS),
+        ("FPE", libc::SIGFPE),
+        ("KILL", libc::SIGKILL),
+        ("USR1", libc::SIGUSR1),
+        ("SEGV", libc::SIGSEGV),
+        ("USR2", libc::SIGUSR2),
+        ("PIPE", libc::SIGPIPE),
+        ("ALRM", libc::SIGALRM),
+        ("TERM", libc::SIGTERM),
+        ("STKFLT", libc::SIGSTKFLT),
+        ("CHLD", libc::SIGCHLD),
+        ("CONT", libc::SIGCONT),
+        ("STOP", libc::SIGSTOP),
+        ("TSTP", libc::SIGTSTP),
+        ("TTIN", libc::SIGTTIN),
+        ("TTOU", libc::SIGTTOU),
+        ("URG", libc::SIGURG),
+        ("XCPU", libc::SIGXCPU),
+        ("XFSZ", libc::SIGXFSZ),
+        ("VTALRM", libc::SIGVTALRM),
+        ("PROF", libc::SIGPROF),
+        ("WINCH", libc::SIGWINCH),
+        ("IO", libc::SIGIO),
+        ("SYS", libc::SIGSYS),
     ];
     if let Some(&(_, n)) = NAMES.iter().find(|(n, _)| *n == name) {
         return Some(n);
     }
     // RTMIN, RTMIN+3, RTMAX-2
     let rt = |base: i32, rest: &str| -> Option<i32> {
-        let v = if rest.is_empty() { base } else { base + rest.parse::<i32>().ok()? };
-        (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&v).then_some(v)
+        let v = if rest.is_empty() {
+            base
+        } else {
+            base + rest.parse::<i32>().ok()?
+        };
+        (libc::SIGRTMIN()..=libc::SIGRTMAX())
+            .contains(&v)
+            .then_some(v)
     };
     if let Some(rest) = name.strip_prefix("RTMIN") {
         return rt(libc::SIGRTMIN(), rest);
@@ -52,7 +81,11 @@ impl Record {
         if dir.file(START_SOCKET).exists() {
             return Status::Created;
         }
-        if self.cgroup.as_ref().is_some_and(|c| c.is_frozen().unwrap_or(false)) {
+        if self
+            .cgroup
+            .as_ref()
+            .is_some_and(|c| c.is_frozen().unwrap_or(false))
+        {
             return Status::Paused;
         }
         Status::Running
@@ -87,20 +120,52 @@ impl Runtime {
         let (dir, rec) = self.load(id, Lock::Exclusive)?;
         match rec.status(&dir) {
             Status::Created => {}
-            Status::Stopped => return Err(RuntimeError::Usage("cannot start a container that has stopped".into())),
-            _ => return Err(RuntimeError::Usage("cannot start an already running container".into())),
+            Status::Stopped => {
+                return Err(RuntimeError::Usage(
+                    "cannot start a container that has stopped".into(),
+                ))
+            }
+            _ => {
+                return Err(RuntimeError::Usage(
+                    "cannot start an already running container".into(),
+                ))
+            }
         }
         let path = dir.file(START_SOCKET);
-        let mut conn = UnixStream::connect(&path)
-            .map_err(RuntimeError::io(format!("container {id}: connect to init at {}", path.display())))?;
+        let mut conn = UnixStream::connect(&path).map_err(RuntimeError::io(format!(
+            "container {id}: connect to init at {}",
+            path.display()
+        )))?;
         let _ = std::fs::remove_file(&path);
-        let mut ack = [0u8; 1];
-        let n = conn.read(&mut ack).map_err(RuntimeError::io(format!("container {id}: wait for init")))?;
-        if n != 1 {
-            return Err(RuntimeError::Init(format!("container {id}: init exited before it could start")));
+        // End of file: the init exec'd (the connection is close-on-exec). A message: it failed.
+        let mut buf = [0u8; 16];
+        let n = read_full(&mut conn, &mut buf)
+            .map_err(RuntimeError::io(format!("container {id}: wait for init")))?;
+        if n != 0 {
+            return Err(RuntimeError::Init(match crate::protocol::decode(&buf) {
+                Some(crate::protocol::Msg::Failed {
+                    domain,
+                    step,
+                    index,
+                    errno,
+                }) => {
+                    format!(
+                        "container {id}: {}",
+                        crate::describe::after_start(&rec.spec, domain, step, index, errno)
+                    )
+                }
+                _ => format!("container {id}: init failed to start"),
+            }));
         }
         let state = serde_json::to_vec(&rec.oci_state(Status::Running)).unwrap_or_default();
-        hooks::run_all_warn("poststart", rec.spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()), &state);
+        hooks::run_all_warn(
+            "poststart",
+            rec.spec
+                .hooks()
+                .as_ref()
+                .and_then(|h| h.poststart().as_ref()),
+            &state,
+        );
         Ok(())
     }
 
@@ -109,9 +174,10 @@ impl Runtime {
         let status = rec.status(&dir);
         if all {
             if let Some(cg) = &rec.cgroup {
-                return cg
-                    .kill_all(signal)
-                    .map_err(|source| RuntimeError::Cgroup { id: id.into(), source });
+                return cg.kill_all(signal).map_err(|source| RuntimeError::Cgroup {
+                    id: id.into(),
+                    source,
+                });
             }
         }
         if status == Status::Stopped {
@@ -135,7 +201,9 @@ impl Runtime {
         let status = rec.status(&dir);
         if status != Status::Stopped {
             if !force {
-                return Err(RuntimeError::Usage(format!("cannot delete container {id} that is not stopped: {status}")));
+                return Err(RuntimeError::Usage(format!(
+                    "cannot delete container {id} that is not stopped: {status}"
+                )));
             }
             stop_now(&rec)?;
         }
@@ -146,18 +214,46 @@ impl Runtime {
             }
         }
         let state = serde_json::to_vec(&rec.oci_state(Status::Stopped)).unwrap_or_default();
-        hooks::run_all_warn("poststop", rec.spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()), &state);
+        hooks::run_all_warn(
+            "poststop",
+            rec.spec
+                .hooks()
+                .as_ref()
+                .and_then(|h| h.poststop().as_ref()),
+            &state,
+        );
         if let Some(cg) = &rec.cgroup {
-            cg.destroy().map_err(|source| RuntimeError::Cgroup { id: id.into(), source })?;
+            cg.destroy().map_err(|source| RuntimeError::Cgroup {
+                id: id.into(),
+                source,
+            })?;
         }
         dir.remove()?;
         Ok(())
     }
 }
 
+/// Reads until `buf` is full or the peer closes; returns the byte count.
+fn read_full(conn: &mut UnixStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match conn.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 fn signal_init(rec: &Record, signal: i32) -> Result<()> {
-    let pidfd = husk_sys::proc::pidfd_open(rec.pid)
-        .map_err(|e| RuntimeError::Init(format!("container {}: open init process {}: {e}", rec.id, rec.pid)))?;
+    let pidfd = husk_sys::proc::pidfd_open(rec.pid).map_err(|e| {
+        RuntimeError::Init(format!(
+            "container {}: open init process {}: {e}",
+            rec.id, rec.pid
+        ))
+    })?;
     // The pidfd pins the process; check it is still ours before signalling.
     if !rec.alive() {
         return Err(RuntimeError::Usage("container not running".into()));
@@ -182,8 +278,14 @@ fn stop_now(rec: &Record) -> Result<()> {
     let timeout = Duration::from_secs(10);
     match husk_sys::proc::pidfd_wait_exit(&pidfd, timeout.as_millis() as i32) {
         Ok(true) => Ok(()),
-        Ok(false) => Err(RuntimeError::Init(format!("container {}: init {} did not die within 10s of SIGKILL", rec.id, rec.pid))),
-        Err(e) => Err(RuntimeError::Init(format!("container {}: wait for init: {e}", rec.id))),
+        Ok(false) => Err(RuntimeError::Init(format!(
+            "container {}: init {} did not die within 10s of SIGKILL",
+            rec.id, rec.pid
+        ))),
+        Err(e) => Err(RuntimeError::Init(format!(
+            "container {}: wait for init: {e}",
+            rec.id
+        ))),
     }
 }
 

@@ -23,7 +23,10 @@ impl CArray {
         let strings: Vec<CString> = items.into_iter().collect();
         let mut ptrs: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr()).collect();
         ptrs.push(std::ptr::null());
-        CArray { _strings: strings, ptrs }
+        CArray {
+            _strings: strings,
+            ptrs,
+        }
     }
     pub fn as_ptrs(&self) -> &[*const libc::c_char] {
         &self.ptrs
@@ -46,11 +49,18 @@ impl ChildHook {
     pub fn new(h: &Hook, what: &str) -> Result<ChildHook, RuntimeError> {
         let path = cstring(h.path().as_os_str().as_bytes(), what)?;
         let args: Vec<CString> = match h.args() {
-            Some(a) if !a.is_empty() => a.iter().map(|s| cstring(s.as_str(), what)).collect::<Result<_, _>>()?,
+            Some(a) if !a.is_empty() => a
+                .iter()
+                .map(|s| cstring(s.as_str(), what))
+                .collect::<Result<_, _>>()?,
             _ => vec![path.clone()],
         };
-        let env: Vec<CString> =
-            h.env().iter().flatten().map(|s| cstring(s.as_str(), what)).collect::<Result<_, _>>()?;
+        let env: Vec<CString> = h
+            .env()
+            .iter()
+            .flatten()
+            .map(|s| cstring(s.as_str(), what))
+            .collect::<Result<_, _>>()?;
         Ok(ChildHook {
             path,
             argv: CArray::new(args),
@@ -112,25 +122,35 @@ pub(crate) struct ChildPlan {
     pub terminal: bool,
 }
 
-pub(crate) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 impl Exe {
     pub fn new(arg0: &str, env: &[String]) -> Result<Exe, RuntimeError> {
         let search = if arg0.contains('/') {
             Vec::new()
         } else {
-            let path = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+            let path = env
+                .iter()
+                .rev()
+                .find_map(|e| e.strip_prefix("PATH="))
+                .unwrap_or(DEFAULT_PATH);
             path.split(':')
                 .map(|d| if d.is_empty() { "." } else { d })
                 .map(|d| cstring(d, "process.env PATH"))
                 .collect::<Result<_, _>>()?
         };
-        Ok(Exe { arg0: cstring(arg0, "process.args[0]")?, search })
+        Ok(Exe {
+            arg0: cstring(arg0, "process.args[0]")?,
+            search,
+        })
     }
 }
 
 pub(crate) fn sysctls(spec: &Spec) -> Result<Vec<Sysctl>, RuntimeError> {
-    let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else { return Ok(Vec::new()) };
+    let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(Vec::new());
+    };
     map.iter()
         .map(|(k, v)| {
             let what = format!("linux.sysctl[{k:?}]");
@@ -138,7 +158,10 @@ pub(crate) fn sysctls(spec: &Spec) -> Result<Vec<Sysctl>, RuntimeError> {
                 return Err(RuntimeError::Spec(format!("{what}: not a sysctl name")));
             }
             let path = Path::new("/proc/sys").join(k.replace('.', "/"));
-            Ok(Sysctl { path: cstring(path.as_os_str().as_bytes(), &what)?, value: cstring(v.as_str(), &what)? })
+            Ok(Sysctl {
+                path: cstring(path.as_os_str().as_bytes(), &what)?,
+                value: cstring(v.as_str(), &what)?,
+            })
         })
         .collect()
 }

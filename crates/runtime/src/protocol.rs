@@ -27,7 +27,12 @@ pub enum Msg {
     /// Parent → child (`run`): exec the user process now.
     Start,
     /// Child → parent: a step failed.
-    Failed { domain: Domain, step: u16, index: u32, errno: Errno },
+    Failed {
+        domain: Domain,
+        step: u16,
+        index: u32,
+        errno: Errno,
+    },
 }
 
 const SETUP_DONE: u32 = 1;
@@ -45,9 +50,17 @@ impl Msg {
             Msg::HooksDone => (HOOKS_DONE, 0, 0, 0),
             Msg::Ready => (READY, 0, 0, 0),
             Msg::Start => (START, 0, 0, 0),
-            Msg::Failed { domain, step, index, errno } => {
-                (FAILED, (domain as u32) << 16 | step as u32, index, errno.0 as u32)
-            }
+            Msg::Failed {
+                domain,
+                step,
+                index,
+                errno,
+            } => (
+                FAILED,
+                (domain as u32) << 16 | step as u32,
+                index,
+                errno.0 as u32,
+            ),
         };
         let mut out = [0u8; 16];
         for (i, v) in [kind, a, b, c].into_iter().enumerate() {
@@ -57,7 +70,9 @@ impl Msg {
     }
 
     fn decode(buf: &[u8; 16]) -> Option<Msg> {
-        let word = |i: usize| u32::from_ne_bytes([buf[i * 4], buf[i * 4 + 1], buf[i * 4 + 2], buf[i * 4 + 3]]);
+        let word = |i: usize| {
+            u32::from_ne_bytes([buf[i * 4], buf[i * 4 + 1], buf[i * 4 + 2], buf[i * 4 + 3]])
+        };
         Some(match word(0) {
             SETUP_DONE => Msg::SetupDone,
             RUN_HOOKS => Msg::RunHooks,
@@ -71,11 +86,21 @@ impl Msg {
                     3 => Domain::Hardening,
                     _ => return None,
                 };
-                Msg::Failed { domain, step: word(1) as u16, index: word(2), errno: Errno(word(3) as i32) }
+                Msg::Failed {
+                    domain,
+                    step: word(1) as u16,
+                    index: word(2),
+                    errno: Errno(word(3) as i32),
+                }
             }
             _ => return None,
         })
     }
+}
+
+/// Decodes a message read by other means (the start connection).
+pub fn decode(buf: &[u8; 16]) -> Option<Msg> {
+    Msg::decode(buf)
 }
 
 /// Creates the socketpair: `(parent end, child end)`, both close-on-exec.
@@ -83,7 +108,12 @@ pub fn socketpair() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: fds is a valid out-array of two ints.
     let r = unsafe {
-        libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
     };
     if r != 0 {
         return Err(std::io::Error::last_os_error());
@@ -139,7 +169,12 @@ mod tests {
         for m in [
             Msg::SetupDone,
             Msg::Ready,
-            Msg::Failed { domain: Domain::Rootfs, step: 5, index: 3, errno: Errno(libc::EPERM) },
+            Msg::Failed {
+                domain: Domain::Rootfs,
+                step: 5,
+                index: 3,
+                errno: Errno(libc::EPERM),
+            },
         ] {
             send(a.as_raw_fd(), m).unwrap();
             assert_eq!(recv(b.as_raw_fd()).unwrap(), Some(m));

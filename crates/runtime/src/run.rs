@@ -11,8 +11,17 @@ use crate::{hooks, Result, Runtime, RuntimeError};
 
 /// Signals a foreground `run` passes on to the container (SIGCHLD is ours).
 const FORWARDED: [i32; 11] = [
-    libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGUSR1, libc::SIGUSR2,
-    libc::SIGWINCH, libc::SIGCONT, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU,
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+    libc::SIGCONT,
+    libc::SIGTSTP,
+    libc::SIGTTIN,
+    libc::SIGTTOU,
 ];
 
 fn signal_set() -> libc::sigset_t {
@@ -40,10 +49,43 @@ impl Runtime {
         let created = self.create_container(opts, Gate::Sync)?;
         let id = opts.id.as_str();
         let rec = &created.record;
-        protocol::send(created.sync.as_raw_fd(), Msg::Start)
+        let sync = created.sync.as_raw_fd();
+        protocol::send(sync, Msg::Start)
             .map_err(|e| RuntimeError::Init(format!("container {id}: start: {e}")))?;
+        // End of file: the init exec'd (its end is close-on-exec).
+        match protocol::recv(sync) {
+            Ok(None) => {}
+            Ok(Some(Msg::Failed {
+                domain,
+                step,
+                index,
+                errno,
+            })) => {
+                let _ = husk_sys::waitpid(rec.pid);
+                let msg = crate::describe::after_start(&rec.spec, domain, step, index, errno);
+                let _ = self.delete(id, true);
+                return Err(RuntimeError::Init(format!("container {id}: {msg}")));
+            }
+            Ok(Some(other)) => {
+                return Err(RuntimeError::Init(format!(
+                    "container {id}: unexpected {other:?} from init"
+                )))
+            }
+            Err(e) => {
+                return Err(RuntimeError::Init(format!(
+                    "container {id}: wait for exec: {e}"
+                )))
+            }
+        }
         let state = serde_json::to_vec(&rec.oci_state(Status::Running)).unwrap_or_default();
-        hooks::run_all_warn("poststart", rec.spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()), &state);
+        hooks::run_all_warn(
+            "poststart",
+            rec.spec
+                .hooks()
+                .as_ref()
+                .and_then(|h| h.poststart().as_ref()),
+            &state,
+        );
         if detach {
             return Ok(0);
         }
@@ -79,8 +121,16 @@ fn wait_forwarding(pid: i32, set: &libc::sigset_t) -> Result<i32> {
     let pidfd = husk_sys::proc::pidfd_open(pid).map_err(|_| err("pidfd_open"))?;
     loop {
         let mut fds = [
-            libc::pollfd { fd: sfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: sfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         // SAFETY: fds is a valid array of two pollfds.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
@@ -95,7 +145,13 @@ fn wait_forwarding(pid: i32, set: &libc::sigset_t) -> Result<i32> {
             let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
             let len = std::mem::size_of::<libc::signalfd_siginfo>();
             // SAFETY: info is valid for `len` bytes.
-            let r = unsafe { libc::read(sfd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), len) };
+            let r = unsafe {
+                libc::read(
+                    sfd.as_raw_fd(),
+                    (&mut info as *mut libc::signalfd_siginfo).cast(),
+                    len,
+                )
+            };
             if r == len as isize {
                 let _ = husk_sys::proc::pidfd_send_signal(&pidfd, info.ssi_signo as i32);
             }

@@ -528,7 +528,9 @@ pub fn new_session_keyring(name: &CStr) -> Result<()> {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
     const KEYCTL_SETPERM: libc::c_long = 5;
     // SAFETY: keyctl with a NUL-terminated name; the kernel copies it.
-    let id = check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) })?;
+    let id = check(unsafe {
+        libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr())
+    })?;
     // possessor: all; user: view, read, search, link (0x3f3f0000 | 0x1b... as runc sets)
     let perm: libc::c_ulong = 0x3f1b_0000;
     // SAFETY: keyctl with scalar arguments.
