@@ -46,6 +46,10 @@ impl Parsed {
             .and_then(|v| v.last())
             .is_some_and(|v| v != "false")
     }
+    /// Every value of a repeatable flag (`-e A=1 -e B=2`).
+    pub fn values(&self, name: &str) -> &[String] {
+        self.values.get(name).map_or(&[], Vec::as_slice)
+    }
     pub fn value(&self, name: &str) -> Option<&str> {
         self.values
             .get(name)
@@ -141,7 +145,7 @@ mod tests {
             true,
         )
         .unwrap();
-        assert_eq!(p.value("env"), Some("B=2"));
+        assert_eq!(p.values("env"), &["A=1".to_string(), "B=2".to_string()]);
         assert_eq!(p.positional, vec!["id", "sh", "-c", "x"]);
     }
 

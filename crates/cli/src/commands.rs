@@ -20,6 +20,7 @@ commands:
    run      create and start a container
    state    output the state of a container
    list     list containers
+   exec     run a new process inside a running container
    kill     send a signal to the container's init process
    delete   delete a container and everything it holds
    spec     write a default config.json
@@ -39,11 +40,16 @@ pub enum CliError {
     Usage(String),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Exec(RuntimeError),
 }
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
-        1
+        match self {
+            CliError::Exec(_) => 255,
+            _ => 1,
+        }
     }
 }
 
@@ -136,6 +142,11 @@ pub fn dispatch(cmd: &str, argv: &[String], g: &Globals) -> Result<u8> {
             }
             failed.map_or(Ok(0), |e| Err(e.into()))
         }
+        "exec" => exec(argv, &rt()).map_err(|e| match e {
+            // runc exits 255 when exec itself fails (not the process).
+            CliError::Runtime(e) => CliError::Exec(e),
+            other => other,
+        }),
         "spec" => spec(argv),
         "help" => {
             print!("{HELP}");
@@ -145,6 +156,71 @@ pub fn dispatch(cmd: &str, argv: &[String], g: &Globals) -> Result<u8> {
             "no such command: {other:?} (see husk --help)"
         ))),
     }
+}
+
+fn exec(argv: &[String], rt: &Runtime) -> Result<u8> {
+    let flags = [
+        opt("process").short("p"),
+        flag("detach").short("d"),
+        opt("pid-file"),
+        opt("console-socket"),
+        flag("tty").short("t"),
+        opt("cwd"),
+        opt("env").short("e"),
+        opt("user").short("u"),
+        opt("additional-gids").short("g"),
+        opt("cap").short("c"),
+        flag("no-new-privs"),
+        opt("apparmor"),
+        opt("process-label"),
+        opt("preserve-fds"),
+        flag("ignore-paused"),
+        opt("cgroup"),
+    ];
+    let p = parse("exec", argv, &flags, true)?;
+    let Some((id, args)) = p.positional.split_first() else {
+        return Err(CliError::Usage(
+            "exec: usage: husk exec [options] <container-id> <command> [args...]".into(),
+        ));
+    };
+    let number = |flag: &str, v: &str| {
+        v.parse::<u32>()
+            .map_err(|_| CliError::Usage(format!("exec: --{flag}: {v:?} is not a number")))
+    };
+    let opts = husk_runtime::ExecOptions {
+        id: id.clone(),
+        process: p.value("process").map(absolute),
+        args: args.to_vec(),
+        detach: p.has("detach"),
+        pid_file: p.value("pid-file").map(absolute),
+        console_socket: p.value("console-socket").map(absolute),
+        tty: p.has("tty"),
+        cwd: p.value("cwd").map(str::to_string),
+        env: p.values("env").to_vec(),
+        user: p.value("user").map(str::to_string),
+        additional_gids: p
+            .values("additional-gids")
+            .iter()
+            .map(|g| number("additional-gids", g))
+            .collect::<Result<_>>()?,
+        caps: p.values("cap").to_vec(),
+        no_new_privs: p.has("no-new-privs"),
+        apparmor: p.value("apparmor").map(str::to_string),
+        process_label: p.value("process-label").map(str::to_string),
+        preserve_fds: p
+            .value("preserve-fds")
+            .map(|v| number("preserve-fds", v))
+            .transpose()?
+            .unwrap_or(0),
+        ignore_paused: p.has("ignore-paused"),
+    };
+    if p.value("cgroup").is_some() {
+        return Err(CliError::Usage(
+            "exec: --cgroup is not supported yet".into(),
+        ));
+    }
+    let code = rt.exec(&opts)?;
+    Ok(code.clamp(0, 255) as u8)
 }
 
 fn create_options(cmd: &str, argv: &[String], extra: &[Flag]) -> Result<(CreateOptions, Parsed)> {

@@ -126,6 +126,9 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
         unsafe { libc::close(fd) };
     }
     husk_sys::cloexec_from(3 + plan.preserve_fds).map_err(rt(Step::Fds, 0))?;
+    // Nobody in the container may ptrace or read /proc/PID/{fd,mem} of this process until it
+    // execs the user's program (execve makes it dumpable again).
+    husk_sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(rt(Step::Fds, 1))?;
     if plan.wait_setup {
         expect(plan.sync, Msg::SetupDone)?;
     }
@@ -135,6 +138,9 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
             let n = husk_sys::read(plan.sync, &mut buf).map_err(rt(Step::Sync, 1))?;
             buf.truncate(n);
         }
+    }
+    if let Some((pidfd, flags)) = &plan.join_init {
+        husk_sys::setns(pidfd.as_raw_fd(), *flags).map_err(rt(Step::Setns, u32::MAX))?;
     }
     for (i, j) in plan.child_joins.iter().enumerate() {
         husk_sys::setns(j.fd.as_raw_fd(), j.flag).map_err(rt(Step::Setns, i as u32))?;
@@ -189,7 +195,7 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
             Step::CreateContainerHook,
         )?;
     }
-    if plan.terminal {
+    if plan.process.terminal {
         setup_console(plan).map_err(rt(Step::Console, 0))?;
     }
     for (i, s) in plan.sysctls.iter().enumerate() {
@@ -199,7 +205,7 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     if let Some(rootfs) = &plan.rootfs {
         rootfs.finalize()?;
     }
-    let h = &plan.hardening;
+    let h = &plan.process.hardening;
     h.apply_lsm_exec_label()?;
     h.apply_rlimits()?;
     h.apply_scheduling()?;
@@ -240,17 +246,21 @@ fn after_start(plan: &ChildPlan, exe: &PathBuf) -> Result<Infallible, Fail> {
         1,
         Step::StartContainerHook,
     )?;
-    let h = &plan.hardening;
+    let h = &plan.process.hardening;
     if h.no_new_privs() {
         let _listener = h.install_seccomp()?;
     }
     husk_sys::reset_signals();
-    let e = husk_sys::execve(exe.as_cstr(), plan.argv.as_ptrs(), plan.envp.as_ptrs());
+    let e = husk_sys::execve(
+        exe.as_cstr(),
+        plan.process.argv.as_ptrs(),
+        plan.process.envp.as_ptrs(),
+    );
     Err(rt(Step::Exec, 0)(e))
 }
 
 fn setup_console(plan: &ChildPlan) -> SysResult<()> {
-    let (master, slave) = husk_sys::tty::open_pty(plan.console_size)?;
+    let (master, slave) = husk_sys::tty::open_pty(plan.process.console_size)?;
     if let Some(sock) = &plan.console {
         husk_sys::send_fd(sock.as_raw_fd(), master.as_raw_fd())?;
     }
@@ -259,19 +269,28 @@ fn setup_console(plan: &ChildPlan) -> SysResult<()> {
 }
 
 fn change_dir(plan: &ChildPlan) -> Result<(), Fail> {
-    match husk_sys::chdir(&plan.cwd) {
-        Err(Errno(libc::ENOENT)) => {
-            // Like runc, make a missing working directory.
+    let cwd = &plan.process.cwd;
+    match husk_sys::chdir(cwd) {
+        Err(Errno(libc::ENOENT)) if plan.rootfs.is_some() => {
+            // Like runc, make a missing working directory (not in `exec`).
             let root = husk_sys::openat(libc::AT_FDCWD, c"/", libc::O_PATH | libc::O_DIRECTORY, 0)
                 .map_err(rt(Step::Cwd, 0))?;
             let mut rel = PathBuf::new();
-            let bytes = plan.cwd.to_bytes();
+            let bytes = cwd.to_bytes();
             rel.push_bytes(bytes.strip_prefix(b"/").unwrap_or(bytes))
                 .map_err(rt(Step::Cwd, 0))?;
             mkdir_p(root.as_raw_fd(), &rel).map_err(rt(Step::Cwd, 0))?;
-            husk_sys::chdir(&plan.cwd).map_err(rt(Step::Cwd, 0))
+            husk_sys::chdir(cwd).map_err(rt(Step::Cwd, 0))?;
         }
-        other => other.map_err(rt(Step::Cwd, 0)),
+        other => other.map_err(rt(Step::Cwd, 0))?,
+    }
+    // A cwd that resolved through an inherited descriptor to a directory outside the
+    // container's root (CVE-2024-21626) shows up as "(unreachable)".
+    let mut raw = [0u8; 4096];
+    match husk_sys::getcwd(&mut raw) {
+        Ok(path) if path.first() == Some(&b'/') => Ok(()),
+        Ok(_) => Err(rt(Step::Cwd, 1)(Errno(libc::EACCES))),
+        Err(e) => Err(rt(Step::Cwd, 1)(e)),
     }
 }
 
@@ -301,7 +320,7 @@ fn is_executable_file(path: &std::ffi::CStr) -> SysResult<()> {
 
 /// Finds the program like execvp: as given when it has a slash, else along PATH.
 fn lookup(plan: &ChildPlan, out: &mut PathBuf) -> SysResult<()> {
-    let exe = &plan.exe;
+    let exe = &plan.process.exe;
     if exe.search.is_empty() {
         out.push_bytes(exe.arg0.as_bytes())?;
         return is_executable_file(out.as_cstr());
@@ -326,6 +345,7 @@ fn lookup(plan: &ChildPlan, out: &mut PathBuf) -> SysResult<()> {
 fn wait_for_start(plan: &ChildPlan) -> Result<Option<OwnedFd>, Fail> {
     match &plan.gate {
         StartGate::Sync => expect(plan.sync, Msg::Start).map(|()| None),
+        StartGate::Open => Ok(None),
         StartGate::Socket(listener) => husk_sys::accept(listener.as_raw_fd())
             .map(Some)
             .map_err(rt(Step::StartWait, 0)),

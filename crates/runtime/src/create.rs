@@ -3,7 +3,6 @@
 
 use std::cell::RefCell;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -11,7 +10,7 @@ use husk_state::{ContainerDir, Status};
 use husk_sys::clone::{clone3, Forked};
 
 use crate::namespaces::{write_id_maps, Namespaces, ParentSwitch};
-use crate::plan::{cstring, sysctls, CArray, ChildHook, ChildPlan, Exe, StartGate};
+use crate::plan::{cstring, sysctls, ChildHook, ChildPlan, ProcessPlan, StartGate};
 use crate::protocol::{self, Msg};
 use crate::record::{Record, START_SOCKET};
 use crate::{child, describe, hooks, Result, Runtime, RuntimeError};
@@ -157,7 +156,6 @@ impl Runtime {
                 cgroups: cgroup_view(&cgroup, cgroupns),
             },
         )?;
-        let hardening = husk_hardening::Plan::new(process, linux)?;
 
         let console = match &opts.console_socket {
             Some(path) => Some(OwnedFd::from(UnixStream::connect(path).map_err(
@@ -202,20 +200,10 @@ impl Runtime {
         let container_hooks =
             !create_container_hooks.is_empty() || !start_container_hooks.is_empty();
 
-        let args = process
-            .args()
-            .as_ref()
-            .filter(|a| !a.is_empty())
-            .ok_or_else(|| RuntimeError::Spec("process.args: must not be empty".into()))?;
-        let env = process.env().clone().unwrap_or_default();
         let plan = ChildPlan {
             sync: child_sync.as_raw_fd(),
             gate: start_gate,
             console,
-            console_size: process
-                .console_size()
-                .as_ref()
-                .map(|b| (b.height() as u16, b.width() as u16)),
             close_first: vec![dir.fd().as_raw_fd(), parent_sync.as_raw_fd()],
             preserve_fds: opts.preserve_fds,
             wait_setup: ns.new_user || clone_cgroup.is_none() || container_hooks,
@@ -240,7 +228,7 @@ impl Runtime {
                 .transpose()?,
             sysctls: sysctls(spec)?,
             rootfs: Some(rootfs),
-            hardening,
+            join_init: None,
             hooks_in_parent,
             create_container_hooks,
             start_container_hooks,
@@ -251,19 +239,7 @@ impl Runtime {
                     Vec::new()
                 })
             }),
-            cwd: cstring(process.cwd().as_os_str().as_bytes(), "process.cwd")?,
-            exe: Exe::new(&args[0], &env)?,
-            argv: CArray::new(
-                args.iter()
-                    .map(|a| cstring(a.as_str(), "process.args"))
-                    .collect::<Result<Vec<_>>>()?,
-            ),
-            envp: CArray::new(
-                env.iter()
-                    .map(|e| cstring(e.as_str(), "process.env"))
-                    .collect::<Result<Vec<_>>>()?,
-            ),
-            terminal,
+            process: ProcessPlan::new(process, linux)?,
         };
 
         // Clone with the parent standing in the joined namespaces, then step back out.

@@ -20,7 +20,9 @@ pub(crate) fn failure(
             _ => format!("rootfs setup step {step}: {errno}"),
         },
         Domain::Hardening => match husk_hardening::Step::try_from(step).ok() {
-            Some(step) => husk_hardening::Failure { step, index, errno }.describe(&plan.hardening),
+            Some(step) => {
+                husk_hardening::Failure { step, index, errno }.describe(&plan.process.hardening)
+            }
             None => format!("security setup step {step}: {errno}"),
         },
         Domain::Runtime => runtime_step(plan, step, index, errno),
@@ -46,6 +48,7 @@ fn runtime_step(plan: &ChildPlan, step: u16, index: u32, errno: Errno) -> String
     match step {
         Step::Fds => format!("close inherited file descriptors: {errno}"),
         Step::Sync => format!("talk to husk over the sync socket: {errno}"),
+        Step::Setns if index == u32::MAX => format!("join the container's namespaces: {errno}"),
         Step::Setns => format!("join namespace #{i}: {errno}"),
         Step::Unshare => format!("create namespaces: {errno}"),
         Step::BecomeRoot => format!("become root in the new user namespace: {errno}"),
@@ -59,20 +62,29 @@ fn runtime_step(plan: &ChildPlan, step: u16, index: u32, errno: Errno) -> String
             format!("write sysctl {name}: {errno}")
         }
         Step::Console => format!("set up the console: {errno}"),
-        Step::Cwd => format!("chdir to cwd {:?} set in config.json: {errno}", plan.cwd),
+        Step::Cwd if index == 1 => {
+            format!(
+                "cwd {:?} set in config.json is outside the container's root: {errno}",
+                plan.process.cwd
+            )
+        }
+        Step::Cwd => format!(
+            "chdir to cwd {:?} set in config.json: {errno}",
+            plan.process.cwd
+        ),
         Step::Lookup => exec_lookup(plan, errno),
         Step::CreateContainerHook => hook(&plan.create_container_hooks, "createContainer"),
         Step::StartContainerHook => hook(&plan.start_container_hooks, "startContainer"),
         Step::StartWait => format!("wait for start: {errno}"),
         Step::Keyring => format!("join a new session keyring: {errno}"),
-        Step::Exec => format!("exec {:?}: {errno}", plan.exe.arg0),
+        Step::Exec => format!("exec {:?}: {errno}", plan.process.exe.arg0),
     }
 }
 
 /// runc's wording, which Podman maps to exit codes 127 and 126.
 fn exec_lookup(plan: &ChildPlan, errno: Errno) -> String {
-    let arg0 = plan.exe.arg0.to_string_lossy();
-    if plan.exe.search.is_empty() {
+    let arg0 = plan.process.exe.arg0.to_string_lossy();
+    if plan.process.exe.search.is_empty() {
         format!("exec: {arg0:?}: stat {arg0}: {errno}")
     } else if errno.0 == libc::ENOENT {
         format!("exec: {arg0:?}: executable file not found in $PATH")

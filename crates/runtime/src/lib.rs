@@ -11,6 +11,7 @@ mod child;
 mod create;
 mod describe;
 mod devices;
+mod exec;
 mod hooks;
 mod namespaces;
 mod ops;
@@ -20,6 +21,7 @@ mod record;
 mod run;
 
 pub use create::CreateOptions;
+pub use exec::ExecOptions;
 pub use husk_state::{OciState, Status};
 pub use ops::parse_signal;
 

@@ -178,23 +178,9 @@ pub(crate) struct ParentSwitch {
 impl ParentSwitch {
     /// Enters the path namespaces the child must be born in, and a new time namespace.
     pub fn enter(ns: &Namespaces) -> Result<ParentSwitch, RuntimeError> {
-        let mut sw = ParentSwitch { saved: Vec::new() };
-        let save = |sw: &mut ParentSwitch, flag| -> Result<(), RuntimeError> {
-            let path = format!("/proc/self/ns/{}", proc_name(flag));
-            let fd: OwnedFd = File::open(&path)
-                .map_err(|e| RuntimeError::Namespace(format!("open {path}: {e}")))?
-                .into();
-            sw.saved.push(Join { fd, flag });
-            Ok(())
-        };
-        for j in &ns.parent_joins {
-            save(&mut sw, j.flag)?;
-            husk_sys::setns(j.fd.as_raw_fd(), j.flag).map_err(|e| {
-                RuntimeError::Namespace(format!("join {} namespace: {e}", proc_name(j.flag)))
-            })?;
-        }
+        let mut sw = ParentSwitch::join(&ns.parent_joins)?;
         if let Some(offsets) = &ns.time_offsets {
-            save(&mut sw, libc::CLONE_NEWTIME)?;
+            sw.save(libc::CLONE_NEWTIME)?;
             husk_sys::unshare(libc::CLONE_NEWTIME)
                 .map_err(|e| RuntimeError::Namespace(format!("create time namespace: {e}")))?;
             if !offsets.is_empty() {
@@ -204,6 +190,27 @@ impl ParentSwitch {
             }
         }
         Ok(sw)
+    }
+
+    /// Enters `joins` for the clone (`exec`: the container's pid namespace through a pidfd).
+    pub fn join(joins: &[Join]) -> Result<ParentSwitch, RuntimeError> {
+        let mut sw = ParentSwitch { saved: Vec::new() };
+        for j in joins {
+            sw.save(j.flag)?;
+            husk_sys::setns(j.fd.as_raw_fd(), j.flag).map_err(|e| {
+                RuntimeError::Namespace(format!("join {} namespace: {e}", proc_name(j.flag)))
+            })?;
+        }
+        Ok(sw)
+    }
+
+    fn save(&mut self, flag: libc::c_int) -> Result<(), RuntimeError> {
+        let path = format!("/proc/self/ns/{}", proc_name(flag));
+        let fd: OwnedFd = File::open(&path)
+            .map_err(|e| RuntimeError::Namespace(format!("open {path}: {e}")))?
+            .into();
+        self.saved.push(Join { fd, flag });
+        Ok(())
     }
 
     /// Back to the parent's own namespaces (also on error paths, via Drop).

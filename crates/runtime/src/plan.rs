@@ -88,13 +88,14 @@ pub(crate) enum StartGate {
     Socket(OwnedFd),
     /// `run`: a Start message on the sync socket.
     Sync,
+    /// `exec`: no waiting.
+    Open,
 }
 
 pub(crate) struct ChildPlan {
     pub sync: RawFd,
     pub gate: StartGate,
     pub console: Option<OwnedFd>,
-    pub console_size: Option<(u16, u16)>,
     /// Parent-only descriptors the child must close at once (the state directory lock).
     pub close_first: Vec<RawFd>,
     pub preserve_fds: u32,
@@ -108,18 +109,60 @@ pub(crate) struct ChildPlan {
     pub domainname: Option<CString>,
     pub sysctls: Vec<Sysctl>,
     pub rootfs: Option<husk_rootfs::RootfsPlan>,
-    pub hardening: husk_hardening::Plan,
+    /// `husk exec`: the container's init as a pidfd, and the namespaces to join through it.
+    pub join_init: Option<(OwnedFd, libc::c_int)>,
     pub hooks_in_parent: bool,
     pub create_container_hooks: Vec<ChildHook>,
     pub start_container_hooks: Vec<ChildHook>,
     /// Buffers the parent's state JSON is received into, for the hooks above (status
     /// "creating" for createContainer, "created" for startContainer).
     pub hook_state: [std::cell::RefCell<Vec<u8>>; 2],
+    pub process: ProcessPlan,
+}
+
+/// The part of the plan that describes the process itself, shared by `create` and `exec`.
+pub(crate) struct ProcessPlan {
+    pub hardening: husk_hardening::Plan,
     pub cwd: CString,
     pub exe: Exe,
     pub argv: CArray,
     pub envp: CArray,
     pub terminal: bool,
+    pub console_size: Option<(u16, u16)>,
+}
+
+impl ProcessPlan {
+    pub fn new(
+        process: &oci_spec::runtime::Process,
+        linux: Option<&oci_spec::runtime::Linux>,
+    ) -> Result<ProcessPlan, RuntimeError> {
+        let args = process
+            .args()
+            .as_ref()
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| RuntimeError::Spec("process.args: must not be empty".into()))?;
+        let env = process.env().clone().unwrap_or_default();
+        Ok(ProcessPlan {
+            hardening: husk_hardening::Plan::new(process, linux)?,
+            cwd: cstring(process.cwd().as_os_str().as_bytes(), "process.cwd")?,
+            exe: Exe::new(&args[0], &env)?,
+            argv: CArray::new(
+                args.iter()
+                    .map(|a| cstring(a.as_str(), "process.args"))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            envp: CArray::new(
+                env.iter()
+                    .map(|e| cstring(e.as_str(), "process.env"))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            terminal: process.terminal().unwrap_or(false),
+            console_size: process
+                .console_size()
+                .as_ref()
+                .map(|b| (b.height() as u16, b.width() as u16)),
+        })
+    }
 }
 
 pub(crate) const DEFAULT_PATH: &str =

@@ -24,7 +24,7 @@ const FORWARDED: [i32; 11] = [
     libc::SIGTTOU,
 ];
 
-fn signal_set() -> libc::sigset_t {
+pub(crate) fn signal_set() -> libc::sigset_t {
     // SAFETY: sigemptyset/sigaddset initialise and fill a stack-local set.
     unsafe {
         let mut set = std::mem::zeroed::<libc::sigset_t>();
@@ -95,18 +95,23 @@ impl Runtime {
         if let Err(e) = self.delete(id, true) {
             tracing::warn!("container {id}: cleanup after run: {e}");
         }
-        Ok(if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else if libc::WIFSIGNALED(status) {
-            128 + libc::WTERMSIG(status)
-        } else {
-            255
-        })
+        Ok(exit_code(status))
+    }
+}
+
+/// A wait status as a shell reports it: the exit code, or 128+N when killed by signal N.
+pub(crate) fn exit_code(status: i32) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        255
     }
 }
 
 /// Waits for the init (our child) while forwarding signals to it; returns its wait status.
-fn wait_forwarding(pid: i32, set: &libc::sigset_t) -> Result<i32> {
+pub(crate) fn wait_forwarding(pid: i32, set: &libc::sigset_t) -> Result<i32> {
     let err = |what: &str| {
         let e = std::io::Error::last_os_error();
         RuntimeError::Init(format!("wait for container process {pid}: {what}: {e}"))

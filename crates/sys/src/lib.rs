@@ -536,3 +536,13 @@ pub fn new_session_keyring(name: &CStr) -> Result<()> {
     // SAFETY: keyctl with scalar arguments.
     check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SETPERM, id, perm) }).map(drop)
 }
+
+/// `getcwd(2)` into `buf`; the kernel prefixes "(unreachable)" when the directory is outside
+/// the process's root.
+pub fn getcwd(buf: &mut [u8]) -> Result<&[u8]> {
+    // SAFETY: raw syscall writing at most buf.len() bytes into buf.
+    let n =
+        check(unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) })? as usize;
+    // The length includes the terminating NUL.
+    Ok(&buf[..n.saturating_sub(1)])
+}

@@ -1,0 +1,290 @@
+//! `exec`: a new process inside a running container. It is born in the container's pid
+//! namespace (the parent joins it around `clone3`) and cgroup, then joins every other namespace
+//! of the init in one `setns(pidfd, flags)` call, and execs the process spec's program.
+
+use std::cell::RefCell;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use husk_state::{Lock, Status};
+use husk_sys::clone::{clone3, Forked};
+use oci_spec::runtime::{Capability, Process, Spec};
+
+use crate::namespaces::{flag_of, Join, ParentSwitch};
+use crate::plan::{ChildPlan, ProcessPlan, StartGate};
+use crate::protocol::{self, Msg};
+use crate::{child, describe, Result, Runtime, RuntimeError};
+
+/// `husk exec` flags.
+#[derive(Debug, Default, Clone)]
+pub struct ExecOptions {
+    pub id: String,
+    /// `--process FILE`: a whole process JSON; the flags below then do not apply.
+    pub process: Option<PathBuf>,
+    pub args: Vec<String>,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub tty: bool,
+    pub cwd: Option<String>,
+    pub env: Vec<String>,
+    /// `uid[:gid]`
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub apparmor: Option<String>,
+    pub process_label: Option<String>,
+    pub preserve_fds: u32,
+    pub ignore_paused: bool,
+}
+
+impl Runtime {
+    /// Returns the exit code for husk (the process's, unless detached).
+    pub fn exec(&self, o: &ExecOptions) -> Result<i32> {
+        let id = o.id.as_str();
+        let (dir, rec) = self.load(id, Lock::Shared)?;
+        match rec.status(&dir) {
+            Status::Stopped => {
+                return Err(RuntimeError::Usage(
+                    "cannot exec in a stopped container".into(),
+                ))
+            }
+            Status::Paused if !o.ignore_paused => {
+                return Err(RuntimeError::Usage(
+                    "cannot exec in a paused container".into(),
+                ))
+            }
+            _ => {}
+        }
+        let process = exec_process(o, &rec.spec)?;
+        let terminal = process.terminal().unwrap_or(false);
+        if terminal && o.console_socket.is_none() {
+            return Err(RuntimeError::Usage(if o.detach {
+                "cannot allocate tty if husk will detach without setting console socket".into()
+            } else {
+                "--tty needs --console-socket (husk does not relay a terminal itself yet)".into()
+            }));
+        }
+        if !terminal && o.console_socket.is_some() {
+            return Err(RuntimeError::Usage(
+                "cannot use console socket if husk will not detach or allocate tty".into(),
+            ));
+        }
+
+        let init = husk_sys::proc::pidfd_open(rec.pid).map_err(|e| {
+            RuntimeError::Init(format!(
+                "container {id}: open init process {}: {e}",
+                rec.pid
+            ))
+        })?;
+        if !rec.alive() {
+            return Err(RuntimeError::Usage(
+                "cannot exec in a stopped container".into(),
+            ));
+        }
+        let mut flags = 0;
+        for n in rec
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .into_iter()
+            .flatten()
+        {
+            flags |= flag_of(n.typ());
+        }
+        let pid_join = if flags & libc::CLONE_NEWPID != 0 {
+            vec![Join {
+                fd: dup(&init)?,
+                flag: libc::CLONE_NEWPID,
+            }]
+        } else {
+            Vec::new()
+        };
+        let child_flags = flags & !libc::CLONE_NEWPID;
+        let cg_err = |source| RuntimeError::Cgroup {
+            id: id.to_string(),
+            source,
+        };
+        let clone_cgroup: Option<OwnedFd> = match &rec.cgroup {
+            Some(cg) => cg.clone_into_fd().transpose().map_err(cg_err)?,
+            None => None,
+        };
+        let console = match &o.console_socket {
+            Some(path) => Some(OwnedFd::from(UnixStream::connect(path).map_err(
+                RuntimeError::io(format!("connect to console socket {}", path.display())),
+            )?)),
+            None => None,
+        };
+        let (parent_sync, child_sync) =
+            protocol::socketpair().map_err(RuntimeError::io("create sync socket"))?;
+        let wait_setup = clone_cgroup.is_none() && rec.cgroup.is_some();
+        let plan = ChildPlan {
+            sync: child_sync.as_raw_fd(),
+            gate: StartGate::Open,
+            console,
+            close_first: vec![dir.fd().as_raw_fd(), parent_sync.as_raw_fd()],
+            preserve_fds: o.preserve_fds,
+            wait_setup,
+            child_joins: Vec::new(),
+            child_unshare: 0,
+            new_user: false,
+            keyring: None,
+            hostname: None,
+            domainname: None,
+            sysctls: Vec::new(),
+            rootfs: None,
+            join_init: (child_flags != 0)
+                .then(|| dup(&init).map(|fd| (fd, child_flags)))
+                .transpose()?,
+            hooks_in_parent: false,
+            create_container_hooks: Vec::new(),
+            start_container_hooks: Vec::new(),
+            hook_state: [RefCell::new(Vec::new()), RefCell::new(Vec::new())],
+            process: ProcessPlan::new(&process, rec.spec.linux().as_ref())?,
+        };
+
+        let mut switch = ParentSwitch::join(&pid_join)?;
+        // SAFETY: husk is single-threaded; the child only runs `child::main`.
+        let forked = unsafe { clone3(0, clone_cgroup.as_ref().map(|f| f.as_raw_fd())) };
+        let pid = match forked {
+            Ok(Forked::Child) => child::main(&plan),
+            Ok(Forked::Parent { pid }) => pid,
+            Err(e) => {
+                return Err(RuntimeError::Init(format!(
+                    "container {id}: clone3 for exec: {e}"
+                )))
+            }
+        };
+        switch.restore();
+        drop(child_sync);
+        // The container may be deleted while the process runs: do not hold its lock.
+        drop(dir);
+        let sync = parent_sync.as_raw_fd();
+        let fail = |msg: String| {
+            let _ = husk_sys::proc::kill(pid, libc::SIGKILL);
+            let _ = husk_sys::waitpid(pid);
+            RuntimeError::Init(format!("container {id}: exec: {msg}"))
+        };
+        if wait_setup {
+            if let Some(cg) = &rec.cgroup {
+                if let Err(e) = cg.add_process(pid) {
+                    return Err(fail(e.to_string()));
+                }
+            }
+            protocol::send(sync, Msg::SetupDone).map_err(|e| fail(e.to_string()))?;
+        }
+        loop {
+            match protocol::recv(sync) {
+                Ok(Some(Msg::Ready)) => continue,
+                // End of file: the process exec'd (the child's end is close-on-exec).
+                Ok(None) => break,
+                Ok(Some(Msg::Failed {
+                    domain,
+                    step,
+                    index,
+                    errno,
+                })) => {
+                    return Err(fail(describe::failure(&plan, domain, step, index, errno)));
+                }
+                Ok(Some(other)) => return Err(fail(format!("unexpected {other:?}"))),
+                Err(e) => return Err(fail(e.to_string())),
+            }
+        }
+        drop(plan);
+        if let Some(pid_file) = &o.pid_file {
+            crate::create::write_pid_file(pid_file, pid)?;
+        }
+        if o.detach {
+            return Ok(0);
+        }
+        let status = crate::run::wait_forwarding(pid, &crate::run::signal_set())?;
+        Ok(crate::run::exit_code(status))
+    }
+}
+
+fn dup(fd: &OwnedFd) -> Result<OwnedFd> {
+    fd.try_clone().map_err(RuntimeError::io("duplicate pidfd"))
+}
+
+/// The process to exec: `--process FILE`, or the container's own process with the flags'
+/// changes (as runc builds it).
+fn exec_process(o: &ExecOptions, spec: &Spec) -> Result<Process> {
+    if let Some(path) = &o.process {
+        return Ok(husk_spec::load_process(path)?);
+    }
+    if o.args.is_empty() {
+        return Err(RuntimeError::Usage(
+            "exec: no command given (husk exec [options] <container-id> <command> [args...])"
+                .into(),
+        ));
+    }
+    let mut p = spec.process().clone().unwrap_or_default();
+    p.set_args(Some(o.args.clone()));
+    p.set_terminal(Some(o.tty));
+    if let Some(cwd) = &o.cwd {
+        p.set_cwd(cwd.into());
+    }
+    if !o.env.is_empty() {
+        let mut env = p.env().clone().unwrap_or_default();
+        for kv in &o.env {
+            let key = kv.split('=').next().unwrap_or_default();
+            env.retain(|e| e.split('=').next() != Some(key));
+            env.push(kv.clone());
+        }
+        p.set_env(Some(env));
+    }
+    let mut user = p.user().clone();
+    if let Some(u) = &o.user {
+        let (uid, gid) = match u.split_once(':') {
+            Some((a, b)) => (a, Some(b)),
+            None => (u.as_str(), None),
+        };
+        let num = |s: &str| {
+            s.parse::<u32>().map_err(|_| {
+                RuntimeError::Usage(format!("exec: --user {u:?}: expected uid[:gid] as numbers"))
+            })
+        };
+        user.set_uid(num(uid)?);
+        user.set_gid(gid.map(num).transpose()?.unwrap_or(0));
+    }
+    if !o.additional_gids.is_empty() {
+        user.set_additional_gids(Some(o.additional_gids.clone()));
+    }
+    p.set_user(user);
+    if !o.caps.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        for name in &o.caps {
+            let cap: Capability = serde_json::from_value(serde_json::Value::String(name.clone()))
+                .map_err(|_| {
+                RuntimeError::Usage(format!("exec: --cap: unknown capability {name:?}"))
+            })?;
+            let add = |s: &Option<std::collections::HashSet<Capability>>| {
+                let mut s = s.clone().unwrap_or_default();
+                s.insert(cap);
+                Some(s)
+            };
+            let (b, e, pm) = (
+                add(caps.bounding()),
+                add(caps.effective()),
+                add(caps.permitted()),
+            );
+            caps.set_bounding(b);
+            caps.set_effective(e);
+            caps.set_permitted(pm);
+        }
+        p.set_capabilities(Some(caps));
+    }
+    if o.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if let Some(a) = &o.apparmor {
+        p.set_apparmor_profile(Some(a.clone()));
+    }
+    if let Some(l) = &o.process_label {
+        p.set_selinux_label(Some(l.clone()));
+    }
+    Ok(p)
+}
