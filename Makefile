@@ -5,7 +5,7 @@ CARGO ?= cargo
 HUSK_RELEASE := target/release/husk
 DEMO_DIR ?= /var/tmp/husk-demo
 
-.PHONY: all build release deps demo test unit integration lint clean
+.PHONY: all build release deps demo test unit integration cgroup-v2 lint clean
 
 all: release
 
@@ -27,12 +27,16 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 unit:
-	$(CARGO) test --workspace --exclude husk-tests
+	$(CARGO) test --workspace --exclude husk-tests --exclude husk-cgroups
 
 integration: build
 	$(CARGO) test -p husk-tests
 
-test: deps lint unit integration
+# The cgroup manager's tests on this host and in a throwaway cgroup-v2-only VM (tests/vm).
+cgroup-v2:
+	tests/vm/run-cgroup-tests.sh
+
+test: deps lint unit integration cgroup-v2
 
 clean:
 	$(CARGO) clean

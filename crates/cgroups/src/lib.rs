@@ -1,1 +1,286 @@
-//! stub
+//! husk's cgroup manager (runc's "cgroupfs" driver): resolves a container's cgroup paths,
+//! creates them, applies `linux.resources`, moves processes in, freezes, signals, reports
+//! stats and removes them again, on cgroup v1, hybrid and v2 hosts.
+//!
+//! The [`Manager`] holds only resolved paths, so the runtime stores it in its state file and
+//! later invocations (`kill`, `pause`, `events`, `delete`) use it without detecting anything.
+
+mod common;
+mod devices;
+mod error;
+mod fsx;
+mod layout;
+mod ops;
+pub mod stats;
+mod sys;
+mod v1;
+mod v2;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::LinuxResources;
+use serde::{Deserialize, Serialize};
+
+pub use error::CgroupError;
+pub use layout::{detect, Hierarchy, Layout, CGROUP_ROOT};
+pub use stats::Stats;
+
+use fsx::Ver;
+
+/// Which kind of host a [`Manager`] was resolved on.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    V1,
+    Hybrid,
+    Unified,
+}
+
+/// The cgroup(s) of one container.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Manager {
+    mode: Mode,
+    /// Like runc's state.json `cgroup_paths`: v1 controller (or "name=systemd") -> directory;
+    /// the key "" is the v2 directory (the only entry on v2 hosts).
+    paths: BTreeMap<String, PathBuf>,
+    /// Mount point of the v2 hierarchy (v2 and hybrid hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unified_mount: Option<PathBuf>,
+}
+
+impl Manager {
+    /// Resolves the cgroup of container `id` like runc's cgroupfs driver:
+    /// an absolute `cgroups_path` is taken below each hierarchy's root; a relative one below
+    /// this process's own cgroup (v1: per hierarchy; v2: its parent, which has no processes);
+    /// none or empty means the relative path `<id>` (runc has no default parent).
+    /// `systemd` is `--systemd-cgroup`, which husk does not implement. Touches nothing.
+    pub fn new(
+        layout: &Layout,
+        id: &str,
+        cgroups_path: Option<&str>,
+        systemd: bool,
+    ) -> Result<Manager, CgroupError> {
+        if systemd {
+            return Err(CgroupError::Systemd(
+                if Path::new("/run/systemd/system").exists() {
+                    "not supported by husk (use the default cgroupfs driver)"
+                } else {
+                    "systemd is not running on this host"
+                },
+            ));
+        }
+        let path = cgroups_path.filter(|p| !p.is_empty()).unwrap_or(id);
+        let (comps, absolute) = layout::clean(path);
+        if comps.is_empty() {
+            let what = if absolute {
+                "the root cgroup"
+            } else {
+                "husk's own cgroup"
+            };
+            return Err(CgroupError::Config(format!(
+                "cgroupsPath {path:?} resolves to {what}"
+            )));
+        }
+        let inner = format!("/{}", comps.join("/"));
+        let base = |own: &str| {
+            if absolute {
+                inner.clone()
+            } else {
+                format!("{}{inner}", own.trim_end_matches('/'))
+            }
+        };
+        let mut paths = BTreeMap::new();
+        let mut unified_mount = None;
+        for h in layout.hierarchies() {
+            let dir = layout::join(&h.mount, &base(&h.own));
+            for c in &h.controllers {
+                paths.insert(c.clone(), dir.clone());
+            }
+        }
+        let mode = match layout {
+            Layout::V1 { .. } => Mode::V1,
+            Layout::Hybrid { unified, .. } => {
+                paths.insert(
+                    String::new(),
+                    layout::join(&unified.mount, &base(&unified.own)),
+                );
+                unified_mount = Some(unified.mount.clone());
+                Mode::Hybrid
+            }
+            Layout::Unified { mount } => {
+                let dir = if absolute {
+                    layout::join(mount, &inner)
+                } else {
+                    let own = layout::own_v2_cgroup()?;
+                    layout::join(
+                        mount,
+                        &format!(
+                            "{}{inner}",
+                            layout::parent_cgroup(&own).trim_end_matches('/')
+                        ),
+                    )
+                };
+                paths.insert(String::new(), dir);
+                unified_mount = Some(mount.clone());
+                Mode::Unified
+            }
+        };
+        // Device isolation must not silently disappear (runc treats this as fatal too).
+        if mode != Mode::Unified && !paths.contains_key("devices") {
+            return Err(CgroupError::Unsupported(
+                "cgroup v1: the devices controller is not mounted".into(),
+            ));
+        }
+        Ok(Manager {
+            mode,
+            paths,
+            unified_mount,
+        })
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// All resolved directories, keyed like runc's `cgroup_paths` ("" = v2 directory).
+    pub fn paths(&self) -> &BTreeMap<String, PathBuf> {
+        &self.paths
+    }
+
+    /// The directory holding `controller`'s files: on v2 the container's only directory.
+    pub fn path_for(&self, controller: &str) -> Option<&Path> {
+        match self.mode {
+            Mode::Unified => self.paths.get(""),
+            _ => self
+                .paths
+                .get(controller)
+                .filter(|_| !controller.is_empty()),
+        }
+        .map(PathBuf::as_path)
+    }
+
+    /// Every distinct directory with its hierarchy version (co-mounted controllers share one).
+    fn dirs(&self) -> Vec<(Ver, &Path)> {
+        let mut seen = BTreeSet::new();
+        self.paths
+            .iter()
+            .filter(|(_, p)| seen.insert(p.as_path()))
+            .map(|(k, p)| (if k.is_empty() { Ver::V2 } else { Ver::V1 }, p.as_path()))
+            .collect()
+    }
+
+    fn v2_dir(&self) -> Option<&Path> {
+        self.paths.get("").map(PathBuf::as_path)
+    }
+
+    /// Creates the cgroup directories (and missing parents) and applies `resources`. On
+    /// failure everything this call created is removed again.
+    pub fn create(&self, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
+        if let Some(r) = resources {
+            self.validate(r)?;
+        }
+        let mut created = Vec::new();
+        let result = self.create_inner(resources, &mut created);
+        if result.is_err() {
+            for dir in created.iter().rev() {
+                if let Err(e) = fsx::rmdir(dir, false) {
+                    tracing::warn!("cleanup after failed cgroup creation: {e}");
+                }
+            }
+        }
+        result
+    }
+
+    fn validate(&self, r: &LinuxResources) -> Result<(), CgroupError> {
+        if self.mode == Mode::Unified {
+            return v2::validate(r);
+        }
+        if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+            return Err(CgroupError::Config(
+                "linux.resources.unified cannot be used on a cgroup v1 host".into(),
+            ));
+        }
+        if let Some(rules) = r.devices() {
+            devices::Emulator::from_rules(&devices::parse_rules(rules)?)?;
+        }
+        Ok(())
+    }
+
+    fn create_inner(
+        &self,
+        resources: Option<&LinuxResources>,
+        created: &mut Vec<PathBuf>,
+    ) -> Result<(), CgroupError> {
+        for (_, dir) in self.dirs() {
+            fsx::mkdir_p(dir, created)?;
+        }
+        // Even without resources: v1 cpusets need cpus/mems before any task can join, and
+        // v2 controllers are enabled now so that a later `apply` finds their files.
+        let none = LinuxResources::default();
+        let r = resources.unwrap_or(&none);
+        match self.mode {
+            Mode::Unified => {
+                let (Some(mount), Some(dir)) = (&self.unified_mount, self.v2_dir()) else {
+                    return Ok(());
+                };
+                let available = fsx::read(mount, "cgroup.controllers")?;
+                let available: Vec<&str> = available.split_whitespace().collect();
+                common::enable_controllers(mount, dir, &available);
+                v2::apply_v2(dir, r, v2::Phase::Create)
+            }
+            _ => self.apply_v1(r, created),
+        }
+    }
+
+    /// cgroup v2: a descriptor of the container's cgroup for `clone3(CLONE_INTO_CGROUP)`,
+    /// which starts the child inside it (no `add_process` needed). `None` on v1/hybrid hosts.
+    pub fn clone_into_fd(&self) -> Option<Result<OwnedFd, CgroupError>> {
+        if self.mode != Mode::Unified {
+            return None;
+        }
+        let dir = self.v2_dir()?;
+        Some(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+                .open(dir)
+                .map(OwnedFd::from)
+                .map_err(|e| error::io_err("open cgroup", dir, &e)),
+        )
+    }
+
+    /// Moves process `pid` into the container's cgroup in every hierarchy.
+    pub fn add_process(&self, pid: i32) -> Result<(), CgroupError> {
+        for (ver, dir) in self.dirs() {
+            fsx::add_pid(ver, dir, pid)?;
+        }
+        Ok(())
+    }
+
+    /// Applies `resources` to the existing cgroup (`husk update`). Only the settings present
+    /// are written.
+    pub fn apply(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        self.validate(resources)?;
+        match (self.mode, self.v2_dir()) {
+            (Mode::Unified, Some(dir)) => v2::apply_v2(dir, resources, v2::Phase::Update),
+            _ => self.apply_v1(resources, &[]),
+        }
+    }
+
+    /// Removes the container's cgroup (and any sub-cgroups) in every hierarchy, waiting
+    /// briefly while exiting processes drain. Already removed directories are fine.
+    pub fn destroy(&self) -> Result<(), CgroupError> {
+        // Once one hierarchy stayed busy through the retries the processes are still alive,
+        // so the others are tried once only.
+        let mut first_err = None;
+        for (_, dir) in self.dirs() {
+            if let Err(e) = fsx::rmdir_tree(dir, first_err.is_none()) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
