@@ -23,8 +23,12 @@ if [ ! -f "$CACHE/stamp" ] || [ "$HERE/setup.sh" -nt "$CACHE/stamp" ] ||
 fi
 
 cd "$REPO"
-# One executable per test target; cargo reports them as JSON ("executable":"/path").
-mapfile -t BINS < <(cargo test -p husk-cgroups --no-run --message-format=json 2>/dev/null |
+# One executable per test target; cargo reports them as JSON ("executable":"/path"): the
+# cgroup manager's own tests, and husk's container-level cgroup tests (which need the binary).
+cargo build -p husk >/dev/null
+export HUSK="$CARGO_TARGET_DIR/debug/husk"
+mapfile -t BINS < <({ cargo test -p husk-cgroups --no-run --message-format=json 2>/dev/null
+                      cargo test -p husk-tests --test cgroups --no-run --message-format=json 2>/dev/null; } |
     grep -o '"executable":"[^"]*"' | sed 's/^"executable":"//; s/"$//')
 [ ${#BINS[@]} -gt 0 ] || { echo "run-cgroup-tests: no test binaries built" >&2; exit 1; }
 
@@ -44,5 +48,6 @@ if [ "${HUSK_VM_ONLY:-0}" != 1 ]; then
     bash -c "$RUNNER" _ "${BINS[@]}" -- "$@" || rc=1
 fi
 echo "### cgroup v2 VM"
-"$HERE/run-in-v2vm.sh" "$REPO" bash -c "$RUNNER" _ "${BINS[@]}" -- "$@" || rc=1
+V2VM_PASS_ENV="${V2VM_PASS_ENV:-PATH HOME USER LANG LC_* TERM CI RUST* CARGO* NO_COLOR HUSK}" \
+    "$HERE/run-in-v2vm.sh" "$REPO" bash -c "$RUNNER" _ "${BINS[@]}" -- "$@" || rc=1
 exit $rc

@@ -270,6 +270,19 @@ impl Manager {
         }
     }
 
+    /// How many processes the kernel's OOM killer has killed in this cgroup so far
+    /// (`oom_kill` of v1 `memory.oom_control` or v2 `memory.events`); 0 when not reported.
+    pub fn oom_kills(&self) -> Result<u64, CgroupError> {
+        let (dir, file) = match self.mode {
+            Mode::Unified => (self.v2_dir(), "memory.events"),
+            _ => (self.path_for("memory"), "memory.oom_control"),
+        };
+        let Some(dir) = dir else { return Ok(0) };
+        Ok(fsx::read_opt(dir, file)?
+            .and_then(|t| fsx::keyed(&t, "oom_kill"))
+            .unwrap_or(0))
+    }
+
     /// Removes the container's cgroup (and any sub-cgroups) in every hierarchy, waiting
     /// briefly while exiting processes drain. Already removed directories are fine.
     pub fn destroy(&self) -> Result<(), CgroupError> {

@@ -112,6 +112,12 @@ pub(crate) fn name(number: u32) -> String {
         .map_or_else(|| format!("capability {number}"), |n| (*n).to_string())
 }
 
+/// Names of the capabilities the running kernel knows.
+pub(crate) fn known_names() -> Vec<String> {
+    let last = kernel_last_cap().min(LAST_KNOWN) as usize;
+    NAMES.iter().take(last + 1).map(|n| n.to_string()).collect()
+}
+
 /// `/proc/sys/kernel/cap_last_cap`, read once per process (husk's own list if unreadable).
 fn kernel_last_cap() -> u32 {
     static LAST: OnceLock<u32> = OnceLock::new();

@@ -9,6 +9,7 @@
 
 mod caps;
 mod failure;
+pub mod features;
 mod identity;
 mod lsm;
 mod rlimits;

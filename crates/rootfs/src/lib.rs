@@ -10,7 +10,7 @@ mod plan;
 mod walk;
 
 pub use apply::Prepared;
-pub use options::{propagation_of, Options};
+pub use options::{propagation_of, Options, KNOWN_OPTIONS};
 pub use plan::{CgroupView, PlanOptions, RootfsPlan};
 
 use husk_sys::Errno;

@@ -9,6 +9,62 @@ pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
 pub const MOUNT_ATTR_ATIME_MASK: u64 = 0x70;
 pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
 
+/// Every option husk gives meaning to (anything else goes to the filesystem as data).
+pub const KNOWN_OPTIONS: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "iversion",
+    "lazytime",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "private",
+    "rbind",
+    "rdev",
+    "rdiratime",
+    "relatime",
+    "remount",
+    "rexec",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnosuid",
+    "ro",
+    "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rstrictatime",
+    "rsuid",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "sync",
+    "unbindable",
+];
+
 /// The parsed form of one mount's options.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -191,6 +247,14 @@ mod tests {
         assert_eq!(o.flags, libc::MS_RDONLY);
         assert_eq!(o.propagation, libc::MS_PRIVATE | libc::MS_REC);
         assert_eq!(o.attrs(), (MOUNT_ATTR_RDONLY, 0));
+    }
+
+    #[test]
+    fn known_options_are_all_understood() {
+        for opt in KNOWN_OPTIONS {
+            let o = Options::parse(&[opt]);
+            assert!(o.data.is_empty(), "{opt} would be passed to the filesystem");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! reports to the parent through 16-byte messages ([`protocol`]). After `create` the init
 //! blocks in `accept()` on a socket in the state directory until `husk start` connects.
 
+mod cgroup_ops;
 mod child;
 mod create;
 mod describe;
@@ -20,8 +21,10 @@ mod protocol;
 mod record;
 mod run;
 
+pub use cgroup_ops::Event;
 pub use create::CreateOptions;
 pub use exec::ExecOptions;
+pub use husk_cgroups::Stats;
 pub use husk_state::{OciState, Status};
 pub use ops::parse_signal;
 

@@ -23,6 +23,11 @@ use crate::failure::{Failure, Step};
 use crate::{sys, HardeningError};
 use arch::Host;
 
+/// Whether profiles may name `arch` on this host (husk has its syscall table).
+pub(crate) fn supports_arch(arch: oci_spec::runtime::Arch) -> bool {
+    Host::CURRENT.is_some_and(|h| arch::Abi::from_oci(arch, h.native).is_some())
+}
+
 /// A compiled filter and the seccomp(2) flags to load it with.
 pub(crate) struct Filter {
     program: Vec<libc::sock_filter>,
