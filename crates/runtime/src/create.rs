@@ -84,7 +84,9 @@ impl Runtime {
     }
 
     pub(crate) fn create_container(&self, opts: &CreateOptions, gate: Gate) -> Result<Created> {
+        let mut phases = crate::trace::Phases::new();
         let bundle = husk_spec::load_bundle(&opts.bundle)?;
+        phases.mark("spec");
         let spec = &bundle.spec;
         let process = spec
             .process()
@@ -104,6 +106,7 @@ impl Runtime {
 
         let id = opts.id.as_str();
         let dir = self.store.create(id)?;
+        phases.mark("state-dir");
         let mut cleanup = Cleanup {
             dir: Some(dir),
             cgroup: None,
@@ -135,6 +138,7 @@ impl Runtime {
         cleanup.cgroup = Some(cgroup.clone());
         let clone_cgroup: Option<OwnedFd> = cgroup.clone_into_fd().transpose().map_err(cg_err)?;
 
+        phases.mark("cgroup");
         let mut ns = Namespaces::plan(spec, clone_cgroup.is_some())?;
         let has_mount_ns = ns.clone_flags & libc::CLONE_NEWNS as u64 != 0
             || ns.child_joins.iter().any(|j| j.flag == libc::CLONE_NEWNS)
@@ -242,6 +246,7 @@ impl Runtime {
             process: ProcessPlan::new(process, linux)?,
         };
 
+        phases.mark("plan");
         // Clone with the parent standing in the joined namespaces, then step back out.
         let mut switch = ParentSwitch::enter(&ns)?;
         // SAFETY: husk is single-threaded; the child only runs `child::main`, which makes raw
@@ -258,6 +263,7 @@ impl Runtime {
             }
         };
         switch.restore();
+        phases.mark("clone");
         cleanup.pid = Some(pid);
         drop(child_sync);
         let sync = parent_sync.as_raw_fd();
@@ -342,6 +348,7 @@ impl Runtime {
                 }
             }
         }
+        phases.mark("init-setup");
         record.pid_start = husk_sys::proc::start_time(pid).ok_or_else(|| {
             RuntimeError::Init(format!("container {id}: init process {pid} vanished"))
         })?;
@@ -351,6 +358,8 @@ impl Runtime {
             write_pid_file(pid_file, pid)?;
         }
         drop(plan);
+        phases.mark("record");
+        phases.report("create", id);
         // Unlocks the container: `state`, `kill` and the rest may work on it now.
         drop(cleanup.disarm());
         Ok(Created {

@@ -20,6 +20,7 @@ mod plan;
 mod protocol;
 mod record;
 mod run;
+mod trace;
 
 pub use cgroup_ops::Event;
 pub use create::CreateOptions;
