@@ -43,9 +43,16 @@ fn limits_are_visible_inside() {
 fn memory_limit_oom_kills() {
     let h = Husk::new();
     // Holding 100 MB in a shell variable inside a 32 MB cgroup.
-    let b = Bundle::new(&["sh", "-c", "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived"], |c| {
-        c["linux"]["resources"]["memory"] = json!({"limit": 32 << 20, "swap": 32 << 20});
-    });
+    let b = Bundle::new(
+        &[
+            "sh",
+            "-c",
+            "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived",
+        ],
+        |c| {
+            c["linux"]["resources"]["memory"] = json!({"limit": 32 << 20, "swap": 32 << 20});
+        },
+    );
     let id = unique("oom");
     let out = h.run_container(&id, &b);
     assert!(!stdout(&out).contains("survived"), "not OOM-killed");
@@ -54,12 +61,24 @@ fn memory_limit_oom_kills() {
 #[test]
 fn pids_limit_stops_forks() {
     let h = Husk::new();
-    let b = Bundle::new(&["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 5 & done; wait; echo done"], |c| {
-        c["linux"]["resources"]["pids"] = json!({"limit": 4});
-    });
+    let b = Bundle::new(
+        &[
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 5 & done; wait; echo done",
+        ],
+        |c| {
+            c["linux"]["resources"]["pids"] = json!({"limit": 4});
+        },
+    );
     let out = h.run_container(&unique("pids"), &b);
-    assert!(stderr(&out).contains("fork") || stderr(&out).contains("Resource temporarily unavailable") || stderr(&out).contains("can't"),
-        "forks were not limited: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("fork")
+            || stderr(&out).contains("Resource temporarily unavailable")
+            || stderr(&out).contains("can't"),
+        "forks were not limited: {}",
+        stderr(&out)
+    );
 }
 
 /// /dev/kmsg (c 1:11) is not among the devices every container may use: the spec's deny-all
@@ -84,7 +103,10 @@ fn kmsg_read(allow: bool) -> String {
 #[test]
 fn device_rules_are_enforced() {
     let denied = kmsg_read(false);
-    assert!(!denied.contains("read-ok") && denied.contains("not permitted"), "{denied}");
+    assert!(
+        !denied.contains("read-ok") && denied.contains("not permitted"),
+        "{denied}"
+    );
     let allowed = kmsg_read(true);
     assert!(allowed.contains("read-ok"), "{allowed}");
 }
@@ -97,7 +119,12 @@ fn pause_resume_and_freezer_state() {
     assert_eq!(h.status(&id), "paused");
     let pid = h.state(&id)["pid"].as_i64().unwrap();
     let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    assert!(st.lines().any(|l| l.starts_with("State:") && (l.contains("D") || l.contains("T") || l.contains("S"))), "{st}");
+    assert!(
+        st.lines()
+            .any(|l| l.starts_with("State:")
+                && (l.contains("D") || l.contains("T") || l.contains("S"))),
+        "{st}"
+    );
     let again = h.run(&["pause", &id]);
     assert!(!again.status.success());
     h.ok(&["resume", &id]);
@@ -131,18 +158,36 @@ fn update_changes_live_limits() {
         c["linux"]["resources"]["pids"] = json!({"limit": 100});
     });
     h.ok(&["update", "--pids-limit", "42", "--memory", "96m", &id]);
-    let mut child = h.command(&["update", "--resources", "-", &id]).stdin(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = h
+        .command(&["update", "--resources", "-", &id])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(br#"{"cpu": {"shares": 512}}"#).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"cpu": {"shares": 512}}"#)
+        .unwrap();
     assert!(child.wait().unwrap().success());
-    let out = h.ok(&["exec", &id, "sh", "-c", &format!(
-        "cat {} {}",
-        limit_file("pids", "pids.max", "pids.max"),
-        limit_file("memory", "memory.limit_in_bytes", "memory.max")
-    )]);
+    let out = h.ok(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        &format!(
+            "cat {} {}",
+            limit_file("pids", "pids.max", "pids.max"),
+            limit_file("memory", "memory.limit_in_bytes", "memory.max")
+        ),
+    ]);
     assert_eq!(out, format!("42\n{}\n", 96 << 20));
     // The state remembers the update.
-    let cfg = serde_json::from_slice::<Value>(&std::fs::read(h.root.join(&id).join("state.json")).unwrap()).unwrap();
+    let cfg = serde_json::from_slice::<Value>(
+        &std::fs::read(h.root.join(&id).join("state.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(cfg["spec"]["linux"]["resources"]["pids"]["limit"], 42);
 }
 
@@ -156,8 +201,16 @@ fn events_stats_report_moving_numbers() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     let second: Value = serde_json::from_str(&h.ok(&["events", "--stats", &id])).unwrap();
     let cpu = |v: &Value| v["data"]["cpu"]["usage"]["total"].as_u64().unwrap_or(0);
-    assert!(cpu(&second) > cpu(&first), "cpu usage did not move: {first} {second}");
-    assert!(second["data"]["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0);
+    assert!(
+        cpu(&second) > cpu(&first),
+        "cpu usage did not move: {first} {second}"
+    );
+    assert!(
+        second["data"]["memory"]["usage"]["usage"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    );
     assert_eq!(second["data"]["pids"]["current"], 1);
 }
 
@@ -175,23 +228,35 @@ fn kill_all_reaches_every_process() {
 fn relative_and_absolute_cgroups_paths_and_no_leftovers() {
     let h = Husk::new();
     let abs = format!("/husk-test-abs/{}", unique("p"));
-    let (_b, id) = started(&h, &["sleep", "100"], |c| c["linux"]["cgroupsPath"] = json!(abs));
+    let (_b, id) = started(&h, &["sleep", "100"], |c| {
+        c["linux"]["cgroupsPath"] = json!(abs)
+    });
     let pid = h.state(&id)["pid"].as_i64().unwrap();
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     assert!(cg.contains(&abs), "{cg}");
     h.ok(&["delete", "--force", &id]);
     let leaf = abs.rsplit('/').next().unwrap();
-    assert!(cgroup_dirs_named(leaf).is_empty(), "left: {:?}", cgroup_dirs_named(leaf));
+    assert!(
+        cgroup_dirs_named(leaf).is_empty(),
+        "left: {:?}",
+        cgroup_dirs_named(leaf)
+    );
 }
 
 #[test]
 fn failed_create_leaves_no_cgroup() {
     let h = Husk::new();
-    let b = Bundle::new(&["true"], |c| c["linux"]["resources"]["cpu"] = json!({"cpus": "9999"}));
+    let b = Bundle::new(&["true"], |c| {
+        c["linux"]["resources"]["cpu"] = json!({"cpus": "9999"})
+    });
     let id = unique("badcpu");
     let out = h.run(&["create", "--bundle", b.dir.to_str().unwrap(), &id]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("cpus") || stderr(&out).contains("cpuset"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cpus") || stderr(&out).contains("cpuset"),
+        "{}",
+        stderr(&out)
+    );
     assert!(cgroup_dirs_named(&id).is_empty());
     assert!(!h.root.join(&id).exists());
 }

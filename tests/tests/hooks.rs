@@ -57,7 +57,7 @@ fn all_hooks_run_in_order_with_state_on_stdin() {
         "{order}"
     );
     for (name, status) in [
-        ("prestart", "creating"),
+        ("prestart", "created"),
         ("createRuntime", "creating"),
         ("createContainer", "creating"),
         ("startContainer", "created"),

@@ -339,3 +339,58 @@ fn no_pivot_runs_too() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "1\n");
 }
+
+#[test]
+fn no_mount_namespace_leaves_no_host_mounts() {
+    let h = Husk::new();
+    let b = Bundle::new(
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/status | grep -c Pid; ls /dev/null",
+        ],
+        |c| {
+            let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+            ns.retain(|n| n["type"] != "mount");
+            // Masking and read-only paths need a mount namespace of the container's own.
+            c["linux"]["maskedPaths"] = json!([]);
+            c["linux"]["readonlyPaths"] = json!([]);
+        },
+    );
+    let rootfs = b.dir.join("rootfs");
+    let out = h.run_container(&unique("nomnt"), &b);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("/dev/null"));
+    assert!(
+        mounts_mentioning(rootfs.to_str().unwrap()).is_empty(),
+        "mounts left on the host: {:?}",
+        mounts_mentioning(rootfs.to_str().unwrap())
+    );
+}
+
+#[test]
+fn rootfs_propagation_modes() {
+    for mode in [
+        "shared",
+        "rshared",
+        "slave",
+        "private",
+        "unbindable",
+        "runbindable",
+    ] {
+        let out = ok_inside("awk '$5 == \"/\"' /proc/self/mountinfo", |c| {
+            c["linux"]["rootfsPropagation"] = json!(mode)
+        });
+        let fields = out.split(" - ").next().unwrap_or_default().to_string();
+        match mode {
+            "shared" | "rshared" => assert!(fields.contains("shared:"), "{mode}: {out}"),
+            "unbindable" | "runbindable" => assert!(fields.contains("unbindable"), "{mode}: {out}"),
+            "private" => assert!(
+                !fields.contains("shared:") && !fields.contains("master:"),
+                "{mode}: {out}"
+            ),
+            // slave of the host's `/`: "master:" when the host's is shared (not in every sandbox).
+            _ => assert!(!fields.contains("shared:"), "{mode}: {out}"),
+        }
+    }
+}

@@ -45,20 +45,36 @@ fn attach(tree: &OwnedFd, target: &OwnedFd) -> Result<()> {
 }
 
 impl RootfsPlan {
+    /// The propagation of `/` while the rootfs is built. `rootfsPropagation` itself is applied
+    /// to the new `/` after pivot_root: an unbindable `/` could not even bind the rootfs.
+    fn setup_propagation(&self) -> libc::c_ulong {
+        if self.root_propagation & libc::MS_SHARED != 0 {
+            self.root_propagation
+        } else if self.root_propagation & libc::MS_SLAVE != 0 {
+            libc::MS_SLAVE | libc::MS_REC
+        } else {
+            libc::MS_PRIVATE | libc::MS_REC
+        }
+    }
+
     /// Sets `/` propagation, makes the rootfs a mount point, and builds everything below it:
     /// the spec's mounts in order, devices, and the standard /dev symlinks.
     pub fn prepare(&self) -> std::result::Result<Prepared, Failure> {
-        mount::mount(None, c"/", None, self.root_propagation, None)
-            .map_err(fail(Step::RootPropagation, 0))?;
         let bind =
             |src: &CStr| mount::mount(Some(src), src, None, libc::MS_BIND | libc::MS_REC, None);
-        bind(&self.rootfs).map_err(fail(Step::BindRootfs, 0))?;
-        if self.root_propagation & libc::MS_SHARED != 0 {
-            // pivot_root refuses a new root whose parent mount is shared: stack a second bind
-            // on a private first one.
-            mount::mount(None, &self.rootfs, None, libc::MS_PRIVATE, None)
-                .map_err(fail(Step::BindRootfs, 0))?;
+        // In the host's mount namespace the runtime has bound the rootfs onto itself already
+        // (so it can undo it), and `/` is left alone.
+        if !self.host_mount_ns {
+            mount::mount(None, c"/", None, self.setup_propagation(), None)
+                .map_err(fail(Step::RootPropagation, 0))?;
             bind(&self.rootfs).map_err(fail(Step::BindRootfs, 0))?;
+            if self.root_propagation & libc::MS_SHARED != 0 {
+                // pivot_root refuses a new root whose parent mount is shared: stack a second
+                // bind on a private first one.
+                mount::mount(None, &self.rootfs, None, libc::MS_PRIVATE, None)
+                    .map_err(fail(Step::BindRootfs, 0))?;
+                bind(&self.rootfs).map_err(fail(Step::BindRootfs, 0))?;
+            }
         }
         let root = husk_sys::openat(
             libc::AT_FDCWD,
@@ -203,6 +219,10 @@ impl RootfsPlan {
     pub fn enter(&self, prepared: Prepared) -> std::result::Result<(), Failure> {
         let f = fail(Step::PivotRoot, 0);
         husk_sys::fchdir(prepared.root.as_fd()).map_err(f)?;
+        if self.host_mount_ns {
+            husk_sys::chroot(c".").map_err(f)?;
+            return husk_sys::chdir(c"/").map_err(f);
+        }
         if self.no_pivot {
             mount::mount(Some(c"."), c"/", None, libc::MS_MOVE, None).map_err(f)?;
             husk_sys::chroot(c".").map_err(f)?;
@@ -212,12 +232,7 @@ impl RootfsPlan {
             mount::mount(None, c".", None, libc::MS_SLAVE | libc::MS_REC, None).map_err(f)?;
             mount::umount2(c".", libc::MNT_DETACH).map_err(f)?;
         }
-        husk_sys::chdir(c"/").map_err(f)?;
-        if self.root_propagation != libc::MS_SLAVE | libc::MS_REC {
-            mount::mount(None, c"/", None, self.root_propagation, None)
-                .map_err(fail(Step::RootPropagation, 0))?;
-        }
-        Ok(())
+        husk_sys::chdir(c"/").map_err(f)
     }
 
     /// After pivot_root: readonly paths, masked paths, and a read-only `/` if asked for.
@@ -245,6 +260,11 @@ impl RootfsPlan {
         if self.readonly_root {
             mount_setattr(libc::AT_FDCWD, c"/", 0, MOUNT_ATTR_RDONLY, 0)
                 .map_err(fail(Step::ReadonlyRoot, 0))?;
+        }
+        // Last, so that an unbindable `/` does not stop the binds of readonly paths.
+        if !self.host_mount_ns && self.root_propagation != libc::MS_SLAVE | libc::MS_REC {
+            mount::mount(None, c"/", None, self.root_propagation, None)
+                .map_err(fail(Step::RootPropagation, 0))?;
         }
         Ok(())
     }

@@ -31,6 +31,10 @@ pub struct PlanOptions {
     pub no_pivot: bool,
     /// The container gets a new user namespace: devices are bind-mounted, not created.
     pub new_userns: bool,
+    /// The container shares the host's mount namespace: no propagation change of `/`, and
+    /// chroot instead of pivot_root. The caller binds the rootfs onto itself first, so
+    /// everything is mounted on that bind and one detach of it at delete removes it all.
+    pub host_mount_ns: bool,
     pub cgroups: CgroupView,
 }
 
@@ -92,6 +96,7 @@ pub struct RootfsPlan {
     pub(crate) bind_devices: bool,
     pub(crate) setup_dev: bool,
     pub(crate) no_pivot: bool,
+    pub(crate) host_mount_ns: bool,
     pub(crate) readonly_root: bool,
     pub(crate) masked: Vec<CString>,
     pub(crate) readonly: Vec<CString>,
@@ -275,6 +280,7 @@ impl RootfsPlan {
             bind_devices: opts.new_userns,
             setup_dev,
             no_pivot: opts.no_pivot,
+            host_mount_ns: opts.host_mount_ns,
             readonly_root: spec
                 .root()
                 .as_ref()

@@ -39,11 +39,14 @@ struct Cleanup {
     dir: Option<ContainerDir>,
     cgroup: Option<husk_cgroups::Manager>,
     pid: Option<i32>,
+    /// A rootfs bound onto itself in the host's mount namespace.
+    host_rootfs: Option<PathBuf>,
 }
 
 impl Cleanup {
     fn disarm(mut self) -> ContainerDir {
         self.cgroup = None;
+        self.host_rootfs = None;
         self.pid = None;
         self.dir
             .take()
@@ -56,6 +59,9 @@ impl Drop for Cleanup {
         if let Some(pid) = self.pid {
             let _ = husk_sys::proc::kill(pid, libc::SIGKILL);
             let _ = husk_sys::waitpid(pid);
+        }
+        if let Some(rootfs) = &self.host_rootfs {
+            unbind_rootfs(rootfs);
         }
         if let Some(cg) = &self.cgroup {
             if let Err(e) = cg.destroy() {
@@ -111,6 +117,7 @@ impl Runtime {
             dir: Some(dir),
             cgroup: None,
             pid: None,
+            host_rootfs: None,
         };
         let dir = cleanup.dir.as_ref().expect("just set");
 
@@ -144,9 +151,15 @@ impl Runtime {
             || ns.child_joins.iter().any(|j| j.flag == libc::CLONE_NEWNS)
             || ns.child_unshare & libc::CLONE_NEWNS != 0;
         if !has_mount_ns {
-            return Err(RuntimeError::Spec(
-                "linux.namespaces: a mount namespace is required".into(),
-            ));
+            // Mounts will land in the host's table: put them all on a bind of the rootfs that
+            // husk made itself, so a failed create or a delete can detach them at once.
+            bind_rootfs(&bundle.rootfs).map_err(|e| {
+                RuntimeError::Init(format!(
+                    "container {id}: bind rootfs {}: {e}",
+                    bundle.rootfs.display()
+                ))
+            })?;
+            cleanup.host_rootfs = Some(bundle.rootfs.clone());
         }
         let cgroupns = ns.clone_flags & libc::CLONE_NEWCGROUP as u64 != 0
             || ns.child_unshare & libc::CLONE_NEWCGROUP != 0;
@@ -157,6 +170,7 @@ impl Runtime {
             &husk_rootfs::PlanOptions {
                 no_pivot: opts.no_pivot,
                 new_userns: ns.new_user,
+                host_mount_ns: !has_mount_ns,
                 cgroups: cgroup_view(&cgroup, cgroupns),
             },
         )?;
@@ -297,6 +311,7 @@ impl Runtime {
                 .collect(),
             cgroup: Some(cgroup.clone()),
             pid_ns: ns.pid_ns,
+            mount_ns: has_mount_ns,
             spec: spec.clone(),
         };
         if plan.wait_setup {
@@ -312,15 +327,20 @@ impl Runtime {
             match protocol::recv(sync).map_err(io("sync"))? {
                 Some(Msg::Ready) => break,
                 Some(Msg::RunHooks) => {
-                    let state =
-                        serde_json::to_vec(&record.oci_state(Status::Creating)).unwrap_or_default();
+                    let hooks = spec.hooks().as_ref();
+                    // prestart keeps its runtime-spec 1.0 meaning ("after start is called"):
+                    // its state says created, as crun and the validation suite have it.
+                    let created =
+                        serde_json::to_vec(&record.oci_state(Status::Created)).unwrap_or_default();
                     #[allow(deprecated)]
                     let prestart = hooks.and_then(|h| h.prestart().as_ref());
-                    hooks::run_all("prestart", prestart, &state)?;
+                    hooks::run_all("prestart", prestart, &created)?;
+                    let creating =
+                        serde_json::to_vec(&record.oci_state(Status::Creating)).unwrap_or_default();
                     hooks::run_all(
                         "createRuntime",
                         hooks.and_then(|h| h.create_runtime().as_ref()),
-                        &state,
+                        &creating,
                     )?;
                     protocol::send(sync, Msg::HooksDone).map_err(io("sync"))?;
                 }
@@ -411,4 +431,26 @@ fn cgroup_view(cg: &husk_cgroups::Manager, cgroupns: bool) -> husk_rootfs::Cgrou
         }
     }
     husk_rootfs::CgroupView::V1(seen.into_iter().collect())
+}
+
+fn path_cstring(p: &Path) -> std::io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// Binds `rootfs` onto itself in the host's mount namespace (containers without their own).
+fn bind_rootfs(rootfs: &Path) -> std::io::Result<()> {
+    let c = path_cstring(rootfs)?;
+    husk_sys::mount::mount(Some(&c), &c, None, libc::MS_BIND | libc::MS_REC, None)
+        .map_err(husk_sys::Errno::to_io)
+}
+
+/// Detaches the bind made by [`bind_rootfs`] with everything mounted on it.
+pub(crate) fn unbind_rootfs(rootfs: &Path) {
+    if let Ok(c) = path_cstring(rootfs) {
+        if let Err(e) = husk_sys::mount::umount2(&c, libc::MNT_DETACH) {
+            tracing::warn!("detach rootfs {}: {e}", rootfs.display());
+        }
+    }
 }

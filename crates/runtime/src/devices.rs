@@ -47,9 +47,11 @@ pub(crate) fn effective_resources(spec: &Spec) -> Option<LinuxResources> {
     let mut res = linux.resources().clone().unwrap_or_default();
     let mut rules = res.devices().clone().unwrap_or_default();
     for d in linux.devices().iter().flatten() {
+        // The devices controller knows character and block devices only (not FIFOs).
         let typ = match d.typ() {
-            LinuxDeviceType::U => LinuxDeviceType::C,
-            t => t,
+            LinuxDeviceType::U | LinuxDeviceType::C => LinuxDeviceType::C,
+            LinuxDeviceType::B => LinuxDeviceType::B,
+            _ => continue,
         };
         rules.extend(rule(typ, Some(d.major()), Some(d.minor()), "rwm"));
     }

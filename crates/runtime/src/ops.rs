@@ -222,6 +222,9 @@ impl Runtime {
                 .and_then(|h| h.poststop().as_ref()),
             &state,
         );
+        if !rec.mount_ns {
+            crate::create::unbind_rootfs(&rec.rootfs);
+        }
         if let Some(cg) = &rec.cgroup {
             cg.destroy().map_err(|source| RuntimeError::Cgroup {
                 id: id.into(),

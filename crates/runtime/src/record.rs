@@ -21,7 +21,15 @@ pub(crate) struct Record {
     pub cgroup: Option<husk_cgroups::Manager>,
     /// The container has its own pid namespace, so killing its init kills everything.
     pub pid_ns: bool,
+    /// The container has its own mount namespace; without one, its mounts sit on a bind of
+    /// the rootfs in the host's table, which delete detaches.
+    #[serde(default = "yes")]
+    pub mount_ns: bool,
     pub spec: Spec,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Name of the socket the created init waits on, inside the container's state directory.

@@ -9,7 +9,6 @@
 
 pub(crate) mod ebpf;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
@@ -121,12 +120,37 @@ pub(crate) fn parse_rules(rules: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>, Cgro
         .collect()
 }
 
+/// Exceptions keyed by (major, minor, type), in the order they were first added: the spec
+/// says device rules are applied in the listed order, and `devices.list` shows that order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Exceptions(Vec<((i64, i64, u8), u8)>);
+
+impl Exceptions {
+    pub fn get(&self, key: &(i64, i64, u8)) -> Option<&u8> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, a)| a)
+    }
+    fn get_mut(&mut self, key: &(i64, i64, u8)) -> Option<&mut u8> {
+        self.0.iter_mut().find(|(k, _)| k == key).map(|(_, a)| a)
+    }
+    fn remove(&mut self, key: &(i64, i64, u8)) {
+        self.0.retain(|(k, _)| k != key);
+    }
+    fn add(&mut self, key: (i64, i64, u8), access: u8) {
+        match self.get_mut(&key) {
+            Some(a) => *a |= access,
+            None => self.0.push((key, access)),
+        }
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&(i64, i64, u8), &u8)> {
+        self.0.iter().map(|(k, a)| (k, a))
+    }
+}
+
 /// The state of a v1 devices cgroup: a default and the exceptions to it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Emulator {
     pub default_allow: bool,
-    /// (major, minor, type) -> access bits; sorted like runc so transitions are stable.
-    pub exceptions: BTreeMap<(i64, i64, u8), u8>,
+    pub exceptions: Exceptions,
 }
 
 impl Emulator {
@@ -143,7 +167,7 @@ impl Emulator {
         if r.typ == b'a' {
             *self = Emulator {
                 default_allow: r.allow,
-                exceptions: BTreeMap::new(),
+                exceptions: Exceptions::default(),
             };
             return Ok(());
         }
@@ -178,7 +202,7 @@ impl Emulator {
                 }
             }
         } else {
-            *self.exceptions.entry(key).or_insert(0) |= r.access;
+            self.exceptions.add(key, r.access);
         }
         Ok(())
     }
@@ -240,7 +264,7 @@ impl Emulator {
     /// allow-all (whose deny exceptions `devices.list` cannot show).
     pub fn transition(&self, target: &Emulator) -> Vec<Rule> {
         let mut out = Vec::new();
-        let empty = BTreeMap::new();
+        let empty = Exceptions::default();
         let old = if self.default_allow || self.default_allow != target.default_allow {
             out.push(Rule {
                 typ: b'a',
@@ -253,7 +277,7 @@ impl Emulator {
         } else {
             &self.exceptions
         };
-        for (&(major, minor, typ), &had) in old {
+        for (&(major, minor, typ), &had) in old.iter() {
             let dropped = had
                 & !target
                     .exceptions
@@ -270,7 +294,7 @@ impl Emulator {
                 });
             }
         }
-        for (&(major, minor, typ), &want) in &target.exceptions {
+        for (&(major, minor, typ), &want) in target.exceptions.iter() {
             let gained = want & !old.get(&(major, minor, typ)).copied().unwrap_or(0);
             if gained != 0 {
                 out.push(Rule {
@@ -344,8 +368,9 @@ mod tests {
         .unwrap();
         assert!(!e.default_allow);
         assert_eq!(e.exceptions.get(&(1, 3, b'c')), Some(&ACC_ALL));
+        // In the order the rules were listed (the spec's "apply entries in the listed order").
         let strings: Vec<String> = e.exception_rules().map(|r| r.cgroup_string()).collect();
-        assert_eq!(strings, ["c *:* m", "c 1:3 rwm"]);
+        assert_eq!(strings, ["c 1:3 rwm", "c *:* m"]);
     }
 
     #[test]
