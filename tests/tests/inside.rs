@@ -394,3 +394,20 @@ fn rootfs_propagation_modes() {
         }
     }
 }
+
+#[test]
+fn seccomp_profile_blocks_with_the_requested_errno() {
+    // getcwd gets ENOENT (2); husk's own setup must not trip over the profile.
+    let (code, out, err) = inside("realpath .; echo pwd-exit=$?", |c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 2}]
+        });
+    });
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("pwd-exit=1") || err.contains("No such file"),
+        "getcwd was not blocked: {out} {err}"
+    );
+}

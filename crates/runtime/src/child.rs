@@ -209,13 +209,14 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     h.apply_lsm_exec_label()?;
     h.apply_rlimits()?;
     h.apply_scheduling()?;
+    // Before any seccomp filter: the cwd check itself uses getcwd, which profiles may block.
+    change_dir(plan)?;
     if h.no_new_privs() {
         h.set_no_new_privs()?;
     } else {
         // Without no_new_privs the filter needs CAP_SYS_ADMIN: install it while we have it.
         let _listener = h.install_seccomp()?;
     }
-    change_dir(plan)?;
     h.finalize_identity()?;
     let mut exe = PathBuf::new();
     lookup(plan, &mut exe).map_err(rt(Step::Lookup, 0))?;
