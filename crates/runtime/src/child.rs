@@ -213,9 +213,12 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     change_dir(plan)?;
     if h.no_new_privs() {
         h.set_no_new_privs()?;
-    } else {
-        // Without no_new_privs the filter needs CAP_SYS_ADMIN: install it while we have it.
-        let _listener = h.install_seccomp()?;
+    }
+    // Without no_new_privs the filter needs CAP_SYS_ADMIN: install it while we have it. A
+    // filter with a notify listener goes in now too, while the parent is there to pass the
+    // listener on to the seccomp agent.
+    if !h.no_new_privs() || h.seccomp_notify() {
+        install_seccomp(plan)?;
     }
     h.finalize_identity()?;
     let mut exe = PathBuf::new();
@@ -248,8 +251,9 @@ fn after_start(plan: &ChildPlan, exe: &PathBuf) -> Result<Infallible, Fail> {
         Step::StartContainerHook,
     )?;
     let h = &plan.process.hardening;
-    if h.no_new_privs() {
-        let _listener = h.install_seccomp()?;
+    if h.no_new_privs() && !h.seccomp_notify() {
+        // As late as possible: fewer syscalls of ours for the profile to allow.
+        h.install_seccomp()?;
     }
     husk_sys::reset_signals();
     let e = husk_sys::execve(
@@ -258,6 +262,15 @@ fn after_start(plan: &ChildPlan, exe: &PathBuf) -> Result<Infallible, Fail> {
         plan.process.envp.as_ptrs(),
     );
     Err(rt(Step::Exec, 0)(e))
+}
+
+/// Installs the seccomp filter; a notify listener goes to the parent (it then belongs to the
+/// seccomp agent, never to the container).
+fn install_seccomp(plan: &ChildPlan) -> Result<(), Fail> {
+    if let Some(listener) = plan.process.hardening.install_seccomp()? {
+        protocol::send_seccomp_fd(plan.sync, listener.as_raw_fd()).map_err(rt(Step::Sync, 4))?;
+    }
+    Ok(())
 }
 
 fn setup_console(plan: &ChildPlan) -> SysResult<()> {

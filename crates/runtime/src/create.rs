@@ -111,6 +111,8 @@ impl Runtime {
         }
 
         let id = opts.id.as_str();
+        let process_plan = ProcessPlan::new(process, spec.linux().as_ref())?;
+        crate::seccomp_agent::check(spec, process_plan.hardening.seccomp_notify())?;
         let dir = self.store.create(id)?;
         phases.mark("state-dir");
         let mut cleanup = Cleanup {
@@ -257,7 +259,7 @@ impl Runtime {
                     Vec::new()
                 })
             }),
-            process: ProcessPlan::new(process, linux)?,
+            process: process_plan,
         };
 
         phases.mark("plan");
@@ -324,9 +326,17 @@ impl Runtime {
             }
         }
         loop {
-            match protocol::recv(sync).map_err(io("sync"))? {
-                Some(Msg::Ready) => break,
-                Some(Msg::RunHooks) => {
+            match protocol::recv_with_fd(sync).map_err(io("sync"))? {
+                Some((Msg::Ready, _)) => break,
+                Some((Msg::SeccompFd, Some(listener))) => {
+                    crate::seccomp_agent::hand_over(
+                        spec,
+                        pid,
+                        &record.oci_state(Status::Creating),
+                        listener,
+                    )?;
+                }
+                Some((Msg::RunHooks, _)) => {
                     let hooks = spec.hooks().as_ref();
                     // prestart keeps its runtime-spec 1.0 meaning ("after start is called"):
                     // its state says created, as crun and the validation suite have it.
@@ -344,16 +354,19 @@ impl Runtime {
                     )?;
                     protocol::send(sync, Msg::HooksDone).map_err(io("sync"))?;
                 }
-                Some(Msg::Failed {
-                    domain,
-                    step,
-                    index,
-                    errno,
-                }) => {
+                Some((
+                    Msg::Failed {
+                        domain,
+                        step,
+                        index,
+                        errno,
+                    },
+                    _,
+                )) => {
                     let what = describe::failure(&plan, domain, step, index, errno);
                     return Err(RuntimeError::Init(what));
                 }
-                Some(other) => {
+                Some((other, _)) => {
                     return Err(RuntimeError::Init(format!(
                         "container {id}: unexpected message {other:?} from init"
                     )))

@@ -59,6 +59,8 @@ impl Runtime {
             _ => {}
         }
         let process = exec_process(o, &rec.spec)?;
+        let process_plan = ProcessPlan::new(&process, rec.spec.linux().as_ref())?;
+        crate::seccomp_agent::check(&rec.spec, process_plan.hardening.seccomp_notify())?;
         let terminal = process.terminal().unwrap_or(false);
         if terminal && o.console_socket.is_none() {
             return Err(RuntimeError::Usage(if o.detach {
@@ -143,7 +145,7 @@ impl Runtime {
             create_container_hooks: Vec::new(),
             start_container_hooks: Vec::new(),
             hook_state: [RefCell::new(Vec::new()), RefCell::new(Vec::new())],
-            process: ProcessPlan::new(&process, rec.spec.linux().as_ref())?,
+            process: process_plan,
         };
 
         let mut switch = ParentSwitch::join(&pid_join)?;
@@ -177,19 +179,30 @@ impl Runtime {
             protocol::send(sync, Msg::SetupDone).map_err(|e| fail(e.to_string()))?;
         }
         loop {
-            match protocol::recv(sync) {
-                Ok(Some(Msg::Ready)) => continue,
+            match protocol::recv_with_fd(sync) {
+                Ok(Some((Msg::SeccompFd, Some(listener)))) => {
+                    let state = rec.oci_state(Status::Running);
+                    if let Err(e) =
+                        crate::seccomp_agent::hand_over(&rec.spec, pid, &state, listener)
+                    {
+                        return Err(fail(e.to_string()));
+                    }
+                }
+                Ok(Some((Msg::Ready, _))) => continue,
                 // End of file: the process exec'd (the child's end is close-on-exec).
                 Ok(None) => break,
-                Ok(Some(Msg::Failed {
-                    domain,
-                    step,
-                    index,
-                    errno,
-                })) => {
+                Ok(Some((
+                    Msg::Failed {
+                        domain,
+                        step,
+                        index,
+                        errno,
+                    },
+                    _,
+                ))) => {
                     return Err(fail(describe::failure(&plan, domain, step, index, errno)));
                 }
-                Ok(Some(other)) => return Err(fail(format!("unexpected {other:?}"))),
+                Ok(Some((other, _))) => return Err(fail(format!("unexpected {other:?}"))),
                 Err(e) => return Err(fail(e.to_string())),
             }
         }

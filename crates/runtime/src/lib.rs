@@ -20,6 +20,7 @@ mod plan;
 mod protocol;
 mod record;
 mod run;
+mod seccomp_agent;
 mod trace;
 
 pub use cgroup_ops::Event;

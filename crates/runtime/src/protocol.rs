@@ -33,6 +33,8 @@ pub enum Msg {
         index: u32,
         errno: Errno,
     },
+    /// Child → parent: the seccomp notify listener, attached as SCM_RIGHTS.
+    SeccompFd,
 }
 
 const SETUP_DONE: u32 = 1;
@@ -41,6 +43,7 @@ const HOOKS_DONE: u32 = 3;
 const READY: u32 = 4;
 const START: u32 = 5;
 const FAILED: u32 = 6;
+const SECCOMP_FD: u32 = 7;
 
 impl Msg {
     fn encode(self) -> [u8; 16] {
@@ -50,6 +53,7 @@ impl Msg {
             Msg::HooksDone => (HOOKS_DONE, 0, 0, 0),
             Msg::Ready => (READY, 0, 0, 0),
             Msg::Start => (START, 0, 0, 0),
+            Msg::SeccompFd => (SECCOMP_FD, 0, 0, 0),
             Msg::Failed {
                 domain,
                 step,
@@ -79,6 +83,7 @@ impl Msg {
             HOOKS_DONE => Msg::HooksDone,
             READY => Msg::Ready,
             START => Msg::Start,
+            SECCOMP_FD => Msg::SeccompFd,
             FAILED => {
                 let domain = match word(1) >> 16 {
                     1 => Domain::Runtime,
@@ -136,15 +141,26 @@ pub fn send(fd: RawFd, msg: Msg) -> Result<()> {
 
 /// Receives one message; `Ok(None)` when the other side has closed its end.
 pub fn recv(fd: RawFd) -> Result<Option<Msg>> {
+    recv_with_fd(fd).map(|m| m.map(|(msg, _)| msg))
+}
+
+/// Receives one message and the descriptor attached to it, if any.
+pub fn recv_with_fd(fd: RawFd) -> Result<Option<(Msg, Option<OwnedFd>)>> {
     let mut buf = [0u8; 16];
-    let n = husk_sys::read(fd, &mut buf)?;
+    let (n, passed) = husk_sys::recv_with_fd(fd, &mut buf)?;
     if n == 0 {
         return Ok(None);
     }
     if n != buf.len() {
         return Err(Errno(libc::EPROTO));
     }
-    Msg::decode(&buf).map(Some).ok_or(Errno(libc::EPROTO))
+    let msg = Msg::decode(&buf).ok_or(Errno(libc::EPROTO))?;
+    Ok(Some((msg, passed)))
+}
+
+/// Child side: sends the seccomp listener to the parent.
+pub fn send_seccomp_fd(sync: RawFd, listener: RawFd) -> Result<()> {
+    husk_sys::send_with_fd(sync, &Msg::SeccompFd.encode(), listener)
 }
 
 /// Sends a variable-length blob (the state JSON for hooks run inside the container).

@@ -326,10 +326,14 @@ pub fn getpid() -> i32 {
 
 /// Sends one byte and one descriptor over a connected unix socket (SCM_RIGHTS), no allocation.
 pub fn send_fd(sock: RawFd, fd: RawFd) -> Result<()> {
-    let mut byte = [0u8; 1];
+    send_with_fd(sock, &[0u8], fd)
+}
+
+/// Sends `data` with one descriptor attached (SCM_RIGHTS) in a single message, no allocation.
+pub fn send_with_fd(sock: RawFd, data: &[u8], fd: RawFd) -> Result<()> {
     let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
     };
     // Control buffer sized for one fd, aligned for cmsghdr.
     #[repr(C)]
@@ -356,7 +360,8 @@ pub fn send_fd(sock: RawFd, fd: RawFd) -> Result<()> {
         std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
     }
     loop {
-        // SAFETY: msg is fully initialised and its buffers live until the call returns.
+        // SAFETY: msg is fully initialised and its buffers live until the call returns;
+        // the kernel only reads iov_base.
         let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
         if n >= 0 {
             return Ok(());
@@ -368,12 +373,12 @@ pub fn send_fd(sock: RawFd, fd: RawFd) -> Result<()> {
     }
 }
 
-/// Receives one descriptor sent with [`send_fd`] (parent side; used by tests and tools).
-pub fn recv_fd(sock: RawFd) -> Result<Option<OwnedFd>> {
-    let mut byte = [0u8; 1];
+/// Receives a message into `buf` with at most one attached descriptor (close-on-exec).
+/// Returns the byte count (0 when the peer closed) and the descriptor, if any.
+pub fn recv_with_fd(sock: RawFd, buf: &mut [u8]) -> Result<(usize, Option<OwnedFd>)> {
     let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
     };
     #[repr(C)]
     union Cmsg {
@@ -388,20 +393,35 @@ pub fn recv_fd(sock: RawFd) -> Result<Option<OwnedFd>> {
     // SAFETY: pointer to the union's buffer.
     msg.msg_control = unsafe { cbuf.buf.as_mut_ptr() }.cast();
     msg.msg_controllen = 64;
-    // SAFETY: msg describes valid buffers.
-    let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(Errno::last());
-    }
+    let n = loop {
+        // SAFETY: msg describes valid buffers.
+        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let e = Errno::last();
+        if e.0 != libc::EINTR {
+            return Err(e);
+        }
+    };
     // SAFETY: CMSG_* walk inside the buffer the kernel filled.
-    unsafe {
+    let fd = unsafe {
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         if cmsg.is_null() || (*cmsg).cmsg_type != libc::SCM_RIGHTS {
-            return Ok(None);
+            None
+        } else {
+            Some(owned(std::ptr::read_unaligned(
+                libc::CMSG_DATA(cmsg).cast::<RawFd>(),
+            )))
         }
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
-        Ok(Some(owned(fd)))
-    }
+    };
+    Ok((n, fd))
+}
+
+/// Receives one descriptor sent with [`send_fd`] (parent side; used by tests and tools).
+pub fn recv_fd(sock: RawFd) -> Result<Option<OwnedFd>> {
+    let mut byte = [0u8; 1];
+    recv_with_fd(sock, &mut byte).map(|(_, fd)| fd)
 }
 
 /// `pipe2(O_CLOEXEC)`: `(read end, write end)`.
