@@ -411,3 +411,21 @@ fn seccomp_profile_blocks_with_the_requested_errno() {
         "getcwd was not blocked: {out} {err}"
     );
 }
+
+#[test]
+fn proc_and_sys_in_a_user_namespace_without_its_own_network() {
+    // The host's network namespace is not owned by the container's user namespace, so sysfs
+    // cannot be mounted: /sys comes from a read-only recursive bind instead; /proc is the
+    // container's own.
+    let out = ok_inside("echo $$; ls /sys/class >/dev/null && echo sys-ok; grep ' /sys ' /proc/self/mountinfo | cut -d' ' -f6", |c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "network");
+        ns.push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    });
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1", "{out}");
+    assert_eq!(lines[1], "sys-ok", "{out}");
+    assert!(lines[2].starts_with("ro"), "/sys not read-only: {out}");
+}

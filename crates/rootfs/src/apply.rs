@@ -102,16 +102,33 @@ impl RootfsPlan {
                 source,
                 fstype,
                 data,
+                bind_on_eperm,
             } => {
                 let path = fd_path(target.as_raw_fd()).map_err(fail(Step::Mount, i))?;
-                mount::mount(
+                match mount::mount(
                     source.as_deref(),
                     path.as_cstr(),
                     Some(fstype),
                     m.flags,
                     data.as_deref(),
-                )
-                .map_err(fail(Step::Mount, i))?;
+                ) {
+                    Ok(()) => {}
+                    Err(Errno(libc::EPERM)) if bind_on_eperm.is_some() => {
+                        let (host, set) = bind_on_eperm.as_ref().expect("checked");
+                        let tree =
+                            bind_tree(libc::AT_FDCWD, host, true).map_err(fail(Step::Mount, i))?;
+                        mount_setattr(
+                            tree.as_raw_fd(),
+                            c"",
+                            libc::AT_EMPTY_PATH as u32 | AT_RECURSIVE,
+                            *set,
+                            0,
+                        )
+                        .map_err(fail(Step::Mount, i))?;
+                        attach(&tree, &target).map_err(fail(Step::Mount, i))?;
+                    }
+                    Err(e) => return Err(fail(Step::Mount, i)(e)),
+                }
             }
             MountKind::Bind {
                 source,
@@ -204,12 +221,9 @@ impl RootfsPlan {
             }
         }
         // /dev/ptmx must be the devpts instance's ptmx, so ptys are made inside the container.
-        // SAFETY: unlinkat on a descriptor and a NUL-terminated name.
-        if unsafe { libc::unlinkat(dfd, c"ptmx".as_ptr(), 0) } != 0 {
-            let e = Errno::last();
-            if e.0 != libc::ENOENT {
-                return Err(e);
-            }
+        match husk_sys::unlinkat(dfd, c"ptmx", 0) {
+            Ok(()) | Err(Errno(libc::ENOENT)) => {}
+            Err(e) => return Err(e),
         }
         husk_sys::symlinkat(c"pts/ptmx", dfd, c"ptmx")
     }

@@ -45,6 +45,9 @@ pub(crate) enum MountKind {
         source: Option<CString>,
         fstype: CString,
         data: Option<CString>,
+        /// sysfs in a user namespace that does not own the network namespace cannot be
+        /// mounted: bind the host's tree (recursively, with these attributes) instead, as runc.
+        bind_on_eperm: Option<(CString, u64)>,
     },
     /// A bind mount made with open_tree(2) + mount_setattr(2) + move_mount(2).
     Bind {
@@ -205,6 +208,8 @@ impl RootfsPlan {
                 .map(|s| cstr(s.as_os_str().as_bytes(), &what))
                 .transpose()?;
             let fstype = if typ.is_empty() { "none" } else { typ };
+            let bind_on_eperm =
+                (typ == "sysfs" && opts.new_userns).then(|| (c"/sys".to_owned(), o.attrs().0));
             mounts.push(MountOp {
                 kind: MountKind::Fs {
                     source,
@@ -214,6 +219,7 @@ impl RootfsPlan {
                     } else {
                         Some(cstr(&o.data, &what)?)
                     },
+                    bind_on_eperm,
                 },
                 dest: cstr(&dest, &what)?,
                 file: false,
@@ -344,6 +350,7 @@ fn push_cgroup_mounts(
                     source: Some(c"cgroup2".into()),
                     fstype: c"cgroup2".into(),
                     data: None,
+                    bind_on_eperm: None,
                 }
             } else {
                 MountKind::Bind {
@@ -371,6 +378,7 @@ fn push_cgroup_mounts(
                     source: Some(c"tmpfs".into()),
                     fstype: c"tmpfs".into(),
                     data: Some(c"mode=755".into()),
+                    bind_on_eperm: None,
                 },
                 dest: cstr(dest, &what)?,
                 file: false,

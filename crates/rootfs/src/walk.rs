@@ -20,38 +20,79 @@ pub fn open_in_root(root: RawFd, rel: &CStr, dir: bool) -> Result<OwnedFd> {
 }
 
 /// `mkdir -p` of `rel` below `root`, confined to the root; returns the directory, opened.
+/// A dangling symlink on the way is followed (inside the root) and its target created, as
+/// runc's securejoin does; symlink loops end with ELOOP.
 pub fn mkdir_all(root: RawFd, rel: &CStr, mode: libc::mode_t) -> Result<OwnedFd> {
     match open_in_root(root, rel, true) {
         Err(Errno(libc::ENOENT)) => {}
         other => return other,
     }
+    let mut path = PathBuf::new();
+    path.push_bytes(rel.to_bytes())?;
+    let mut next = PathBuf::new();
+    for _ in 0..40 {
+        match walk_once(root, &path, mode, &mut next)? {
+            Some(fd) => return Ok(fd),
+            None => std::mem::swap(&mut path, &mut next),
+        }
+    }
+    Err(Errno(libc::ELOOP))
+}
+
+/// Creates `path` component by component. `None` when a dangling symlink was met: `next` then
+/// holds the path (relative to the root) to create instead.
+fn walk_once(
+    root: RawFd,
+    path: &PathBuf,
+    mode: libc::mode_t,
+    next: &mut PathBuf,
+) -> Result<Option<OwnedFd>> {
+    let bytes = path.as_bytes();
     let mut prefix = PathBuf::new();
     let mut dir = open_in_root(root, c".", true)?;
-    for comp in rel
-        .to_bytes()
+    let mut comps = bytes
         .split(|&b| b == b'/')
-        .filter(|c| !c.is_empty() && *c != b".")
-    {
+        .filter(|c| !c.is_empty() && *c != b".");
+    while let Some(comp) = comps.next() {
+        let parent_len = prefix.len();
         if !prefix.is_empty() {
             prefix.push_bytes(b"/")?;
         }
-        let start = prefix.len();
         prefix.push_bytes(comp)?;
-        dir = match open_in_root(root, prefix.as_cstr(), true) {
-            Ok(fd) => fd,
-            Err(Errno(libc::ENOENT)) => {
-                let mut name = PathBuf::new();
-                name.push_bytes(&prefix.as_bytes()[start..])?;
-                match husk_sys::mkdirat(dir.as_raw_fd(), name.as_cstr(), mode) {
-                    Ok(()) | Err(Errno(libc::EEXIST)) => {}
-                    Err(e) => return Err(e),
+        match open_in_root(root, prefix.as_cstr(), true) {
+            Ok(fd) => {
+                dir = fd;
+                continue;
+            }
+            Err(Errno(libc::ENOENT)) => {}
+            Err(e) => return Err(e),
+        }
+        let mut name = PathBuf::new();
+        name.push_bytes(comp)?;
+        match husk_sys::mkdirat(dir.as_raw_fd(), name.as_cstr(), mode) {
+            Ok(()) => {}
+            Err(Errno(libc::EEXIST)) => {
+                // Something is there but does not resolve: a dangling symlink.
+                let mut target = [0u8; 4096];
+                if let Ok(n) = husk_sys::readlinkat(dir.as_raw_fd(), name.as_cstr(), &mut target) {
+                    let target = &target[..n];
+                    next.clear();
+                    if target.first() != Some(&b'/') {
+                        next.push_bytes(&prefix.as_bytes()[..parent_len])?
+                            .push_bytes(b"/")?;
+                    }
+                    next.push_bytes(target)?;
+                    for rest in comps {
+                        next.push_bytes(b"/")?.push_bytes(rest)?;
+                    }
+                    return Ok(None);
                 }
-                open_in_root(root, prefix.as_cstr(), true)?
             }
             Err(e) => return Err(e),
-        };
+        }
+        dir = open_in_root(root, prefix.as_cstr(), true)?;
     }
-    Ok(dir)
+    Ok(Some(dir))
 }
 
 /// Makes sure a mount point exists at `rel` (a directory, or an empty file when `file`), and

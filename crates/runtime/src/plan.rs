@@ -129,6 +129,10 @@ pub(crate) struct ProcessPlan {
     pub envp: CArray,
     pub terminal: bool,
     pub console_size: Option<(u16, u16)>,
+    /// The exec trampoline (CVE-2019-5736), and its argv: `[program path, argv..., NULL]`,
+    /// whose first slot the child fills in once it has found the program.
+    pub trampoline: Option<OwnedFd>,
+    pub trampoline_argv: std::cell::RefCell<Vec<*const libc::c_char>>,
 }
 
 impl ProcessPlan {
@@ -142,15 +146,22 @@ impl ProcessPlan {
             .filter(|a| !a.is_empty())
             .ok_or_else(|| RuntimeError::Spec("process.args: must not be empty".into()))?;
         let env = process.env().clone().unwrap_or_default();
+        let argv = CArray::new(
+            args.iter()
+                .map(|a| cstring(a.as_str(), "process.args"))
+                .collect::<Result<Vec<_>, _>>()?,
+        );
+        let mut trampoline_argv = vec![std::ptr::null()];
+        trampoline_argv.extend_from_slice(argv.as_ptrs());
+        let trampoline = husk_sys::exe_guard::trampoline().map_err(|e| RuntimeError::Io {
+            what: "create the exec trampoline memfd".into(),
+            source: e.to_io(),
+        })?;
         Ok(ProcessPlan {
             hardening: husk_hardening::Plan::new(process, linux)?,
             cwd: cstring(process.cwd().as_os_str().as_bytes(), "process.cwd")?,
             exe: Exe::new(&args[0], &env)?,
-            argv: CArray::new(
-                args.iter()
-                    .map(|a| cstring(a.as_str(), "process.args"))
-                    .collect::<Result<Vec<_>, _>>()?,
-            ),
+            argv,
             envp: CArray::new(
                 env.iter()
                     .map(|e| cstring(e.as_str(), "process.env"))
@@ -161,6 +172,8 @@ impl ProcessPlan {
                 .console_size()
                 .as_ref()
                 .map(|b| (b.height() as u16, b.width() as u16)),
+            trampoline,
+            trampoline_argv: std::cell::RefCell::new(trampoline_argv),
         })
     }
 }

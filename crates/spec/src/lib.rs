@@ -43,11 +43,19 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle, SpecError> {
         path: config,
         source,
     })?;
-    let mut spec: Spec = parse::parse(&bytes, CONFIG_FILE)?;
-    let rootfs = validate::validate_config(&spec, &dir)?;
-    validate::normalize(&mut spec);
+    let (spec, rootfs) = parse_config(&bytes, &dir)?;
     tracing::debug!(bundle = %dir.display(), rootfs = %rootfs.display(), "loaded bundle");
     Ok(Bundle { dir, spec, rootfs })
+}
+
+/// What [`load_bundle`] does with the bytes of `config.json`: parses, validates (which
+/// stats the rootfs, resolved against `bundle_dir`, and namespace paths) and normalizes
+/// them. Returns the spec and the absolute rootfs path.
+pub fn parse_config(bytes: &[u8], bundle_dir: &Path) -> Result<(Spec, PathBuf), SpecError> {
+    let mut spec: Spec = parse::parse(bytes, CONFIG_FILE)?;
+    let rootfs = validate::validate_config(&spec, bundle_dir)?;
+    validate::normalize(&mut spec);
+    Ok((spec, rootfs))
 }
 
 /// Parses a process JSON (as given to `runc exec --process FILE`), validated like

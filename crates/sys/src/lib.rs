@@ -14,6 +14,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 pub mod buf;
 pub mod clone;
+pub mod exe_guard;
 pub mod mount;
 pub mod proc;
 
@@ -565,4 +566,17 @@ pub fn getcwd(buf: &mut [u8]) -> Result<&[u8]> {
         check(unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) })? as usize;
     // The length includes the terminating NUL.
     Ok(&buf[..n.saturating_sub(1)])
+}
+
+/// `readlinkat(2)` into `buf`; returns the target's length.
+pub fn readlinkat(dirfd: RawFd, path: &CStr, buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: the kernel writes at most buf.len() bytes into buf.
+    let n = unsafe { libc::readlinkat(dirfd, path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    check(n as libc::c_long).map(|n| n as usize)
+}
+
+/// `unlinkat(2)`.
+pub fn unlinkat(dirfd: RawFd, path: &CStr, flags: libc::c_int) -> Result<()> {
+    // SAFETY: path is NUL-terminated.
+    check_int(unsafe { libc::unlinkat(dirfd, path.as_ptr(), flags) }).map(drop)
 }
