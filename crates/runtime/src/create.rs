@@ -32,6 +32,8 @@ pub(crate) struct Created {
     pub record: Record,
     /// Parent end of the sync socket (`run` sends Start over it).
     pub sync: OwnedFd,
+    /// The pty master, when husk relays the terminal itself.
+    pub console_master: Option<OwnedFd>,
 }
 
 /// Undoes a half-made container: kills the init, removes the cgroup and the state directory.
@@ -78,8 +80,11 @@ impl Drop for Cleanup {
 
 /// Where the init waits for `start`.
 pub(crate) enum Gate {
+    /// `create`: the start socket.
     Socket,
-    Sync,
+    /// `run`: the sync socket; with `relay`, husk holds the pty itself when the process has a
+    /// terminal and no console socket was given (a foreground run).
+    Sync { relay: bool },
 }
 
 impl Runtime {
@@ -99,7 +104,9 @@ impl Runtime {
             .as_ref()
             .ok_or_else(|| RuntimeError::Spec("process: missing".into()))?;
         let terminal = process.terminal().unwrap_or(false);
-        if terminal && opts.console_socket.is_none() && matches!(gate, Gate::Socket) {
+        let relay =
+            terminal && opts.console_socket.is_none() && matches!(gate, Gate::Sync { relay: true });
+        if terminal && opts.console_socket.is_none() && !relay {
             return Err(RuntimeError::Usage(
                 "cannot allocate tty if husk will detach without setting console socket".into(),
             ));
@@ -177,10 +184,17 @@ impl Runtime {
             },
         )?;
 
+        let mut relay_end = None;
         let console = match &opts.console_socket {
             Some(path) => Some(OwnedFd::from(UnixStream::connect(path).map_err(
                 RuntimeError::io(format!("connect to console socket {}", path.display())),
             )?)),
+            None if relay => {
+                let (ours, theirs) =
+                    UnixStream::pair().map_err(RuntimeError::io("create console socketpair"))?;
+                relay_end = Some(ours);
+                Some(OwnedFd::from(theirs))
+            }
             None => None,
         };
         let (parent_sync, child_sync) =
@@ -192,7 +206,7 @@ impl Runtime {
                     .map_err(RuntimeError::io(format!("listen on {}", path.display())))?;
                 StartGate::Socket(OwnedFd::from(l))
             }
-            Gate::Sync => StartGate::Sync,
+            Gate::Sync { .. } => StartGate::Sync,
         };
 
         let hooks = spec.hooks().as_ref();
@@ -394,10 +408,17 @@ impl Runtime {
         phases.mark("record");
         phases.report("create", id);
         // Unlocks the container: `state`, `kill` and the rest may work on it now.
+        let console_master = match &relay_end {
+            Some(sock) => husk_sys::recv_fd(sock.as_raw_fd()).map_err(|e| {
+                RuntimeError::Init(format!("container {id}: receive the pty master: {e}"))
+            })?,
+            None => None,
+        };
         drop(cleanup.disarm());
         Ok(Created {
             record,
             sync: parent_sync,
+            console_master,
         })
     }
 }

@@ -62,12 +62,10 @@ impl Runtime {
         let process_plan = ProcessPlan::new(&process, rec.spec.linux().as_ref())?;
         crate::seccomp_agent::check(&rec.spec, process_plan.hardening.seccomp_notify())?;
         let terminal = process.terminal().unwrap_or(false);
-        if terminal && o.console_socket.is_none() {
-            return Err(RuntimeError::Usage(if o.detach {
-                "cannot allocate tty if husk will detach without setting console socket".into()
-            } else {
-                "--tty needs --console-socket (husk does not relay a terminal itself yet)".into()
-            }));
+        if terminal && o.console_socket.is_none() && o.detach {
+            return Err(RuntimeError::Usage(
+                "cannot allocate tty if husk will detach without setting console socket".into(),
+            ));
         }
         if !terminal && o.console_socket.is_some() {
             return Err(RuntimeError::Usage(
@@ -114,10 +112,18 @@ impl Runtime {
             Some(cg) => cg.clone_into_fd().transpose().map_err(cg_err)?,
             None => None,
         };
+        // In the foreground without a console socket, husk relays the terminal itself.
+        let mut relay_end = None;
         let console = match &o.console_socket {
             Some(path) => Some(OwnedFd::from(UnixStream::connect(path).map_err(
                 RuntimeError::io(format!("connect to console socket {}", path.display())),
             )?)),
+            None if terminal => {
+                let (ours, theirs) =
+                    UnixStream::pair().map_err(RuntimeError::io("create console socketpair"))?;
+                relay_end = Some(ours);
+                Some(OwnedFd::from(theirs))
+            }
             None => None,
         };
         let (parent_sync, child_sync) =
@@ -148,6 +154,11 @@ impl Runtime {
             process: process_plan,
         };
 
+        // Block the forwarded signals before the clone so none is lost (the child unblocks).
+        let set = crate::run::signal_set();
+        if !o.detach {
+            husk_sys::signals::block(&set);
+        }
         let mut switch = ParentSwitch::join(&pid_join)?;
         // SAFETY: husk is single-threaded; the child only runs `child::main`.
         let forked = unsafe { clone3(0, clone_cgroup.as_ref().map(|f| f.as_raw_fd())) };
@@ -213,7 +224,15 @@ impl Runtime {
         if o.detach {
             return Ok(0);
         }
-        let status = crate::run::wait_forwarding(pid, &crate::run::signal_set())?;
+        let mut relay = match &relay_end {
+            Some(sock) => husk_sys::recv_fd(sock.as_raw_fd())
+                .map_err(|e| {
+                    RuntimeError::Init(format!("container {id}: receive the pty master: {e}"))
+                })?
+                .map(crate::relay::Relay::new),
+            None => None,
+        };
+        let status = crate::run::wait_forwarding(pid, &set, relay.as_mut())?;
         Ok(crate::run::exit_code(status))
     }
 }

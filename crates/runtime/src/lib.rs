@@ -19,6 +19,7 @@ mod ops;
 mod plan;
 mod protocol;
 mod record;
+mod relay;
 mod run;
 mod seccomp_agent;
 mod trace;

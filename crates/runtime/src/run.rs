@@ -1,12 +1,13 @@
 //! `run`: create and start in one process. In the foreground husk stays the init's parent,
 //! forwards signals to it, and exits with its exit code (128+signal when it was killed).
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 
 use husk_state::Status;
 
 use crate::create::{CreateOptions, Gate};
 use crate::protocol::{self, Msg};
+use crate::relay::Relay;
 use crate::{hooks, Result, Runtime, RuntimeError};
 
 /// Signals a foreground `run` passes on to the container (SIGCHLD is ours).
@@ -25,15 +26,7 @@ const FORWARDED: [i32; 11] = [
 ];
 
 pub(crate) fn signal_set() -> libc::sigset_t {
-    // SAFETY: sigemptyset/sigaddset initialise and fill a stack-local set.
-    unsafe {
-        let mut set = std::mem::zeroed::<libc::sigset_t>();
-        libc::sigemptyset(&mut set);
-        for s in FORWARDED {
-            libc::sigaddset(&mut set, s);
-        }
-        set
-    }
+    husk_sys::signals::set_of(&FORWARDED)
 }
 
 impl Runtime {
@@ -43,10 +36,9 @@ impl Runtime {
         // everything before it execs.
         let set = signal_set();
         if !detach {
-            // SAFETY: changing this (single) thread's signal mask with a valid set.
-            unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+            husk_sys::signals::block(&set);
         }
-        let created = self.create_container(opts, Gate::Sync)?;
+        let created = self.create_container(opts, Gate::Sync { relay: !detach })?;
         let id = opts.id.as_str();
         let rec = &created.record;
         let sync = created.sync.as_raw_fd();
@@ -89,8 +81,10 @@ impl Runtime {
         if detach {
             return Ok(0);
         }
-        let status = wait_forwarding(rec.pid, &set)?;
-        drop(created);
+        let mut relay = created.console_master.map(Relay::new);
+        let status = wait_forwarding(rec.pid, &set, relay.as_mut())?;
+        drop(relay);
+        drop(created.sync);
         // Like runc: a foreground run removes the container once its process is gone.
         if let Err(e) = self.delete(id, true) {
             tracing::warn!("container {id}: cleanup after run: {e}");
@@ -110,59 +104,62 @@ pub(crate) fn exit_code(status: i32) -> i32 {
     }
 }
 
-/// Waits for the init (our child) while forwarding signals to it; returns its wait status.
-pub(crate) fn wait_forwarding(pid: i32, set: &libc::sigset_t) -> Result<i32> {
-    let err = |what: &str| {
-        let e = std::io::Error::last_os_error();
+/// Waits for the process (our child) while forwarding signals to it and, with a terminal,
+/// relaying between the pty and husk's stdio; returns its wait status.
+pub(crate) fn wait_forwarding(
+    pid: i32,
+    set: &libc::sigset_t,
+    mut relay: Option<&mut Relay>,
+) -> Result<i32> {
+    let err = |what: &str, e: husk_sys::Errno| {
         RuntimeError::Init(format!("wait for container process {pid}: {what}: {e}"))
     };
-    // SAFETY: signalfd with a valid set creates a new descriptor we own.
-    let sfd = unsafe { libc::signalfd(-1, set, libc::SFD_CLOEXEC) };
-    if sfd < 0 {
-        return Err(err("signalfd"));
-    }
-    // SAFETY: sfd was just created.
-    let sfd = unsafe { OwnedFd::from_raw_fd(sfd) };
-    let pidfd = husk_sys::proc::pidfd_open(pid).map_err(|_| err("pidfd_open"))?;
+    let sfd = husk_sys::signals::signalfd(set).map_err(|e| err("signalfd", e))?;
+    let pidfd = husk_sys::proc::pidfd_open(pid).map_err(|e| err("pidfd_open", e))?;
+    let mut master_open = relay.is_some();
     loop {
+        let pollfd = |fd: i32| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let (master, stdin) = match &relay {
+            Some(r) => (
+                if master_open { r.master() } else { -1 },
+                if r.stdin_open() { 0 } else { -1 },
+            ),
+            None => (-1, -1),
+        };
         let mut fds = [
-            libc::pollfd {
-                fd: sfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: pidfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            pollfd(sfd.as_raw_fd()),
+            pollfd(pidfd.as_raw_fd()),
+            pollfd(master),
+            pollfd(stdin),
         ];
-        // SAFETY: fds is a valid array of two pollfds.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if n < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err("poll"));
-        }
+        husk_sys::poll(&mut fds, -1).map_err(|e| err("poll", e))?;
         if fds[0].revents & libc::POLLIN != 0 {
-            // SAFETY: reading one signalfd_siginfo into a properly sized buffer.
-            let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-            let len = std::mem::size_of::<libc::signalfd_siginfo>();
-            // SAFETY: info is valid for `len` bytes.
-            let r = unsafe {
-                libc::read(
-                    sfd.as_raw_fd(),
-                    (&mut info as *mut libc::signalfd_siginfo).cast(),
-                    len,
-                )
-            };
-            if r == len as isize {
-                let _ = husk_sys::proc::pidfd_send_signal(&pidfd, info.ssi_signo as i32);
+            match (husk_sys::signals::read(sfd.as_raw_fd()), relay.as_deref()) {
+                // The pty itself tells the container when its window changes.
+                (Some(libc::SIGWINCH), Some(r)) => r.resize(),
+                (Some(sig), _) => {
+                    let _ = husk_sys::proc::pidfd_send_signal(&pidfd, sig);
+                }
+                (None, _) => {}
+            }
+        }
+        if let Some(r) = relay.as_deref_mut() {
+            if fds[2].revents != 0 && !r.to_stdout() {
+                master_open = false;
+            }
+            if fds[3].revents != 0 {
+                r.from_stdin();
             }
         }
         if fds[1].revents & libc::POLLIN != 0 {
-            return husk_sys::waitpid(pid).map_err(|_| err("waitpid"));
+            if let Some(r) = relay.as_deref() {
+                r.drain();
+            }
+            return husk_sys::waitpid(pid).map_err(|e| err("waitpid", e));
         }
     }
 }

@@ -520,6 +520,41 @@ pub mod tty {
         Ok((master, unsafe { owned(s) }))
     }
 
+    /// Puts the terminal on `fd` in raw mode; returns the settings to restore, or `None`
+    /// when `fd` is not a terminal.
+    pub fn make_raw(fd: RawFd) -> Option<libc::termios> {
+        // SAFETY: termios calls with valid pointers to stack values.
+        unsafe {
+            let mut saved = std::mem::zeroed::<libc::termios>();
+            if libc::tcgetattr(fd, &mut saved) != 0 {
+                return None;
+            }
+            let mut raw = saved;
+            libc::cfmakeraw(&mut raw);
+            if libc::tcsetattr(fd, libc::TCSANOW, &raw) != 0 {
+                return None;
+            }
+            Some(saved)
+        }
+    }
+
+    /// Restores settings saved by [`make_raw`].
+    pub fn restore(fd: RawFd, saved: &libc::termios) {
+        // SAFETY: tcsetattr with a valid termios.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, saved) };
+    }
+
+    /// Copies the window size of terminal `from` to terminal `to` (the pty master).
+    pub fn copy_size(from: RawFd, to: RawFd) {
+        // SAFETY: TIOCGWINSZ/TIOCSWINSZ with a valid winsize.
+        unsafe {
+            let mut ws = std::mem::zeroed::<libc::winsize>();
+            if libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) == 0 {
+                libc::ioctl(to, libc::TIOCSWINSZ, &ws);
+            }
+        }
+    }
+
     /// Makes `slave` the controlling terminal of a new session and the process's stdio.
     pub fn make_controlling(slave: &OwnedFd) -> Result<()> {
         setsid()?;
@@ -579,4 +614,60 @@ pub fn readlinkat(dirfd: RawFd, path: &CStr, buf: &mut [u8]) -> Result<usize> {
 pub fn unlinkat(dirfd: RawFd, path: &CStr, flags: libc::c_int) -> Result<()> {
     // SAFETY: path is NUL-terminated.
     check_int(unsafe { libc::unlinkat(dirfd, path.as_ptr(), flags) }).map(drop)
+}
+
+pub mod signals {
+    //! Signals as descriptors, for the foreground `run`/`exec` loop.
+    use super::*;
+
+    /// Blocks `set` in this (single) thread so that it can be read from a signalfd.
+    pub fn block(set: &libc::sigset_t) {
+        // SAFETY: sigprocmask with a valid set.
+        unsafe { libc::sigprocmask(libc::SIG_BLOCK, set, std::ptr::null_mut()) };
+    }
+
+    /// A set holding `signals`.
+    pub fn set_of(signals: &[i32]) -> libc::sigset_t {
+        // SAFETY: sigemptyset/sigaddset fill a stack-local set.
+        unsafe {
+            let mut set = std::mem::zeroed::<libc::sigset_t>();
+            libc::sigemptyset(&mut set);
+            for &s in signals {
+                libc::sigaddset(&mut set, s);
+            }
+            set
+        }
+    }
+
+    pub fn signalfd(set: &libc::sigset_t) -> Result<OwnedFd> {
+        // SAFETY: signalfd with a valid set creates a new descriptor.
+        let fd = check_int(unsafe { libc::signalfd(-1, set, libc::SFD_CLOEXEC) })?;
+        // SAFETY: a fresh descriptor from the kernel.
+        Ok(unsafe { owned(fd) })
+    }
+
+    /// The next pending signal number on a signalfd.
+    pub fn read(fd: RawFd) -> Option<i32> {
+        // SAFETY: a zeroed signalfd_siginfo is valid; read fills at most its size.
+        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+        let len = std::mem::size_of::<libc::signalfd_siginfo>();
+        // SAFETY: info is valid for `len` bytes.
+        let r = unsafe { libc::read(fd, (&mut info as *mut libc::signalfd_siginfo).cast(), len) };
+        (r == len as isize).then_some(info.ssi_signo as i32)
+    }
+}
+
+/// `poll(2)`, retried on EINTR; returns the number of ready descriptors.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> Result<usize> {
+    loop {
+        // SAFETY: fds is a valid array of pollfds of the given length.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = Errno::last();
+        if e.0 != libc::EINTR {
+            return Err(e);
+        }
+    }
 }

@@ -1,0 +1,78 @@
+//! A foreground `run` or `exec -t` without `--console-socket`: husk holds the pty master
+//! itself and relays between it and its own stdio, in raw mode, with window size changes.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+/// The pty master and the caller's terminal settings, restored on drop.
+pub(crate) struct Relay {
+    master: OwnedFd,
+    saved: Option<libc::termios>,
+    stdin_open: bool,
+}
+
+impl Relay {
+    pub fn new(master: OwnedFd) -> Relay {
+        let saved = husk_sys::tty::make_raw(0);
+        husk_sys::tty::copy_size(0, master.as_raw_fd());
+        Relay {
+            master,
+            saved,
+            stdin_open: true,
+        }
+    }
+
+    pub fn master(&self) -> RawFd {
+        self.master.as_raw_fd()
+    }
+
+    pub fn stdin_open(&self) -> bool {
+        self.stdin_open
+    }
+
+    /// The caller's window changed size: pass it on (the kernel signals the container).
+    pub fn resize(&self) {
+        husk_sys::tty::copy_size(0, self.master.as_raw_fd());
+    }
+
+    /// Moves what is available from stdin to the container.
+    pub fn from_stdin(&mut self) {
+        let mut buf = [0u8; 4096];
+        match husk_sys::read(0, &mut buf) {
+            Ok(0) | Err(_) => self.stdin_open = false,
+            Ok(n) => {
+                let _ = husk_sys::write_all(self.master.as_raw_fd(), &buf[..n]);
+            }
+        }
+    }
+
+    /// Moves what the container wrote to stdout; false once the pty is closed.
+    pub fn to_stdout(&self) -> bool {
+        let mut buf = [0u8; 4096];
+        match husk_sys::read(self.master.as_raw_fd(), &mut buf) {
+            Ok(0) | Err(_) => false,
+            Ok(n) => husk_sys::write_all(1, &buf[..n]).is_ok(),
+        }
+    }
+
+    /// After the process exited: whatever is still buffered in the pty.
+    pub fn drain(&self) {
+        // SAFETY: fcntl on our own descriptor.
+        unsafe {
+            let fl = libc::fcntl(self.master.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(
+                self.master.as_raw_fd(),
+                libc::F_SETFL,
+                fl | libc::O_NONBLOCK,
+            );
+        }
+        while self.to_stdout() {}
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            husk_sys::tty::restore(0, saved);
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Terminals: `--console-socket` (how Podman's conmon and containerd's shim get the pty master)
+//! and husk's own relay for a foreground `run`/`exec -t`.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::net::UnixListener;
+
+use husk_tests::*;
+
+/// Receives the pty master sent over the console socket and reads everything from it.
+fn console_receiver(sock: &std::path::Path) -> std::thread::JoinHandle<String> {
+    let listener = UnixListener::bind(sock).unwrap();
+    std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let fd = husk_sys::recv_fd(conn.as_raw_fd())
+            .unwrap()
+            .expect("pty master over SCM_RIGHTS");
+        // SAFETY: the descriptor was just received and is owned here.
+        let mut master =
+            unsafe { std::fs::File::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(fd)) };
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        // EIO once the container side of the pty is closed.
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    })
+}
+
+#[test]
+fn console_socket_receives_the_pty_master() {
+    let dir = scratch("console");
+    let sock = dir.join("console.sock");
+    let reader = console_receiver(&sock);
+    let h = Husk::new();
+    let b = Bundle::new(&["sh", "-c", "tty; stty size; echo on-the-pty"], |c| {
+        c["process"]["terminal"] = json!(true);
+        c["process"]["consoleSize"] = json!({"height": 33, "width": 111});
+    });
+    let id = unique("tty");
+    h.ok(&[
+        "create",
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        "--console-socket",
+        sock.to_str().unwrap(),
+        &id,
+    ]);
+    h.ok(&["start", &id]);
+    let text = reader.join().unwrap();
+    assert!(text.contains("/dev/pts/0"), "{text}");
+    assert!(text.contains("33 111"), "consoleSize not applied: {text}");
+    assert!(text.contains("on-the-pty"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn terminal_without_console_socket_when_detached_is_refused() {
+    let h = Husk::new();
+    let b = Bundle::new(&["true"], |c| c["process"]["terminal"] = json!(true));
+    let out = h.run(&[
+        "create",
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        &unique("notty"),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("console socket"), "{}", stderr(&out));
+}
+
+/// `script` gives husk a real terminal, as a person at a shell would.
+fn under_a_tty(h: &Husk, args: &str) -> String {
+    let cmd = format!(
+        "{} --root {} {args}",
+        husk_bin().display(),
+        h.root.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("script(1) from bsdutils");
+    String::from_utf8_lossy(&out.stdout).replace('\r', "")
+}
+
+#[test]
+fn foreground_run_relays_the_terminal() {
+    let h = Husk::new();
+    let b = Bundle::new(&["sh", "-c", "tty; echo relayed; exit 5"], |c| {
+        c["process"]["terminal"] = json!(true)
+    });
+    let out = under_a_tty(
+        &h,
+        &format!(
+            "run --bundle {} {}; echo rc=$?",
+            b.dir.display(),
+            unique("relay")
+        ),
+    );
+    assert!(
+        out.contains("/dev/pts/0") && out.contains("relayed"),
+        "{out}"
+    );
+    assert!(out.contains("rc=5"), "{out}");
+}
+
+#[test]
+fn exec_tty_relays_the_terminal() {
+    let h = Husk::new();
+    let b = Bundle::new(&["sleep", "100"], |_| {});
+    let id = unique("exectty");
+    h.create(&id, &b);
+    h.ok(&["start", &id]);
+    let out = under_a_tty(&h, &format!("exec -t {id} sh -c 'tty; echo via-exec'"));
+    assert!(
+        out.contains("/dev/pts/") && out.contains("via-exec"),
+        "{out}"
+    );
+}
