@@ -35,7 +35,7 @@ impl Relay {
     }
 
     /// Moves what is available from stdin to the container.
-    pub fn from_stdin(&mut self) {
+    pub fn pump_stdin(&mut self) {
         let mut buf = [0u8; 4096];
         match husk_sys::read(0, &mut buf) {
             Ok(0) | Err(_) => self.stdin_open = false,
@@ -46,7 +46,7 @@ impl Relay {
     }
 
     /// Moves what the container wrote to stdout; false once the pty is closed.
-    pub fn to_stdout(&self) -> bool {
+    pub fn pump_stdout(&self) -> bool {
         let mut buf = [0u8; 4096];
         match husk_sys::read(self.master.as_raw_fd(), &mut buf) {
             Ok(0) | Err(_) => false,
@@ -65,7 +65,7 @@ impl Relay {
                 fl | libc::O_NONBLOCK,
             );
         }
-        while self.to_stdout() {}
+        while self.pump_stdout() {}
     }
 }
 

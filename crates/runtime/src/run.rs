@@ -148,11 +148,11 @@ pub(crate) fn wait_forwarding(
             }
         }
         if let Some(r) = relay.as_deref_mut() {
-            if fds[2].revents != 0 && !r.to_stdout() {
+            if fds[2].revents != 0 && !r.pump_stdout() {
                 master_open = false;
             }
             if fds[3].revents != 0 {
-                r.from_stdin();
+                r.pump_stdin();
             }
         }
         if fds[1].revents & libc::POLLIN != 0 {
