@@ -122,8 +122,7 @@ fn expect(sync: RawFd, want: Msg) -> Result<(), Fail> {
 
 fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     for &fd in &plan.close_first {
-        // SAFETY: closing a descriptor this process owns a copy of and never uses again.
-        unsafe { libc::close(fd) };
+        husk_sys::close_raw(fd);
     }
     husk_sys::cloexec_from(3 + plan.preserve_fds).map_err(rt(Step::Fds, 0))?;
     // Nobody in the container may ptrace or read /proc/PID/{fd,mem} of this process until it

@@ -110,33 +110,11 @@ pub fn decode(buf: &[u8; 16]) -> Option<Msg> {
 
 /// Creates the socketpair: `(parent end, child end)`, both close-on-exec.
 pub fn socketpair() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: fds is a valid out-array of two ints.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    use std::os::fd::FromRawFd;
-    // SAFETY: both descriptors were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    husk_sys::socketpair(libc::SOCK_SEQPACKET).map_err(Errno::to_io)
 }
 
 pub fn send(fd: RawFd, msg: Msg) -> Result<()> {
-    let buf = msg.encode();
-    // SAFETY: buf is a valid 16-byte buffer.
-    let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
-    if n == buf.len() as isize {
-        Ok(())
-    } else {
-        Err(Errno::last())
-    }
+    husk_sys::send(fd, &msg.encode())
 }
 
 /// Receives one message; `Ok(None)` when the other side has closed its end.
@@ -165,13 +143,7 @@ pub fn send_seccomp_fd(sync: RawFd, listener: RawFd) -> Result<()> {
 
 /// Sends a variable-length blob (the state JSON for hooks run inside the container).
 pub fn send_blob(fd: RawFd, data: &[u8]) -> Result<()> {
-    // SAFETY: data is a valid buffer of the given length.
-    let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
-    if n == data.len() as isize {
-        Ok(())
-    } else {
-        Err(Errno::last())
-    }
+    husk_sys::send(fd, data)
 }
 
 #[cfg(test)]

@@ -56,15 +56,7 @@ impl Relay {
 
     /// After the process exited: whatever is still buffered in the pty.
     pub fn drain(&self) {
-        // SAFETY: fcntl on our own descriptor.
-        unsafe {
-            let fl = libc::fcntl(self.master.as_raw_fd(), libc::F_GETFL);
-            libc::fcntl(
-                self.master.as_raw_fd(),
-                libc::F_SETFL,
-                fl | libc::O_NONBLOCK,
-            );
-        }
+        let _ = husk_sys::set_nonblocking(self.master.as_raw_fd());
         while self.pump_stdout() {}
     }
 }

@@ -249,6 +249,5 @@ fn root_mapping(host_id: u32) -> LinuxIdMapping {
 
 /// The caller's effective uid and gid.
 fn effective_ids() -> (u32, u32) {
-    // SAFETY: geteuid(2) and getegid(2) take no arguments, touch no memory and cannot fail.
-    unsafe { (libc::geteuid(), libc::getegid()) }
+    (husk_sys::geteuid(), husk_sys::getegid())
 }

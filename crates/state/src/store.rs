@@ -30,8 +30,7 @@ pub enum Lock {
 
 impl Store {
     pub fn default_root() -> PathBuf {
-        // SAFETY: geteuid cannot fail.
-        let euid = unsafe { libc::geteuid() };
+        let euid = husk_sys::geteuid();
         match std::env::var_os("XDG_RUNTIME_DIR") {
             Some(dir) if euid != 0 && !dir.is_empty() => Path::new(&dir).join("husk"),
             _ => PathBuf::from("/run/husk"),
@@ -146,21 +145,12 @@ impl ContainerDir {
             Lock::None => 0,
         };
         if op != 0 {
-            loop {
-                // SAFETY: flock on a descriptor we own.
-                if unsafe { libc::flock(dir.as_raw_fd(), op) } == 0 {
-                    break;
-                }
-                let source = std::io::Error::last_os_error();
-                if source.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(StateError::Io {
-                        id: id.into(),
-                        op: "lock",
-                        path,
-                        source,
-                    });
-                }
-            }
+            husk_sys::flock(dir.as_raw_fd(), op).map_err(|e| StateError::Io {
+                id: id.into(),
+                op: "lock",
+                path: path.clone(),
+                source: e.to_io(),
+            })?;
         }
         Ok(ContainerDir {
             id: id.to_string(),

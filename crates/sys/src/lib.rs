@@ -671,3 +671,70 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> Result<usize> {
         }
     }
 }
+
+/// A connected `AF_UNIX` socketpair of `kind` (`SOCK_SEQPACKET`, `SOCK_STREAM`), close-on-exec.
+pub fn socketpair(kind: libc::c_int) -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid out-array of two ints.
+    check_int(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            kind | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    Ok(unsafe { (owned(fds[0]), owned(fds[1])) })
+}
+
+/// `send(2)` of one whole message on a socket, without SIGPIPE.
+pub fn send(fd: RawFd, data: &[u8]) -> Result<()> {
+    // SAFETY: data is a valid buffer of the given length.
+    let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
+    if n == data.len() as isize {
+        Ok(())
+    } else if n < 0 {
+        Err(Errno::last())
+    } else {
+        Err(Errno(libc::EMSGSIZE))
+    }
+}
+
+/// Closes a descriptor this process holds a copy of but does not own as an `OwnedFd` (the
+/// child's copies of parent-only descriptors after clone).
+pub fn close_raw(fd: RawFd) {
+    // SAFETY: closing a descriptor number is memory-safe; callers pass copies they never use again.
+    unsafe { libc::close(fd) };
+}
+
+pub fn set_nonblocking(fd: RawFd) -> Result<()> {
+    // SAFETY: fcntl on a descriptor.
+    let fl = check_int(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    // SAFETY: as above.
+    check_int(unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) }).map(drop)
+}
+
+/// `flock(2)`, retried on EINTR.
+pub fn flock(fd: RawFd, op: libc::c_int) -> Result<()> {
+    loop {
+        // SAFETY: flock on a descriptor.
+        if unsafe { libc::flock(fd, op) } == 0 {
+            return Ok(());
+        }
+        let e = Errno::last();
+        if e.0 != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+pub fn geteuid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+pub fn getegid() -> u32 {
+    // SAFETY: getegid cannot fail.
+    unsafe { libc::getegid() }
+}
