@@ -429,3 +429,29 @@ fn proc_and_sys_in_a_user_namespace_without_its_own_network() {
     assert_eq!(lines[1], "sys-ok", "{out}");
     assert!(lines[2].starts_with("ro"), "/sys not read-only: {out}");
 }
+
+#[test]
+fn joined_user_namespace_with_a_new_pid_namespace() {
+    // A user namespace made by someone else (as a Podman pod's infra container does), joined by
+    // path, with new pid and other namespaces made inside it.
+    let mut holder = std::process::Command::new("unshare")
+        .args(["--user", "sleep", "60"])
+        .spawn()
+        .expect("unshare from util-linux");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for map in ["uid_map", "gid_map"] {
+        std::fs::write(format!("/proc/{}/{map}", holder.id()), "0 400000 65536\n").unwrap();
+    }
+    let userns = format!("/proc/{}/ns/user", holder.id());
+    let (code, out, err) = inside("echo $$; cat /proc/self/uid_map; id -u", |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user", "path": userns}));
+    });
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(code, 0, "{err}");
+    let fields: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(fields, ["1", "0", "400000", "65536", "0"], "{out}");
+}

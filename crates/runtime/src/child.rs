@@ -147,6 +147,9 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     if plan.child_unshare != 0 {
         husk_sys::unshare(plan.child_unshare).map_err(rt(Step::Unshare, 0))?;
     }
+    if plan.fork_again {
+        fork_again(plan)?;
+    }
     if plan.new_user {
         // Become the namespace's root for the setup (when 0 is mapped at all).
         for r in [husk_sys::setresgid(0), husk_sys::setresuid(0)] {
@@ -239,6 +242,27 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
         },
     );
     husk_sys::exit_now(1)
+}
+
+/// A new pid (or time) namespace made after joining a user namespace only applies to
+/// children: fork, report the grandchild's pid, and let the grandchild be the init.
+fn fork_again(plan: &ChildPlan) -> Result<(), Fail> {
+    if let Some(offsets) = &plan.time_offsets {
+        husk_sys::write_file_at(
+            libc::AT_FDCWD,
+            c"/proc/self/timens_offsets",
+            offsets.as_bytes(),
+        )
+        .map_err(rt(Step::Unshare, 1))?;
+    }
+    // SAFETY: single-threaded; the grandchild continues this same allocation-free routine.
+    match unsafe { husk_sys::clone::clone3(0, None) }.map_err(rt(Step::Unshare, 2))? {
+        husk_sys::clone::Forked::Child => Ok(()),
+        husk_sys::clone::Forked::Parent { pid } => {
+            let _ = protocol::send(plan.sync, Msg::Pid(pid));
+            husk_sys::exit_now(0)
+        }
+    }
 }
 
 /// startContainer hooks, a late seccomp filter, and the exec itself.

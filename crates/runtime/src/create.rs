@@ -178,7 +178,7 @@ impl Runtime {
             &bundle.dir,
             &husk_rootfs::PlanOptions {
                 no_pivot: opts.no_pivot,
-                new_userns: ns.new_user,
+                new_userns: ns.new_user || ns.joined_user,
                 host_mount_ns: !has_mount_ns,
                 cgroups: cgroup_view(&cgroup, cgroupns),
             },
@@ -240,10 +240,15 @@ impl Runtime {
             console,
             close_first: vec![dir.fd().as_raw_fd(), parent_sync.as_raw_fd()],
             preserve_fds: opts.preserve_fds,
-            wait_setup: ns.new_user || clone_cgroup.is_none() || container_hooks,
+            wait_setup: ns.new_user || clone_cgroup.is_none() || container_hooks || ns.fork_again,
             child_joins: std::mem::take(&mut ns.child_joins),
             child_unshare: ns.child_unshare,
-            new_user: ns.new_user,
+            fork_again: ns.fork_again,
+            time_offsets: match (&ns.time_offsets, ns.fork_again) {
+                (Some(o), true) => Some(cstring(o.as_str(), "linux.timeOffsets")?),
+                _ => None,
+            },
+            new_user: ns.new_user || ns.joined_user,
             keyring: if opts.no_new_keyring {
                 None
             } else {
@@ -283,7 +288,7 @@ impl Runtime {
         // system calls on memory prepared above and never returns.
         let forked =
             unsafe { clone3(ns.clone_flags, clone_cgroup.as_ref().map(|f| f.as_raw_fd())) };
-        let pid = match forked {
+        let mut pid = match forked {
             Ok(Forked::Child) => child::main(&plan),
             Ok(Forked::Parent { pid }) => pid,
             Err(e) => {
@@ -342,6 +347,13 @@ impl Runtime {
         loop {
             match protocol::recv_with_fd(sync).map_err(io("sync"))? {
                 Some((Msg::Ready, _)) => break,
+                Some((Msg::Pid(init), _)) => {
+                    // The intermediate child is done; its child is the container's init.
+                    let _ = husk_sys::waitpid(pid);
+                    pid = init;
+                    cleanup.pid = Some(init);
+                    record.pid = init;
+                }
                 Some((Msg::SeccompFd, Some(listener))) => {
                     crate::seccomp_agent::hand_over(
                         spec,

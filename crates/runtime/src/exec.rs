@@ -138,6 +138,8 @@ impl Runtime {
             wait_setup,
             child_joins: Vec::new(),
             child_unshare: 0,
+            fork_again: false,
+            time_offsets: None,
             new_user: false,
             keyring: None,
             hostname: None,

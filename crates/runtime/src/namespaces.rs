@@ -58,6 +58,11 @@ pub(crate) struct Namespaces {
     pub new_uts: bool,
     /// Contents for /proc/self/timens_offsets of a new time namespace.
     pub time_offsets: Option<String>,
+    /// A user namespace is joined by path and a new pid (or time) namespace is wanted: the
+    /// child makes them after joining and forks once more, so the grandchild is the init.
+    pub fork_again: bool,
+    /// A user namespace is joined by path.
+    pub joined_user: bool,
     pub uid_map: String,
     pub gid_map: String,
 }
@@ -83,6 +88,8 @@ impl Namespaces {
             pid_ns: false,
             new_uts: false,
             time_offsets: None,
+            fork_again: false,
+            joined_user: false,
             uid_map: id_map(linux.and_then(|l| l.uid_mappings().as_ref())),
             gid_map: id_map(linux.and_then(|l| l.gid_mappings().as_ref())),
         };
@@ -131,22 +138,24 @@ impl Namespaces {
         }
         if let Some(user) = user_join {
             // Joining an existing user namespace: every other namespace must be made or
-            // joined from inside it, so the child does it all after setns.
-            if ns.clone_flags & libc::CLONE_NEWPID as u64 != 0 || ns.time_offsets.is_some() {
-                return Err(RuntimeError::Namespace(
-                    "joining a user namespace by path together with a new pid or time namespace is not supported".into(),
-                ));
-            }
+            // joined from inside it, so the child does it all after setns (a pid namespace
+            // given by path is still entered by the parent around the clone).
             let mut joins = vec![user];
-            joins.extend(
-                ns.parent_joins
-                    .drain(..)
-                    .filter(|j| j.flag != libc::CLONE_NEWPID),
-            );
+            let (pid, others): (Vec<Join>, Vec<Join>) = ns
+                .parent_joins
+                .drain(..)
+                .partition(|j| j.flag == libc::CLONE_NEWPID);
+            ns.parent_joins = pid;
+            joins.extend(others);
             joins.append(&mut ns.child_joins);
             ns.child_joins = joins;
             ns.child_unshare |= ns.clone_flags as libc::c_int;
             ns.clone_flags = 0;
+            if ns.time_offsets.is_some() {
+                ns.child_unshare |= libc::CLONE_NEWTIME;
+            }
+            ns.fork_again = ns.child_unshare & (libc::CLONE_NEWPID | libc::CLONE_NEWTIME) != 0;
+            ns.joined_user = true;
         }
         Ok(ns)
     }
@@ -179,7 +188,7 @@ impl ParentSwitch {
     /// Enters the path namespaces the child must be born in, and a new time namespace.
     pub fn enter(ns: &Namespaces) -> Result<ParentSwitch, RuntimeError> {
         let mut sw = ParentSwitch::join(&ns.parent_joins)?;
-        if let Some(offsets) = &ns.time_offsets {
+        if let Some(offsets) = ns.time_offsets.as_ref().filter(|_| !ns.fork_again) {
             sw.save(libc::CLONE_NEWTIME)?;
             husk_sys::unshare(libc::CLONE_NEWTIME)
                 .map_err(|e| RuntimeError::Namespace(format!("create time namespace: {e}")))?;

@@ -102,6 +102,10 @@ pub(crate) struct ChildPlan {
     pub wait_setup: bool,
     pub child_joins: Vec<Join>,
     pub child_unshare: libc::c_int,
+    /// Fork once more after unsharing (see `Namespaces::fork_again`), writing these time
+    /// namespace offsets first.
+    pub fork_again: bool,
+    pub time_offsets: Option<CString>,
     pub new_user: bool,
     /// Name of the new session keyring (`None` with `--no-new-keyring`).
     pub keyring: Option<CString>,

@@ -35,6 +35,8 @@ pub enum Msg {
     },
     /// Child → parent: the seccomp notify listener, attached as SCM_RIGHTS.
     SeccompFd,
+    /// Intermediate child → parent: the container's init is this (host) pid.
+    Pid(i32),
 }
 
 const SETUP_DONE: u32 = 1;
@@ -44,6 +46,7 @@ const READY: u32 = 4;
 const START: u32 = 5;
 const FAILED: u32 = 6;
 const SECCOMP_FD: u32 = 7;
+const PID: u32 = 8;
 
 impl Msg {
     fn encode(self) -> [u8; 16] {
@@ -54,6 +57,7 @@ impl Msg {
             Msg::Ready => (READY, 0, 0, 0),
             Msg::Start => (START, 0, 0, 0),
             Msg::SeccompFd => (SECCOMP_FD, 0, 0, 0),
+            Msg::Pid(pid) => (PID, pid as u32, 0, 0),
             Msg::Failed {
                 domain,
                 step,
@@ -84,6 +88,7 @@ impl Msg {
             READY => Msg::Ready,
             START => Msg::Start,
             SECCOMP_FD => Msg::SeccompFd,
+            PID => Msg::Pid(word(1) as i32),
             FAILED => {
                 let domain = match word(1) >> 16 {
                     1 => Domain::Runtime,

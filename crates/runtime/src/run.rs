@@ -37,6 +37,11 @@ impl Runtime {
         let set = signal_set();
         if !detach {
             husk_sys::signals::block(&set);
+            // Like runc: the init may be a grandchild (a pid namespace made inside a joined
+            // user namespace); as subreaper husk still gets to wait for it.
+            if let Err(e) = husk_sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0) {
+                tracing::debug!("cannot become a child subreaper: {e}");
+            }
         }
         let created = self.create_container(opts, Gate::Sync { relay: !detach })?;
         let id = opts.id.as_str();
