@@ -231,7 +231,7 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     // user process runs; a Failed message means it never will.
     let conn = wait_for_start(plan)?;
     let report = conn.as_ref().map_or(plan.sync, |c| c.as_raw_fd());
-    let Err(f) = after_start(plan, &exe);
+    let Err(f) = after_start(plan, &exe, report);
     let _ = protocol::send(
         report,
         Msg::Failed {
@@ -266,7 +266,7 @@ fn fork_again(plan: &ChildPlan) -> Result<(), Fail> {
 }
 
 /// startContainer hooks, a late seccomp filter, and the exec itself.
-fn after_start(plan: &ChildPlan, exe: &PathBuf) -> Result<Infallible, Fail> {
+fn after_start(plan: &ChildPlan, exe: &PathBuf, report: RawFd) -> Result<Infallible, Fail> {
     run_hooks(
         plan,
         &plan.start_container_hooks,
@@ -280,12 +280,19 @@ fn after_start(plan: &ChildPlan, exe: &PathBuf) -> Result<Infallible, Fail> {
     }
     husk_sys::reset_signals();
     let p = &plan.process;
-    if let Some(trampoline) = &p.trampoline {
+    // The trampoline is handed the report descriptor (one byte of its argv[0]) and makes it
+    // close-on-exec itself, so whoever waits sees end-of-file exactly at the user's exec.
+    if let (Some(trampoline), Ok(fd)) = (&p.trampoline, u8::try_from(report)) {
+        let fd_name = [fd, 0u8];
         let mut argv = p.trampoline_argv.borrow_mut();
-        argv[0] = exe.as_cstr().as_ptr();
+        argv[0] = fd_name.as_ptr().cast();
+        argv[1] = exe.as_cstr().as_ptr();
+        husk_sys::set_cloexec(report, false).map_err(rt(Step::Exec, 1))?;
         match husk_sys::exe_guard::exec_via(trampoline, &argv, p.envp.as_ptrs()) {
             // A seccomp profile that forbids execveat: exec directly (without the guard).
-            Errno(libc::EPERM | libc::ENOSYS | libc::EACCES) => {}
+            Errno(libc::EPERM | libc::ENOSYS | libc::EACCES) => {
+                husk_sys::set_cloexec(report, true).map_err(rt(Step::Exec, 1))?;
+            }
             e => return Err(rt(Step::Exec, 0)(e)),
         }
     }

@@ -133,8 +133,8 @@ pub(crate) struct ProcessPlan {
     pub envp: CArray,
     pub terminal: bool,
     pub console_size: Option<(u16, u16)>,
-    /// The exec trampoline (CVE-2019-5736), and its argv: `[program path, argv..., NULL]`,
-    /// whose first slot the child fills in once it has found the program.
+    /// The exec trampoline (CVE-2019-5736), and its argv:
+    /// `[report fd, program path, argv..., NULL]`, whose first two slots the child fills in.
     pub trampoline: Option<OwnedFd>,
     pub trampoline_argv: std::cell::RefCell<Vec<*const libc::c_char>>,
 }
@@ -155,7 +155,7 @@ impl ProcessPlan {
                 .map(|a| cstring(a.as_str(), "process.args"))
                 .collect::<Result<Vec<_>, _>>()?,
         );
-        let mut trampoline_argv = vec![std::ptr::null()];
+        let mut trampoline_argv = vec![std::ptr::null(), std::ptr::null()];
         trampoline_argv.extend_from_slice(argv.as_ptrs());
         let trampoline = husk_sys::exe_guard::trampoline().map_err(|e| RuntimeError::Io {
             what: "create the exec trampoline memfd".into(),

@@ -12,9 +12,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::{check, Errno, Result};
 
-/// x86_64: ELF header, one PT_LOAD program header, and
-///   mov rdi,[rsp+8]; lea rsi,[rsp+16]; mov rax,[rsp]; lea rdx,[rsp+rax*8+16]
-///   mov eax,59 (execve); syscall; mov edi,127; mov eax,231 (exit_group); syscall
+/// x86_64: ELF header, one PT_LOAD program header, and the code:
+///   fcntl(*argv[0], F_SETFD, FD_CLOEXEC)   the report descriptor closes at the final exec
+///   execve(argv[1], &argv[2], envp)
+///   exit_group(127)
 #[cfg(target_arch = "x86_64")]
 pub const TRAMPOLINE: &[u8] = &[
     // e_ident: magic, 64-bit, little endian, version 1, System V ABI
@@ -33,18 +34,24 @@ pub const TRAMPOLINE: &[u8] = &[
     1, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // p_offset
     0, 0, 0x40, 0, 0, 0, 0, 0, // p_vaddr
     0, 0, 0x40, 0, 0, 0, 0, 0, // p_paddr
-    158, 0, 0, 0, 0, 0, 0, 0, // p_filesz
-    158, 0, 0, 0, 0, 0, 0, 0, // p_memsz
+    183, 0, 0, 0, 0, 0, 0, 0, // p_filesz
+    183, 0, 0, 0, 0, 0, 0, 0, // p_memsz
     0, 0x10, 0, 0, 0, 0, 0, 0, // p_align
     // code
-    0x48, 0x8b, 0x7c, 0x24, 0x08, // mov rdi, [rsp+8]
-    0x48, 0x8d, 0x74, 0x24, 0x10, // lea rsi, [rsp+16]
-    0x48, 0x8b, 0x04, 0x24, // mov rax, [rsp]
-    0x48, 0x8d, 0x54, 0xc4, 0x10, // lea rdx, [rsp+rax*8+16]
-    0xb8, 59, 0, 0, 0, // mov eax, 59
+    0x48, 0x8b, 0x44, 0x24, 0x08, // mov rax, [rsp+8]      argv[0]
+    0x0f, 0xb6, 0x38, // movzx edi, byte [rax]            its first byte: the fd
+    0xbe, 2, 0, 0, 0, // mov esi, F_SETFD
+    0xba, 1, 0, 0, 0, // mov edx, FD_CLOEXEC
+    0xb8, 72, 0, 0, 0, // mov eax, 72 (fcntl)
+    0x0f, 0x05, // syscall
+    0x48, 0x8b, 0x7c, 0x24, 0x10, // mov rdi, [rsp+16]     argv[1]: the program
+    0x48, 0x8d, 0x74, 0x24, 0x18, // lea rsi, [rsp+24]     &argv[2]: its argv
+    0x48, 0x8b, 0x04, 0x24, // mov rax, [rsp]              argc
+    0x48, 0x8d, 0x54, 0xc4, 0x10, // lea rdx, [rsp+rax*8+16] envp
+    0xb8, 59, 0, 0, 0, // mov eax, 59 (execve)
     0x0f, 0x05, // syscall
     0xbf, 127, 0, 0, 0, // mov edi, 127
-    0xb8, 231, 0, 0, 0, // mov eax, 231
+    0xb8, 231, 0, 0, 0, // mov eax, 231 (exit_group)
     0x0f, 0x05, // syscall
 ];
 
@@ -82,8 +89,10 @@ pub fn trampoline() -> Result<Option<OwnedFd>> {
     Ok(Some(fd))
 }
 
-/// Child side: execs `path` with `argv`/`envp` through the trampoline `fd`. `tramp_argv`
-/// must be `[path, argv..., NULL]`. Returns only on failure.
+/// Child side: execs through the trampoline `fd`. `tramp_argv` must be
+/// `[report fd as a one-byte string, program path, argv..., NULL]`, and the report descriptor
+/// must not be close-on-exec (the trampoline makes it so for the final exec). Returns only on
+/// failure.
 pub fn exec_via(
     fd: &OwnedFd,
     tramp_argv: &[*const libc::c_char],
