@@ -455,3 +455,37 @@ fn joined_user_namespace_with_a_new_pid_namespace() {
     let fields: Vec<&str> = out.split_whitespace().collect();
     assert_eq!(fields, ["1", "0", "400000", "65536", "0"], "{out}");
 }
+
+#[test]
+fn tmpcopyup_tmpfs_starts_with_the_image_content() {
+    // What Podman asks for with --read-only and --tmpfs.
+    let b_edit = |c: &mut Value| {
+        c["root"]["readonly"] = json!(true);
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/run", "type": "tmpfs", "source": "tmpfs",
+            "options": ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup", "mode=755"]
+        }));
+    };
+    let h = Husk::new();
+    let b = Bundle::new(&["sh", "-c", "ls -a /run; cat /run/sub/file; ls -l /run/link | cut -d'>' -f2; touch /run/new && echo writable; awk '$5 == \"/run\"' /proc/self/mountinfo"], b_edit);
+    let run = b.dir.join("rootfs/run");
+    std::fs::create_dir_all(run.join("sub")).unwrap();
+    std::fs::write(run.join("sub/file"), "from the image\n").unwrap();
+    std::fs::write(run.join("keep"), "").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", run.join("link")).unwrap();
+    let out = h.run_container(&unique("copyup"), &b);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for want in [
+        "keep",
+        "sub",
+        "from the image",
+        " /etc/passwd",
+        "writable",
+        " - tmpfs ",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    // The image itself is untouched.
+    assert!(!run.join("new").exists());
+}

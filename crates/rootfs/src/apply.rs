@@ -34,6 +34,26 @@ fn bind_tree(source_dir: RawFd, source: &CStr, recursive: bool) -> Result<OwnedF
     open_tree(source_dir, source, flags)
 }
 
+/// Binds `source` (its whole tree when `recursive`) onto `target`, setting and clearing mount
+/// attributes on the detached copy first: `top` for its top mount, `all` for every mount in it.
+fn bind_onto(
+    source: &CStr,
+    recursive: bool,
+    top: (u64, u64),
+    all: (u64, u64),
+    target: &OwnedFd,
+) -> Result<()> {
+    let tree = bind_tree(libc::AT_FDCWD, source, recursive)?;
+    let here = libc::AT_EMPTY_PATH as u32;
+    if top.0 | top.1 != 0 {
+        mount_setattr(tree.as_raw_fd(), c"", here, top.0, top.1)?;
+    }
+    if all.0 | all.1 != 0 {
+        mount_setattr(tree.as_raw_fd(), c"", here | AT_RECURSIVE, all.0, all.1)?;
+    }
+    attach(&tree, target)
+}
+
 fn attach(tree: &OwnedFd, target: &OwnedFd) -> Result<()> {
     move_mount(
         tree.as_raw_fd(),
@@ -115,17 +135,8 @@ impl RootfsPlan {
                     Ok(()) => {}
                     Err(Errno(libc::EPERM)) if bind_on_eperm.is_some() => {
                         let (host, set) = bind_on_eperm.as_ref().expect("checked");
-                        let tree =
-                            bind_tree(libc::AT_FDCWD, host, true).map_err(fail(Step::Mount, i))?;
-                        mount_setattr(
-                            tree.as_raw_fd(),
-                            c"",
-                            libc::AT_EMPTY_PATH as u32 | AT_RECURSIVE,
-                            *set,
-                            0,
-                        )
-                        .map_err(fail(Step::Mount, i))?;
-                        attach(&tree, &target).map_err(fail(Step::Mount, i))?;
+                        bind_onto(host, true, (0, 0), (*set, 0), &target)
+                            .map_err(fail(Step::Mount, i))?;
                     }
                     Err(e) => return Err(fail(Step::Mount, i)(e)),
                 }
@@ -138,30 +149,16 @@ impl RootfsPlan {
                 rec_set,
                 rec_clr,
             } => {
-                let tree =
-                    bind_tree(libc::AT_FDCWD, source, *recursive).map_err(fail(Step::Mount, i))?;
-                if set | clr != 0 {
-                    mount_setattr(
-                        tree.as_raw_fd(),
-                        c"",
-                        libc::AT_EMPTY_PATH as u32,
-                        *set,
-                        *clr,
-                    )
-                    .map_err(fail(Step::Mount, i))?;
-                }
-                if rec_set | rec_clr != 0 {
-                    mount_setattr(
-                        tree.as_raw_fd(),
-                        c"",
-                        libc::AT_EMPTY_PATH as u32 | AT_RECURSIVE,
-                        *rec_set,
-                        *rec_clr,
-                    )
-                    .map_err(fail(Step::Mount, i))?;
-                }
-                attach(&tree, &target).map_err(fail(Step::Mount, i))?;
+                bind_onto(
+                    source,
+                    *recursive,
+                    (*set, *clr),
+                    (*rec_set, *rec_clr),
+                    &target,
+                )
+                .map_err(fail(Step::Mount, i))?;
             }
+            MountKind::Attach(mnt) => attach(mnt, &target).map_err(fail(Step::Mount, i))?,
             MountKind::SetAttr { set } => {
                 mount_setattr(target.as_raw_fd(), c"", libc::AT_EMPTY_PATH as u32, *set, 0)
                     .map_err(fail(Step::Mount, i))?;
@@ -189,9 +186,8 @@ impl RootfsPlan {
                 }
                 let target = husk_sys::openat(dfd, &d.name, libc::O_PATH | libc::O_NOFOLLOW, 0)
                     .map_err(fail(Step::Device, i))?;
-                let tree =
-                    bind_tree(libc::AT_FDCWD, &d.host, false).map_err(fail(Step::Device, i))?;
-                attach(&tree, &target).map_err(fail(Step::Device, i))?;
+                bind_onto(&d.host, false, (0, 0), (0, 0), &target)
+                    .map_err(fail(Step::Device, i))?;
                 continue;
             }
             match husk_sys::mknodat(dfd, &d.name, d.mode, d.dev) {

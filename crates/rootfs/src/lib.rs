@@ -5,6 +5,7 @@
 //! child, inside the new mount namespace, and only make system calls.
 
 mod apply;
+mod copyup;
 mod options;
 mod plan;
 mod walk;
@@ -21,43 +22,21 @@ pub enum RootfsError {
     Invalid(String),
 }
 
-/// Which part of the rootfs setup failed in the child.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u16)]
-pub enum Step {
-    RootPropagation = 1,
-    BindRootfs,
-    OpenRootfs,
-    Mountpoint,
-    Mount,
-    Propagation,
-    Device,
-    DevSymlink,
-    PivotRoot,
-    Mask,
-    ReadonlyPath,
-    ReadonlyRoot,
-}
-
-impl Step {
-    pub fn from_u16(v: u16) -> Option<Step> {
-        use Step::*;
-        [
-            RootPropagation,
-            BindRootfs,
-            OpenRootfs,
-            Mountpoint,
-            Mount,
-            Propagation,
-            Device,
-            DevSymlink,
-            PivotRoot,
-            Mask,
-            ReadonlyPath,
-            ReadonlyRoot,
-        ]
-        .into_iter()
-        .find(|s| *s as u16 == v)
+husk_sys::step_enum! {
+    /// Which part of the rootfs setup failed in the child.
+    pub enum Step {
+        RootPropagation,
+        BindRootfs,
+        OpenRootfs,
+        Mountpoint,
+        Mount,
+        Propagation,
+        Device,
+        DevSymlink,
+        PivotRoot,
+        Mask,
+        ReadonlyPath,
+        ReadonlyRoot,
     }
 }
 

@@ -83,6 +83,8 @@ pub struct Options {
     pub rec_clr: u64,
     /// Everything else, comma-joined, for the filesystem (`mode=755`, `size=65536k`, ...).
     pub data: String,
+    /// `tmpcopyup`: a tmpfs that starts with a copy of what the image has there.
+    pub tmpcopyup: bool,
 }
 
 impl Options {
@@ -116,6 +118,7 @@ impl Options {
             }
             match opt {
                 "bind" => o.bind = true,
+                "tmpcopyup" => o.tmpcopyup = true,
                 "rbind" => {
                     o.bind = true;
                     o.recursive = true;

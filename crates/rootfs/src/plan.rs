@@ -61,6 +61,8 @@ pub(crate) enum MountKind {
     /// Change the attributes of the mount already at the destination (the cgroup tmpfs is
     /// made read-only once the hierarchies are bound into it).
     SetAttr { set: u64 },
+    /// A detached mount the parent prepared (`tmpcopyup`), attached with move_mount(2).
+    Attach(std::os::fd::OwnedFd),
 }
 
 #[derive(Debug)]
@@ -208,6 +210,19 @@ impl RootfsPlan {
                 .map(|s| cstr(s.as_os_str().as_bytes(), &what))
                 .transpose()?;
             let fstype = if typ.is_empty() { "none" } else { typ };
+            if o.tmpcopyup && fstype == "tmpfs" {
+                let detached =
+                    crate::copyup::detached_tmpfs(rootfs, &dest, &o.data, o.flags, &what)?;
+                mounts.push(MountOp {
+                    kind: MountKind::Attach(detached),
+                    dest: cstr(&dest, &what)?,
+                    file: false,
+                    flags: 0,
+                    propagation: o.propagation,
+                    spec_index: idx,
+                });
+                continue;
+            }
             let bind_on_eperm =
                 (typ == "sysfs" && opts.new_userns).then(|| (c"/sys".to_owned(), o.attrs().0));
             mounts.push(MountOp {

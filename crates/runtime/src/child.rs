@@ -10,51 +10,25 @@ use husk_sys::{Errno, Result as SysResult};
 use crate::plan::{ChildHook, ChildPlan, StartGate};
 use crate::protocol::{self, Domain, Msg};
 
-/// Runtime-side steps of the child (decoded by [`crate::create`] into messages).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u16)]
-pub(crate) enum Step {
-    Fds = 1,
-    Sync,
-    Setns,
-    Unshare,
-    BecomeRoot,
-    Hostname,
-    Domainname,
-    Sysctl,
-    Console,
-    Cwd,
-    Lookup,
-    CreateContainerHook,
-    StartContainerHook,
-    StartWait,
-    Keyring,
-    Exec,
-}
-
-impl Step {
-    pub fn from_u16(v: u16) -> Option<Step> {
-        use Step::*;
-        [
-            Fds,
-            Sync,
-            Setns,
-            Unshare,
-            BecomeRoot,
-            Hostname,
-            Domainname,
-            Sysctl,
-            Console,
-            Cwd,
-            Lookup,
-            CreateContainerHook,
-            StartContainerHook,
-            StartWait,
-            Keyring,
-            Exec,
-        ]
-        .into_iter()
-        .find(|s| *s as u16 == v)
+husk_sys::step_enum! {
+    /// Runtime-side steps of the child (decoded by [`crate::describe`] into messages).
+    pub(crate) enum Step {
+        Fds,
+        Sync,
+        Setns,
+        Unshare,
+        BecomeRoot,
+        Hostname,
+        Domainname,
+        Sysctl,
+        Console,
+        Cwd,
+        Lookup,
+        CreateContainerHook,
+        StartContainerHook,
+        StartWait,
+        Keyring,
+        Exec,
     }
 }
 

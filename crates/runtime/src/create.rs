@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 use husk_state::{ContainerDir, Status};
@@ -13,6 +13,7 @@ use crate::namespaces::{write_id_maps, Namespaces, ParentSwitch};
 use crate::plan::{cstring, sysctls, ChildHook, ChildPlan, ProcessPlan, StartGate};
 use crate::protocol::{self, Msg};
 use crate::record::{Record, START_SOCKET};
+use crate::relay::Console;
 use crate::{child, describe, hooks, Result, Runtime, RuntimeError};
 
 /// The `create`/`run` flags.
@@ -184,19 +185,7 @@ impl Runtime {
             },
         )?;
 
-        let mut relay_end = None;
-        let console = match &opts.console_socket {
-            Some(path) => Some(OwnedFd::from(UnixStream::connect(path).map_err(
-                RuntimeError::io(format!("connect to console socket {}", path.display())),
-            )?)),
-            None if relay => {
-                let (ours, theirs) =
-                    UnixStream::pair().map_err(RuntimeError::io("create console socketpair"))?;
-                relay_end = Some(ours);
-                Some(OwnedFd::from(theirs))
-            }
-            None => None,
-        };
+        let mut console = Console::new(opts.console_socket.as_deref(), relay)?;
         let (parent_sync, child_sync) =
             protocol::socketpair().map_err(RuntimeError::io("create sync socket"))?;
         let start_gate = match gate {
@@ -237,7 +226,7 @@ impl Runtime {
         let plan = ChildPlan {
             sync: child_sync.as_raw_fd(),
             gate: start_gate,
-            console,
+            console: console.child_end.take(),
             close_first: vec![dir.fd().as_raw_fd(), parent_sync.as_raw_fd()],
             preserve_fds: opts.preserve_fds,
             wait_setup: ns.new_user || clone_cgroup.is_none() || container_hooks || ns.fork_again,
@@ -420,12 +409,7 @@ impl Runtime {
         phases.mark("record");
         phases.report("create", id);
         // Unlocks the container: `state`, `kill` and the rest may work on it now.
-        let console_master = match &relay_end {
-            Some(sock) => husk_sys::recv_fd(sock.as_raw_fd()).map_err(|e| {
-                RuntimeError::Init(format!("container {id}: receive the pty master: {e}"))
-            })?,
-            None => None,
-        };
+        let console_master = console.master(id)?;
         drop(cleanup.disarm());
         Ok(Created {
             record,

@@ -4,7 +4,6 @@
 
 use std::cell::RefCell;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use husk_state::{Lock, Status};
@@ -14,6 +13,7 @@ use oci_spec::runtime::{Capability, Process, Spec};
 use crate::namespaces::{flag_of, Join, ParentSwitch};
 use crate::plan::{ChildPlan, ProcessPlan, StartGate};
 use crate::protocol::{self, Msg};
+use crate::relay::Console;
 use crate::{child, describe, Result, Runtime, RuntimeError};
 
 /// `husk exec` flags.
@@ -113,26 +113,14 @@ impl Runtime {
             None => None,
         };
         // In the foreground without a console socket, husk relays the terminal itself.
-        let mut relay_end = None;
-        let console = match &o.console_socket {
-            Some(path) => Some(OwnedFd::from(UnixStream::connect(path).map_err(
-                RuntimeError::io(format!("connect to console socket {}", path.display())),
-            )?)),
-            None if terminal => {
-                let (ours, theirs) =
-                    UnixStream::pair().map_err(RuntimeError::io("create console socketpair"))?;
-                relay_end = Some(ours);
-                Some(OwnedFd::from(theirs))
-            }
-            None => None,
-        };
+        let mut console = Console::new(o.console_socket.as_deref(), terminal)?;
         let (parent_sync, child_sync) =
             protocol::socketpair().map_err(RuntimeError::io("create sync socket"))?;
         let wait_setup = clone_cgroup.is_none() && rec.cgroup.is_some();
         let plan = ChildPlan {
             sync: child_sync.as_raw_fd(),
             gate: StartGate::Open,
-            console,
+            console: console.child_end.take(),
             close_first: vec![dir.fd().as_raw_fd(), parent_sync.as_raw_fd()],
             preserve_fds: o.preserve_fds,
             wait_setup,
@@ -226,14 +214,7 @@ impl Runtime {
         if o.detach {
             return Ok(0);
         }
-        let mut relay = match &relay_end {
-            Some(sock) => husk_sys::recv_fd(sock.as_raw_fd())
-                .map_err(|e| {
-                    RuntimeError::Init(format!("container {id}: receive the pty master: {e}"))
-                })?
-                .map(crate::relay::Relay::new),
-            None => None,
-        };
+        let mut relay = console.master(id)?.map(crate::relay::Relay::new);
         let status = crate::run::wait_forwarding(pid, &set, relay.as_mut())?;
         Ok(crate::run::exit_code(status))
     }

@@ -157,15 +157,7 @@ impl Runtime {
                 _ => format!("container {id}: init failed to start"),
             }));
         }
-        let state = serde_json::to_vec(&rec.oci_state(Status::Running)).unwrap_or_default();
-        hooks::run_all_warn(
-            "poststart",
-            rec.spec
-                .hooks()
-                .as_ref()
-                .and_then(|h| h.poststart().as_ref()),
-            &state,
-        );
+        rec.run_poststart();
         Ok(())
     }
 

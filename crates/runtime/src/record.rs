@@ -40,6 +40,17 @@ impl Record {
         husk_sys::proc::is_same_live_process(self.pid, self.pid_start)
     }
 
+    /// poststart hooks, once the user's process runs (a failure is only a warning).
+    pub fn run_poststart(&self) {
+        let state = serde_json::to_vec(&self.oci_state(Status::Running)).unwrap_or_default();
+        let hooks = self
+            .spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststart().as_ref());
+        crate::hooks::run_all_warn("poststart", hooks, &state);
+    }
+
     pub fn oci_state(&self, status: Status) -> OciState {
         OciState {
             oci_version: self.spec.version().clone(),

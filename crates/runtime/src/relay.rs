@@ -2,6 +2,52 @@
 //! itself and relays between it and its own stdio, in raw mode, with window size changes.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use crate::RuntimeError;
+
+/// Where the pty master goes: to the caller's `--console-socket`, or, for a foreground process
+/// with a terminal and no socket, to husk itself through an internal socketpair.
+pub(crate) struct Console {
+    /// The socket end the child sends the master over.
+    pub child_end: Option<OwnedFd>,
+    relay_end: Option<UnixStream>,
+}
+
+impl Console {
+    pub fn new(socket: Option<&Path>, relay: bool) -> Result<Console, RuntimeError> {
+        Ok(match socket {
+            Some(path) => Console {
+                child_end: Some(OwnedFd::from(UnixStream::connect(path).map_err(
+                    RuntimeError::io(format!("connect to console socket {}", path.display())),
+                )?)),
+                relay_end: None,
+            },
+            None if relay => {
+                let (ours, theirs) =
+                    UnixStream::pair().map_err(RuntimeError::io("create console socketpair"))?;
+                Console {
+                    child_end: Some(OwnedFd::from(theirs)),
+                    relay_end: Some(ours),
+                }
+            }
+            None => Console {
+                child_end: None,
+                relay_end: None,
+            },
+        })
+    }
+
+    /// The pty master the child sent, when husk relays the terminal itself.
+    pub fn master(&self, id: &str) -> Result<Option<OwnedFd>, RuntimeError> {
+        let Some(sock) = &self.relay_end else {
+            return Ok(None);
+        };
+        husk_sys::recv_fd(sock.as_raw_fd())
+            .map_err(|e| RuntimeError::Init(format!("container {id}: receive the pty master: {e}")))
+    }
+}
 
 /// The pty master and the caller's terminal settings, restored on drop.
 pub(crate) struct Relay {

@@ -3,12 +3,10 @@
 
 use std::os::fd::AsRawFd;
 
-use husk_state::Status;
-
 use crate::create::{CreateOptions, Gate};
 use crate::protocol::{self, Msg};
 use crate::relay::Relay;
-use crate::{hooks, Result, Runtime, RuntimeError};
+use crate::{Result, Runtime, RuntimeError};
 
 /// Signals a foreground `run` passes on to the container (SIGCHLD is ours).
 const FORWARDED: [i32; 11] = [
@@ -74,15 +72,7 @@ impl Runtime {
                 )))
             }
         }
-        let state = serde_json::to_vec(&rec.oci_state(Status::Running)).unwrap_or_default();
-        hooks::run_all_warn(
-            "poststart",
-            rec.spec
-                .hooks()
-                .as_ref()
-                .and_then(|h| h.poststart().as_ref()),
-            &state,
-        );
+        rec.run_poststart();
         if detach {
             return Ok(0);
         }

@@ -138,7 +138,7 @@ fn format_path(segments: &[&Segment]) -> String {
                 if !out.is_empty() {
                     out.push('.');
                 }
-                out.push_str(key);
+                out.push_str(&one_line(key));
             }
             Segment::Unknown => out.push_str(".?"),
         }
@@ -162,12 +162,57 @@ fn json_pointer(segments: &[&Segment]) -> String {
     out
 }
 
-/// serde_json's message without its " at line L column C" suffix.
+/// serde_json's message without its " at line L column C" suffix. Data errors quote the
+/// document (an unknown field name or enum variant), so control characters are escaped.
 fn bare_message(err: &serde_json::Error) -> String {
     let text = err.to_string();
     let suffix = format!(" at line {} column {}", err.line(), err.column());
-    match text.strip_suffix(&suffix) {
-        Some(bare) => bare.to_owned(),
-        None => text,
+    one_line(text.strip_suffix(&suffix).unwrap_or(&text))
+}
+
+/// `text` with control characters escaped (`\n`, `\u{1b}`, ...), for messages that quote
+/// keys or strings of the document and must stay on one line.
+fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use oci_spec::runtime::{Process, Spec};
+
+    use super::*;
+
+    fn message<T: DeserializeOwned + std::fmt::Debug>(json: &str) -> String {
+        parse::<T>(json.as_bytes(), "f.json")
+            .unwrap_err()
+            .to_string()
+    }
+
+    // Found by fuzz/fuzz_targets/spec_config.rs: serde's "unknown variant" text quoted a
+    // newline raw when the rest of the document was not valid JSON.
+    #[test]
+    fn quoted_document_text_stays_on_one_line() {
+        let msg = message::<Process>(r##"{"rlimits":[{"type":"\n""##);
+        assert_eq!(
+            msg.lines().count(),
+            1,
+            "unknown variant in a truncated document: {msg}"
+        );
+        assert!(msg.contains(r"unknown variant `\n`"), "{msg}");
+
+        let msg = message::<Spec>(r#"{"annotations":{"a\nb":1}}"#);
+        assert_eq!(msg.lines().count(), 1, "key in the field path: {msg}");
+        assert!(
+            msg.starts_with(r"f.json: annotations.a\nb: invalid type"),
+            "{msg}"
+        );
     }
 }

@@ -738,3 +738,25 @@ pub fn getegid() -> u32 {
     // SAFETY: getegid cannot fail.
     unsafe { libc::getegid() }
 }
+
+/// Declares a `#[repr(u16)]` enum of child-side steps, numbered from 1, with `from_u16` to
+/// decode what travelled over the sync socket.
+#[macro_export]
+macro_rules! step_enum {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $first:ident $(, $rest:ident)* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(u16)]
+        $vis enum $name {
+            $first = 1,
+            $($rest,)*
+        }
+
+        impl $name {
+            /// The step with this number, if there is one.
+            pub fn from_u16(v: u16) -> Option<$name> {
+                [$name::$first $(, $name::$rest)*].into_iter().find(|s| *s as u16 == v)
+            }
+        }
+    };
+}

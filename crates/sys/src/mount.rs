@@ -105,3 +105,47 @@ pub fn mount_setattr(dirfd: RawFd, path: &CStr, flags: u32, set: u64, clear: u64
     })
     .map(drop)
 }
+
+const FSOPEN_CLOEXEC: u32 = 1;
+const FSMOUNT_CLOEXEC: u32 = 1;
+const FSCONFIG_SET_FLAG: u32 = 0;
+const FSCONFIG_SET_STRING: u32 = 1;
+const FSCONFIG_CMD_CREATE: u32 = 6;
+
+/// `fsopen(2)`: a filesystem context for `fstype`.
+pub fn fsopen(fstype: &CStr) -> Result<OwnedFd> {
+    // SAFETY: fstype is NUL-terminated.
+    let fd = check(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
+    // SAFETY: a fresh descriptor from the kernel.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `fsconfig(2)`: `key=value`, or the flag `key` when `value` is `None`.
+pub fn fsconfig_set(fs: RawFd, key: &CStr, value: Option<&CStr>) -> Result<()> {
+    let (cmd, v) = match value {
+        Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
+        None => (FSCONFIG_SET_FLAG, std::ptr::null()),
+    };
+    // SAFETY: key (and value) are NUL-terminated or null, as fsconfig allows.
+    check(unsafe { libc::syscall(libc::SYS_fsconfig, fs, cmd, key.as_ptr(), v, 0) }).map(drop)
+}
+
+/// `fsconfig(FSCONFIG_CMD_CREATE)` then `fsmount(2)`: a detached mount with `attrs`
+/// (`MOUNT_ATTR_*`).
+pub fn fsmount(fs: RawFd, attrs: u64) -> Result<OwnedFd> {
+    // SAFETY: plain syscalls on a filesystem context descriptor.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs,
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<u8>(),
+            std::ptr::null::<u8>(),
+            0,
+        )
+    })?;
+    // SAFETY: as above.
+    let fd = check(unsafe { libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs) })?;
+    // SAFETY: a fresh descriptor from the kernel.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}

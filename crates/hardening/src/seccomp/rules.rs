@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
 };
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::arch::{Abi, Host};
 use crate::HardeningError;
@@ -240,7 +240,8 @@ pub(crate) fn build(spec: &LinuxSeccomp, host: Host) -> Result<Profile, Hardenin
                     } else if entry.unconditional.is_none() {
                         entry.unconditional = Some(act);
                     } else if entry.unconditional != Some(act) {
-                        warn!("seccomp: {field}: {name} already has an unconditional rule with another action; keeping the first");
+                        // runtime-spec: when a syscall matches several entries, the first counts.
+                        debug!("seccomp: {field}: {name} already has an unconditional rule with another action; keeping the first");
                     }
                 }
             }
