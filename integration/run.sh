@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# End-to-end client suites: Podman (via conmon) and containerd (ctr + containerd-shim-runc-v2)
+# driving an OCI runtime given by path. See integration/README.md.
+#
+#   integration/run.sh [--runtime PATH] [--keep] [--results FILE] [podman|containerd|all]
+#
+# Without --runtime, husk is built (cargo build --release -p husk) and tested. --keep keeps the
+# work dir (commands.log has every command with its output); --results writes one line per
+# check: suite, check, PASS|FAIL, reason (tab-separated).
+set -u
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$HERE")
+RUNTIME=
+KEEP=0
+RESULTS=
+SUITES=()
+
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+while [ $# -gt 0 ]; do
+    case $1 in
+    --runtime) RUNTIME=${2:?--runtime needs a path}; shift 2 ;;
+    --runtime=*) RUNTIME=${1#--runtime=}; shift ;;
+    --keep) KEEP=1; shift ;;
+    --results) RESULTS=${2:?--results needs a file}; shift 2 ;;
+    podman | containerd) SUITES+=("$1"); shift ;;
+    all) SUITES+=(podman containerd); shift ;;
+    -h | --help) usage ;;
+    *) echo "unknown argument: $1" >&2; usage ;;
+    esac
+done
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(podman containerd)
+[ -z "$RESULTS" ] || RESULTS=$(readlink -f "$RESULTS")
+[ "$(id -u)" -eq 0 ] || { echo "run.sh must run as root" >&2; exit 2; }
+
+if [ -z "$RUNTIME" ]; then
+    (cd "$REPO" && cargo build --release -p husk) || exit 1
+    RUNTIME=${CARGO_TARGET_DIR:-$REPO/target}/release/husk
+fi
+RUNTIME=$(readlink -f "$RUNTIME")
+[ -x "$RUNTIME" ] || { echo "runtime $RUNTIME is not executable" >&2; exit 2; }
+
+WORK=$(mktemp -d /tmp/husk-e2e.XXXXXX)
+chmod 0755 "$WORK" # user-namespaced containers must reach the bundles below it
+TAG=$(basename "$WORK" | cut -d. -f2 | tr '[:upper:]' '[:lower:]')
+: >"$WORK/results"
+. "$HERE/lib/common.sh"
+. "$HERE/lib/images.sh"
+. "$HERE/lib/podman.sh"
+. "$HERE/lib/containerd.sh"
+
+finish() {
+    cd / || true
+    run_cleanups
+    [ -z "$RESULTS" ] || cp "$WORK/results" "$RESULTS"
+    if [ "$KEEP" = 1 ]; then
+        echo "work dir kept: $WORK" >&2
+    else
+        umount_under "$WORK"
+        rm -rf "$WORK"
+    fi
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+# conmon drops files (e.g. "oom") in its caller's working directory: work inside $WORK.
+cd "$WORK" || exit 1
+export SHELL=/bin/bash # `script -c` runs its command with $SHELL; tty_cmd quotes for bash
+echo "runtime: $RUNTIME ($("$RUNTIME" --version 2>/dev/null | head -1))"
+echo "work dir: $WORK"
+
+pkgs=(runc busybox-static util-linux jq)
+for s in "${SUITES[@]}"; do
+    case $s in
+    podman) pkgs+=(podman conmon) ;;
+    containerd) pkgs+=(containerd) ;;
+    esac
+done
+apt_install "${pkgs[@]}" || exit 1
+
+IMG_DIR=$WORK/img
+build_images "$IMG_DIR" || { echo "building the images failed" >&2; exit 1; }
+# The runtime under the name `runc`: podman picks --log-format=json by the basename.
+RT_DIR=$WORK/bin
+mkdir -p "$RT_DIR"
+ln -s "$RUNTIME" "$RT_DIR/runc"
+
+TIMES=()
+for s in "${SUITES[@]}"; do
+    SUITE=$s
+    echo "== $s"
+    t0=$SECONDS
+    "${s}_suite"
+    run_cleanups
+    TIMES+=("$s $((SECONDS - t0)) s")
+done
+echo "== times: $(IFS=,; echo "${TIMES[*]}")"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
