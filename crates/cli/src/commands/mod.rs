@@ -86,7 +86,42 @@ pub(crate) fn positional<'a>(cmd: &str, p: &'a Parsed, names: &[&str]) -> Result
     Ok(&p.positional)
 }
 
+/// One usage line per command, for `husk COMMAND --help`.
+const USAGE: &[(&str, &str)] = &[
+    ("create", "husk create [--bundle DIR] [--pid-file F] [--console-socket S] [--no-pivot] [--no-new-keyring] [--preserve-fds N] <container-id>"),
+    ("run", "husk run [--bundle DIR] [--pid-file F] [--console-socket S] [--detach] [--no-pivot] [--no-new-keyring] [--preserve-fds N] <container-id>"),
+    ("start", "husk start <container-id>"),
+    ("state", "husk state <container-id>"),
+    ("list", "husk list [--format table|json] [--quiet]"),
+    ("kill", "husk kill [--all] <container-id> [signal]"),
+    ("delete", "husk delete [--force] <container-id>..."),
+    ("exec", "husk exec [--process F] [--detach] [--pid-file F] [--tty] [--console-socket S] [--cwd D] [--env K=V]... [--user U[:G]] [--additional-gids G]... [--cap C]... [--no-new-privs] [--apparmor P] [--process-label L] [--preserve-fds N] [--ignore-paused] <container-id> [command args...]"),
+    ("ps", "husk ps [--format table|json] <container-id> [ps options]"),
+    ("pause", "husk pause <container-id>"),
+    ("resume", "husk resume <container-id>"),
+    ("update", "husk update [--resources FILE|-] [--memory N] [--memory-swap N] [--memory-reservation N] [--kernel-memory N] [--kernel-memory-tcp N] [--cpu-shares N] [--cpu-quota N] [--cpu-period N] [--cpu-rt-period N] [--cpu-rt-runtime N] [--cpuset-cpus L] [--cpuset-mems L] [--pids-limit N] [--blkio-weight N] <container-id>"),
+    ("events", "husk events [--stats] [--interval 5s] <container-id>"),
+    ("features", "husk features"),
+    ("spec", "husk spec [--bundle DIR] [--rootless]"),
+];
+
 pub fn dispatch(cmd: &str, argv: &[String], g: &Globals) -> Result<u8> {
+    if argv
+        .first()
+        .is_some_and(|a| a == "--help" || a == "-h" || a == "-help")
+    {
+        let name = if cmd == "ls" {
+            "list"
+        } else if cmd == "rm" {
+            "delete"
+        } else {
+            cmd
+        };
+        if let Some((_, usage)) = USAGE.iter().find(|(c, _)| *c == name) {
+            println!("usage: {usage}");
+            return Ok(0);
+        }
+    }
     let rt = || Runtime::new(g.root.as_deref(), g.systemd_cgroup);
     match cmd {
         "create" => {
