@@ -5,7 +5,7 @@ CARGO ?= cargo
 HUSK_RELEASE := target/release/husk
 DEMO_DIR ?= /var/tmp/husk-demo
 
-.PHONY: all build release deps demo test unit integration cgroup-v2 lint clean
+.PHONY: all build release deps demo test unit integration cgroup-v2 e2e lint clean
 
 all: release
 
@@ -36,8 +36,29 @@ integration: build
 cgroup-v2:
 	tests/vm/run-cgroup-tests.sh
 
-test: deps lint unit integration cgroup-v2
+# Podman and containerd driving husk as their runtime (integration/README.md); the same
+# suites against runc prove the suites themselves.
+e2e: build
+	integration/run.sh --runtime $(CURDIR)/$(or $(CARGO_TARGET_DIR),target)/debug/husk all
+	@if command -v runc >/dev/null; then integration/run.sh --runtime "$$(command -v runc)" all; fi
+
+test: deps lint unit integration cgroup-v2 e2e conformance
 
 clean:
 	$(CARGO) clean
 	rm -rf $(DEMO_DIR) /var/tmp/husk-tests /run/husk-tests
+
+# `make conformance`: the OCI runtime-spec checks of conformance/ (conformance/README.md)
+# against runc when it is installed (for comparison only), then against husk, whose result
+# decides the exit code. Run as root.
+CONF_TARGET = $(abspath $(or $(CARGO_TARGET_DIR),target))
+.PHONY: conformance
+conformance:
+	$(CARGO) build -p husk -p husk-conformance
+	@if command -v runc >/dev/null; then \
+		echo "== runc $$(command -v runc) (for comparison; does not decide the result)"; \
+		$(CONF_TARGET)/debug/husk-conformance --runtime "$$(command -v runc)" || true; \
+		echo; \
+	fi
+	@echo "== husk $(CONF_TARGET)/debug/husk"
+	@$(CONF_TARGET)/debug/husk-conformance --runtime $(CONF_TARGET)/debug/husk
