@@ -146,30 +146,21 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     if let Some(d) = &plan.domainname {
         husk_sys::setdomainname(d.as_bytes()).map_err(rt(Step::Domainname, 0))?;
     }
-    if let Some(rootfs) = &plan.rootfs {
-        let prepared = rootfs.prepare()?;
-        if plan.hooks_in_parent {
-            protocol::send(plan.sync, Msg::RunHooks).map_err(rt(Step::Sync, 2))?;
-            expect(plan.sync, Msg::HooksDone)?;
-        }
-        run_hooks(
-            plan,
-            &plan.create_container_hooks,
-            0,
-            Step::CreateContainerHook,
-        )?;
+    // The mounts are in place but the root is still the host's: prestart, createRuntime (by
+    // the parent) and createContainer hooks run now, then pivot_root.
+    let prepared = plan.rootfs.as_ref().map(|r| r.prepare()).transpose()?;
+    if plan.hooks_in_parent {
+        protocol::send(plan.sync, Msg::RunHooks).map_err(rt(Step::Sync, 2))?;
+        expect(plan.sync, Msg::HooksDone)?;
+    }
+    run_hooks(
+        plan,
+        &plan.create_container_hooks,
+        0,
+        Step::CreateContainerHook,
+    )?;
+    if let (Some(rootfs), Some(prepared)) = (&plan.rootfs, prepared) {
         rootfs.enter(prepared)?;
-    } else {
-        if plan.hooks_in_parent {
-            protocol::send(plan.sync, Msg::RunHooks).map_err(rt(Step::Sync, 2))?;
-            expect(plan.sync, Msg::HooksDone)?;
-        }
-        run_hooks(
-            plan,
-            &plan.create_container_hooks,
-            0,
-            Step::CreateContainerHook,
-        )?;
     }
     if plan.process.terminal {
         setup_console(plan).map_err(rt(Step::Console, 0))?;
