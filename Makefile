@@ -48,6 +48,19 @@ clean:
 	$(CARGO) clean
 	rm -rf $(DEMO_DIR) /var/tmp/husk-tests /run/husk-tests
 
+# `make bench`: husk vs runc vs crun, interleaved, on one busybox bundle (bench/README.md).
+# BENCH_ITERS=N (default 100) rounds per metric; the table also goes to target/bench.json.
+BENCH_DIR ?= /var/tmp/husk-bench
+BENCH_TARGET = $(or $(CARGO_TARGET_DIR),target)
+.PHONY: bench
+bench: release
+	@HUSK_EXTRA_DEPS="runc crun" scripts/deps.sh
+	@HUSK=$(BENCH_TARGET)/release/husk scripts/mkbundle.sh $(BENCH_DIR)/bundle /bin/true
+	$(CARGO) build --release -p husk-bench
+	@mkdir -p target
+	@nice -n -10 $(BENCH_TARGET)/release/husk-bench $(BENCH_TARGET)/release/husk \
+		$(BENCH_DIR)/bundle target/bench.json; rc=$$?; rm -rf $(BENCH_DIR); exit $$rc
+
 # `make conformance`: the OCI runtime-spec checks of conformance/ (conformance/README.md)
 # against runc when it is installed (for comparison only), then against husk, whose result
 # decides the exit code. Run as root.

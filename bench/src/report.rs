@@ -1,0 +1,204 @@
+//! Statistics, the printed table and its JSON twin.
+
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+/// Column order of the table; ratios are husk over each peer.
+pub const NAMES: [&str; 3] = ["husk", "runc", "crun"];
+
+pub enum Cell {
+    /// Timings in ms; `samples` in round order.
+    Time {
+        median: f64,
+        p90: f64,
+        samples: Vec<f64>,
+    },
+    /// A size or RSS: the raw number for JSON, its display form for the table.
+    Amount { raw: u64, shown: String },
+    /// The 512 KiB test: Ok or the error line.
+    Verdict(Result<(), String>),
+    /// No value: "not installed", or why the metric failed.
+    Missing(String),
+}
+
+impl Cell {
+    pub fn time(samples: &[Duration]) -> Cell {
+        if samples.is_empty() {
+            return Cell::Missing("no samples".into());
+        }
+        let samples: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        let mut ms = samples.clone();
+        ms.sort_by(f64::total_cmp);
+        let n = ms.len();
+        let median = if n % 2 == 1 {
+            ms[n / 2]
+        } else {
+            (ms[n / 2 - 1] + ms[n / 2]) / 2.0
+        };
+        // Nearest-rank p90.
+        let p90 = ms[(n * 9).div_ceil(10) - 1];
+        Cell::Time {
+            median,
+            p90,
+            samples,
+        }
+    }
+
+    pub fn mib(raw: u64, per_mib: u64) -> Cell {
+        let shown = format!("{:.2}", raw as f64 / per_mib as f64);
+        Cell::Amount { raw, shown }
+    }
+
+    fn primary(&self) -> Option<f64> {
+        match self {
+            Cell::Time { median, .. } => Some(*median),
+            Cell::Amount { raw, .. } => Some(*raw as f64),
+            _ => None,
+        }
+    }
+
+    fn shown(&self) -> String {
+        match self {
+            Cell::Time { median, p90, .. } => format!("{median:.2} / {p90:.2}"),
+            Cell::Amount { shown, .. } => shown.clone(),
+            Cell::Verdict(Ok(())) => "ok".into(),
+            Cell::Verdict(Err(_)) => "FAILED".into(),
+            Cell::Missing(why) if why == "not installed" => "-".into(),
+            Cell::Missing(_) => "failed".into(),
+        }
+    }
+
+    fn json(&self) -> Value {
+        match self {
+            Cell::Time {
+                median,
+                p90,
+                samples,
+            } => json!({
+                "median_ms": round3(*median),
+                "p90_ms": round3(*p90),
+                "n": samples.len(),
+                "samples_ms": samples.iter().copied().map(round3).collect::<Vec<_>>(),
+            }),
+            Cell::Amount { raw, .. } => json!(raw),
+            Cell::Verdict(Ok(())) => json!({"ok": true}),
+            Cell::Verdict(Err(e)) => json!({"ok": false, "error": e}),
+            Cell::Missing(why) => json!({"missing": why}),
+        }
+    }
+}
+
+pub struct Row {
+    pub key: &'static str,
+    pub label: String,
+    /// Whether husk/peer ratios mean anything for this row.
+    pub ratios: bool,
+    /// One cell per entry of [`NAMES`].
+    pub cells: [Cell; 3],
+}
+
+impl Row {
+    fn ratio(&self, peer: usize) -> Option<f64> {
+        if !self.ratios {
+            return None;
+        }
+        let (h, p) = (self.cells[0].primary()?, self.cells[peer].primary()?);
+        (p > 0.0).then(|| h / p)
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1e3).round() / 1e3
+}
+
+fn ratio_text(r: Option<f64>) -> String {
+    r.map_or("-".into(), |r| format!("{r:.2}x"))
+}
+
+pub fn print_table(rows: &[Row]) {
+    let w = 18;
+    println!(
+        "{:<30}{:>w$}{:>w$}{:>w$}{:>11}{:>11}",
+        "metric", NAMES[0], NAMES[1], NAMES[2], "husk/crun", "husk/runc"
+    );
+    for row in rows {
+        let [a, b, c] = &row.cells;
+        println!(
+            "{:<30}{:>w$}{:>w$}{:>w$}{:>11}{:>11}",
+            row.label,
+            a.shown(),
+            b.shown(),
+            c.shown(),
+            ratio_text(row.ratio(2)),
+            ratio_text(row.ratio(1)),
+        );
+    }
+    for row in rows {
+        for (name, cell) in NAMES.iter().zip(&row.cells) {
+            match cell {
+                Cell::Verdict(Err(e)) => println!("{}: {name}: {e}", row.label),
+                Cell::Missing(why) if why != "not installed" => {
+                    println!("{}: {name}: {why}", row.label)
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The rows, in table order, with their ratios, as `header["metrics"]`.
+pub fn to_json(mut header: Map<String, Value>, rows: &[Row]) -> Value {
+    let mut metrics = Vec::new();
+    for row in rows {
+        let mut m = Map::new();
+        m.insert("key".into(), json!(row.key));
+        m.insert("label".into(), json!(row.label.trim()));
+        for (name, cell) in NAMES.iter().zip(&row.cells) {
+            m.insert((*name).into(), cell.json());
+        }
+        m.insert("husk/crun".into(), json!(row.ratio(2).map(round3)));
+        m.insert("husk/runc".into(), json!(row.ratio(1).map(round3)));
+        metrics.push(Value::Object(m));
+    }
+    header.insert("metrics".into(), Value::Array(metrics));
+    Value::Object(header)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_nearest_rank_p90() {
+        let samples: Vec<Duration> = (1..=10).map(Duration::from_millis).collect();
+        match Cell::time(&samples) {
+            Cell::Time {
+                median,
+                p90,
+                samples,
+            } => {
+                assert_eq!(samples.len(), 10);
+                assert!((median - 5.5).abs() < 1e-9, "median {median}");
+                assert!((p90 - 9.0).abs() < 1e-9, "p90 {p90}");
+            }
+            _ => panic!("expected timings"),
+        }
+    }
+
+    #[test]
+    fn ratio_needs_both_values() {
+        let row = Row {
+            key: "k",
+            label: "k".into(),
+            ratios: true,
+            cells: [
+                Cell::mib(2048, 1024),
+                Cell::Missing("not installed".into()),
+                Cell::mib(4096, 1024),
+            ],
+        };
+        assert_eq!(row.ratio(2), Some(0.5));
+        assert_eq!(row.ratio(1), None);
+    }
+}
