@@ -141,3 +141,62 @@ fn exec_failures() {
     assert_eq!(out.status.code(), Some(255));
     assert!(stderr(&out).contains("does not exist"));
 }
+
+#[test]
+fn exec_into_a_sub_cgroup() {
+    let h = Husk::new();
+    let (_b, id) = running(&h, |_| {});
+    let init = h.state(&id)["pid"].as_i64().unwrap();
+    // Make a sub-cgroup "worker" next to the init's cgroup in every hierarchy.
+    let init_cg = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
+    let mut made = Vec::new();
+    for line in init_cg.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrl, path) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+        let mount = if ctrl.is_empty() {
+            if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+                "/sys/fs/cgroup".to_string()
+            } else {
+                "/sys/fs/cgroup/unified".to_string()
+            }
+        } else {
+            format!("/sys/fs/cgroup/{}", ctrl.trim_start_matches("name="))
+        };
+        let dir = std::path::Path::new(&mount)
+            .join(path.trim_start_matches('/'))
+            .join("worker");
+        if std::fs::create_dir(&dir).is_ok() {
+            // A new v1 cpuset cgroup has no CPUs or memory nodes until given its parent's.
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if let Ok(v) = std::fs::read_to_string(dir.parent().unwrap().join(f)) {
+                    let _ = std::fs::write(dir.join(f), v);
+                }
+            }
+            made.push(dir);
+        }
+    }
+    let out = h.run(&[
+        "exec",
+        "--cgroup",
+        "worker",
+        &id,
+        "cat",
+        "/proc/self/cgroup",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).lines().all(|l| l.ends_with("/worker")),
+        "{}",
+        stdout(&out)
+    );
+    let bad = h.run(&["exec", "--cgroup", "nosuch", &id, "true"]);
+    assert!(
+        !bad.status.success() && stderr(&bad).contains("does not exist"),
+        "{}",
+        stderr(&bad)
+    );
+    h.ok(&["delete", "--force", &id]);
+    for d in made {
+        let _ = std::fs::remove_dir(d);
+    }
+}

@@ -252,6 +252,44 @@ impl Manager {
         )
     }
 
+    /// An existing sub-cgroup of the container's, for `exec --cgroup [controller:]path`: in
+    /// every hierarchy, or on v1 only in `controller`'s. The directories must exist.
+    pub fn sub_cgroup(&self, controller: Option<&str>, rel: &str) -> Result<Manager, CgroupError> {
+        let (comps, _) = layout::clean(rel);
+        if comps.is_empty() || rel.split('/').any(|c| c == "..") {
+            return Err(CgroupError::Config(format!(
+                "sub-cgroup {rel:?} must be a path below the container's cgroup"
+            )));
+        }
+        let below = comps.join("/");
+        let mut sub = self.clone();
+        let mut found = false;
+        for (key, dir) in sub.paths.iter_mut() {
+            let selected = match controller {
+                None => true,
+                // On v2 every controller lives in the one directory.
+                Some(c) => self.mode == Mode::Unified || key == c || key.split(',').any(|k| k == c),
+            };
+            if selected {
+                *dir = dir.join(&below);
+                if !dir.is_dir() {
+                    return Err(CgroupError::Config(format!(
+                        "sub-cgroup {} does not exist",
+                        dir.display()
+                    )));
+                }
+                found = true;
+            }
+        }
+        if !found {
+            return Err(CgroupError::Config(format!(
+                "sub-cgroup: no {:?} controller in this container's cgroups",
+                controller.unwrap_or("")
+            )));
+        }
+        Ok(sub)
+    }
+
     /// Moves process `pid` into the container's cgroup in every hierarchy.
     pub fn add_process(&self, pid: i32) -> Result<(), CgroupError> {
         for (ver, dir) in self.dirs() {

@@ -38,6 +38,8 @@ pub struct ExecOptions {
     pub process_label: Option<String>,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
+    /// `--cgroup [controller:]path`: existing sub-cgroups to run the process in.
+    pub cgroups: Vec<String>,
 }
 
 impl Runtime {
@@ -108,7 +110,20 @@ impl Runtime {
             id: id.to_string(),
             source,
         };
-        let clone_cgroup: Option<OwnedFd> = match &rec.cgroup {
+        let mut cgroup = rec.cgroup.clone();
+        for spec in &o.cgroups {
+            let (controller, rel) = match spec.split_once(':') {
+                Some((c, r)) => (Some(c), r),
+                None => (None, spec.as_str()),
+            };
+            let Some(cg) = &cgroup else {
+                return Err(RuntimeError::Usage(format!(
+                    "exec: --cgroup {spec}: container {id} has no cgroup"
+                )));
+            };
+            cgroup = Some(cg.sub_cgroup(controller, rel).map_err(cg_err)?);
+        }
+        let clone_cgroup: Option<OwnedFd> = match &cgroup {
             Some(cg) => cg.clone_into_fd().transpose().map_err(cg_err)?,
             None => None,
         };
@@ -116,7 +131,7 @@ impl Runtime {
         let mut console = Console::new(o.console_socket.as_deref(), terminal)?;
         let (parent_sync, child_sync) =
             protocol::socketpair().map_err(RuntimeError::io("create sync socket"))?;
-        let wait_setup = clone_cgroup.is_none() && rec.cgroup.is_some();
+        let wait_setup = clone_cgroup.is_none() && cgroup.is_some();
         let plan = ChildPlan {
             sync: child_sync.as_raw_fd(),
             gate: StartGate::Open,
@@ -172,7 +187,7 @@ impl Runtime {
             RuntimeError::Init(format!("container {id}: exec: {msg}"))
         };
         if wait_setup {
-            if let Some(cg) = &rec.cgroup {
+            if let Some(cg) = &cgroup {
                 if let Err(e) = cg.add_process(pid) {
                     return Err(fail(e.to_string()));
                 }

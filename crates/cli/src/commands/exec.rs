@@ -60,12 +60,8 @@ pub(super) fn exec(argv: &[String], rt: &Runtime) -> Result<u8> {
             .transpose()?
             .unwrap_or(0),
         ignore_paused: p.has("ignore-paused"),
+        cgroups: p.values("cgroup").to_vec(),
     };
-    if p.value("cgroup").is_some() {
-        return Err(CliError::Usage(
-            "exec: --cgroup is not supported yet".into(),
-        ));
-    }
     let code = rt.exec(&opts)?;
     Ok(code.clamp(0, 255) as u8)
 }
