@@ -235,12 +235,9 @@ impl Manager {
         }
     }
 
-    /// cgroup v2: a descriptor of the container's cgroup for `clone3(CLONE_INTO_CGROUP)`,
-    /// which starts the child inside it (no `add_process` needed). `None` on v1/hybrid hosts.
+    /// The container's cgroup2 directory, opened for clone3(CLONE_INTO_CGROUP): on v2 hosts,
+    /// and for the cgroup2 part of hybrid hosts. `None` on pure v1 hosts.
     pub fn clone_into_fd(&self) -> Option<Result<OwnedFd, CgroupError>> {
-        if self.mode != Mode::Unified {
-            return None;
-        }
         let dir = self.v2_dir()?;
         Some(
             std::fs::OpenOptions::new()
@@ -250,6 +247,18 @@ impl Manager {
                 .map(OwnedFd::from)
                 .map_err(|e| error::io_err("open cgroup", dir, &e)),
         )
+    }
+
+    /// The v1 `tasks` files a new single-threaded process writes "0" to, to join its v1
+    /// cgroups itself. The kernel lets a thread that moves itself skip the global threadgroup
+    /// lock: about 0.3 ms here, against 5-15 ms for a `cgroup.procs` write after idle. Empty
+    /// on v2 hosts.
+    pub fn self_join_files(&self) -> Vec<PathBuf> {
+        self.dirs()
+            .into_iter()
+            .filter(|(ver, _)| *ver == Ver::V1)
+            .map(|(_, dir)| dir.join("tasks"))
+            .collect()
     }
 
     /// An existing sub-cgroup of the container's, for `exec --cgroup [controller:]path`: in

@@ -184,37 +184,69 @@ fn failed_create_leaves_nothing() {
     );
 }
 
+/// How husk places a new process: born in the cgroup2 directory (CLONE_INTO_CGROUP, on v2 and
+/// on the cgroup2 part of hybrid hosts), and joining the v1 hierarchies itself through their
+/// `tasks` files as its first act.
 #[test]
-fn clone_into_cgroup_on_v2() {
+fn clone_into_cgroup_and_self_join() {
     let t = TestCg::new("clone");
     t.m.create(None).unwrap();
-    let Some(fd) = t.m.clone_into_fd() else {
-        assert!(!t.v2(), "v2 must offer CLONE_INTO_CGROUP");
-        eprintln!("skip: clone_into_fd is v2-only ({:?} host)", t.m.mode());
-        return;
-    };
-    let fd = fd.unwrap();
+    let into = t.m.clone_into_fd().map(|fd| fd.unwrap());
+    assert_eq!(
+        into.is_some(),
+        t.m.mode() != husk_cgroups::Mode::V1,
+        "cgroup2 directories offer CLONE_INTO_CGROUP"
+    );
+    let tasks: Vec<std::ffi::CString> =
+        t.m.self_join_files()
+            .iter()
+            .map(|p| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap())
+            .collect();
+    assert_eq!(
+        tasks.is_empty(),
+        t.v2(),
+        "v1 hierarchies are joined through tasks files"
+    );
     let path = std::ffi::CString::new("/bin/sleep").unwrap();
     let arg0 = std::ffi::CString::new("sleep").unwrap();
     let arg1 = std::ffi::CString::new("100").unwrap();
     let argv = [arg0.as_ptr(), arg1.as_ptr(), std::ptr::null()];
     let envp = [std::ptr::null()];
-    // SAFETY: the child only calls execve and _exit, both async-signal-safe.
+    // SAFETY: the child only writes to files, calls execve and _exit: async-signal-safe.
     let forked =
-        unsafe { husk_sys::clone::clone3(0, Some(std::os::fd::AsRawFd::as_raw_fd(&fd))) }.unwrap();
+        unsafe { husk_sys::clone::clone3(0, into.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)) }
+            .unwrap();
     let pid = match forked {
         husk_sys::clone::Forked::Child => {
+            for f in &tasks {
+                if husk_sys::write_file_at(libc::AT_FDCWD, f, b"0").is_err() {
+                    husk_sys::exit_now(126);
+                }
+            }
             husk_sys::execve(&path, &argv, &envp);
             husk_sys::exit_now(127)
         }
         husk_sys::clone::Forked::Parent { pid } => pid,
     };
-    assert_eq!(
-        cgroup_of(pid, ""),
-        format!("{}/clone", t.parent),
-        "born inside the cgroup"
-    );
-    assert_eq!(t.m.pids().unwrap(), [pid]);
+    // Wait until the child has exec'd (and so joined everything).
+    for _ in 0..200 {
+        if std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .unwrap_or_default()
+            .trim()
+            == "sleep"
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if into.is_some() {
+        assert_eq!(
+            cgroup_of(pid, ""),
+            format!("{}/clone", t.parent),
+            "born inside the cgroup2 directory"
+        );
+    }
+    assert_eq!(t.m.pids().unwrap(), [pid], "in every hierarchy");
     t.m.kill_all(libc::SIGKILL).unwrap();
     let mut status = 0;
     // SAFETY: plain waitpid on our own child.

@@ -29,6 +29,7 @@ husk_sys::step_enum! {
         StartWait,
         Keyring,
         Exec,
+        CgroupJoin,
     }
 }
 
@@ -102,6 +103,12 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     // Nobody in the container may ptrace or read /proc/PID/{fd,mem} of this process until it
     // execs the user's program (execve makes it dumpable again).
     husk_sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(rt(Step::Fds, 1))?;
+    // Join the v1 cgroups ourselves, before doing anything that is accounted: a thread moving
+    // itself does not take the kernel's global threadgroup lock (an RCU grace period).
+    for (i, tasks) in plan.cgroup_tasks.iter().enumerate() {
+        husk_sys::write_file_at(libc::AT_FDCWD, tasks, b"0")
+            .map_err(rt(Step::CgroupJoin, i as u32))?;
+    }
     if plan.wait_setup {
         expect(plan.sync, Msg::SetupDone)?;
     }

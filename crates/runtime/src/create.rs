@@ -156,7 +156,9 @@ impl Runtime {
         let clone_cgroup: Option<OwnedFd> = cgroup.clone_into_fd().transpose().map_err(cg_err)?;
 
         phases.mark("cgroup");
-        let mut ns = Namespaces::plan(spec, clone_cgroup.is_some())?;
+        // A new cgroup namespace can be made at clone time only when the child is born in all
+        // its cgroups (v2); on v1 it joins them first, then unshares.
+        let mut ns = Namespaces::plan(spec, cgroup.mode() == husk_cgroups::Mode::Unified)?;
         let has_mount_ns = ns.clone_flags & libc::CLONE_NEWNS as u64 != 0
             || ns.child_joins.iter().any(|j| j.flag == libc::CLONE_NEWNS)
             || ns.child_unshare & libc::CLONE_NEWNS != 0;
@@ -229,7 +231,8 @@ impl Runtime {
             console: console.child_end.take(),
             close_first: vec![dir.fd().as_raw_fd(), parent_sync.as_raw_fd()],
             preserve_fds: opts.preserve_fds,
-            wait_setup: ns.new_user || clone_cgroup.is_none() || container_hooks || ns.fork_again,
+            wait_setup: ns.new_user || container_hooks || ns.fork_again,
+            cgroup_tasks: self_join(&cgroup)?,
             child_joins: std::mem::take(&mut ns.child_joins),
             child_unshare: ns.child_unshare,
             fork_again: ns.fork_again,
@@ -297,9 +300,6 @@ impl Runtime {
 
         if ns.new_user {
             write_id_maps(pid, &ns)?;
-        }
-        if clone_cgroup.is_none() {
-            cgroup.add_process(pid).map_err(cg_err)?;
         }
         if let Some(adj) = process.oom_score_adj() {
             let path = format!("/proc/{pid}/oom_score_adj");
@@ -483,4 +483,13 @@ pub(crate) fn unbind_rootfs(rootfs: &Path) {
             tracing::warn!("detach rootfs {}: {e}", rootfs.display());
         }
     }
+}
+
+/// The v1 `tasks` files the child writes "0" to (see `Manager::self_join_files`).
+pub(crate) fn self_join(cgroup: &husk_cgroups::Manager) -> Result<Vec<std::ffi::CString>> {
+    cgroup
+        .self_join_files()
+        .iter()
+        .map(|p| path_cstring(p).map_err(RuntimeError::io(format!("cgroup path {}", p.display()))))
+        .collect()
 }

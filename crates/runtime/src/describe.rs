@@ -77,6 +77,13 @@ fn runtime_step(plan: &ChildPlan, step: u16, index: u32, errno: Errno) -> String
         Step::StartContainerHook => hook(&plan.start_container_hooks, "startContainer"),
         Step::StartWait => format!("wait for start: {errno}"),
         Step::Keyring => format!("join a new session keyring: {errno}"),
+        Step::CgroupJoin => {
+            let file = plan
+                .cgroup_tasks
+                .get(i)
+                .map_or_else(|| "?".into(), |p| p.to_string_lossy().into_owned());
+            format!("join cgroup ({file}): {errno}")
+        }
         Step::Exec => format!("exec {:?}: {errno}", plan.process.exe.arg0),
     }
 }

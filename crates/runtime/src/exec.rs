@@ -131,14 +131,18 @@ impl Runtime {
         let mut console = Console::new(o.console_socket.as_deref(), terminal)?;
         let (parent_sync, child_sync) =
             protocol::socketpair().map_err(RuntimeError::io("create sync socket"))?;
-        let wait_setup = clone_cgroup.is_none() && cgroup.is_some();
+        let cgroup_tasks = match &cgroup {
+            Some(cg) => crate::create::self_join(cg)?,
+            None => Vec::new(),
+        };
         let plan = ChildPlan {
             sync: child_sync.as_raw_fd(),
             gate: StartGate::Open,
             console: console.child_end.take(),
             close_first: vec![dir.fd().as_raw_fd(), parent_sync.as_raw_fd()],
             preserve_fds: o.preserve_fds,
-            wait_setup,
+            wait_setup: false,
+            cgroup_tasks,
             child_joins: Vec::new(),
             child_unshare: 0,
             fork_again: false,
@@ -186,14 +190,6 @@ impl Runtime {
             let _ = husk_sys::waitpid(pid);
             RuntimeError::Init(format!("container {id}: exec: {msg}"))
         };
-        if wait_setup {
-            if let Some(cg) = &cgroup {
-                if let Err(e) = cg.add_process(pid) {
-                    return Err(fail(e.to_string()));
-                }
-            }
-            protocol::send(sync, Msg::SetupDone).map_err(|e| fail(e.to_string()))?;
-        }
         loop {
             match protocol::recv_with_fd(sync) {
                 Ok(Some((Msg::SeccompFd, Some(listener)))) => {

@@ -99,6 +99,8 @@ pub(crate) struct ChildPlan {
     /// Parent-only descriptors the child must close at once (the state directory lock).
     pub close_first: Vec<RawFd>,
     pub preserve_fds: u32,
+    /// v1 `tasks` files the child writes "0" to first thing, joining its cgroups itself.
+    pub cgroup_tasks: Vec<CString>,
     pub wait_setup: bool,
     pub child_joins: Vec<Join>,
     pub child_unshare: libc::c_int,
