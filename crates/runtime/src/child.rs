@@ -74,15 +74,18 @@ impl From<husk_hardening::Failure> for Fail {
 /// Entry point in the cloned child. Never returns.
 pub(crate) fn main(plan: &ChildPlan) -> ! {
     let Err(f) = run(plan);
-    let _ = protocol::send(
-        plan.sync,
-        Msg::Failed {
-            domain: f.domain,
-            step: f.step,
-            index: f.index,
-            errno: f.errno,
-        },
-    );
+    fail_and_exit(plan.sync, f)
+}
+
+/// Tells whoever waits on `fd` which step failed, then exits.
+fn fail_and_exit(fd: RawFd, f: Fail) -> ! {
+    let msg = Msg::Failed {
+        domain: f.domain,
+        step: f.step,
+        index: f.index,
+        errno: f.errno,
+    };
+    let _ = protocol::send(fd, msg);
     husk_sys::exit_now(1)
 }
 
@@ -204,16 +207,7 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     let conn = wait_for_start(plan)?;
     let report = conn.as_ref().map_or(plan.sync, |c| c.as_raw_fd());
     let Err(f) = after_start(plan, &exe, report);
-    let _ = protocol::send(
-        report,
-        Msg::Failed {
-            domain: f.domain,
-            step: f.step,
-            index: f.index,
-            errno: f.errno,
-        },
-    );
-    husk_sys::exit_now(1)
+    fail_and_exit(report, f)
 }
 
 /// A new pid (or time) namespace made after joining a user namespace only applies to
