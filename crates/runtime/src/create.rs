@@ -379,7 +379,7 @@ impl Runtime {
                     _,
                 )) => {
                     let what = describe::failure(&plan, domain, step, index, errno);
-                    return Err(RuntimeError::Init(what));
+                    return Err(RuntimeError::Init(format!("container {id}: {what}")));
                 }
                 Some((other, _)) => {
                     return Err(RuntimeError::Init(format!(

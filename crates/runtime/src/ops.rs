@@ -199,6 +199,13 @@ impl Runtime {
             }
             stop_now(&rec)?;
         }
+        self.destroy(dir, &rec)
+    }
+
+    /// Removes a stopped container: what is left of its processes, poststop hooks, a host
+    /// rootfs bind, its cgroup and its state directory (whose lock `dir` holds).
+    pub(crate) fn destroy(&self, dir: ContainerDir, rec: &Record) -> Result<()> {
+        let id = rec.id.as_str();
         if !rec.pid_ns {
             // Without its own pid namespace, the init's death leaves the other processes alive.
             if let Some(cg) = &rec.cgroup {

@@ -58,7 +58,7 @@ impl Runtime {
             })) => {
                 let _ = husk_sys::waitpid(rec.pid);
                 let msg = crate::describe::after_start(&rec.spec, domain, step, index, errno);
-                let _ = self.delete(id, true);
+                let _ = self.destroy_after_run(rec);
                 return Err(RuntimeError::Init(format!("container {id}: {msg}")));
             }
             Ok(Some(other)) => {
@@ -81,10 +81,18 @@ impl Runtime {
         drop(relay);
         drop(created.sync);
         // Like runc: a foreground run removes the container once its process is gone.
-        if let Err(e) = self.delete(id, true) {
+        if let Err(e) = self.destroy_after_run(rec) {
             tracing::warn!("container {id}: cleanup after run: {e}");
         }
         Ok(exit_code(status))
+    }
+}
+
+impl Runtime {
+    /// The init is gone: remove the container with the record `run` already has in memory.
+    fn destroy_after_run(&self, rec: &crate::record::Record) -> Result<()> {
+        let dir = self.store.open(&rec.id, husk_state::Lock::Exclusive)?;
+        self.destroy(dir, rec)
     }
 }
 

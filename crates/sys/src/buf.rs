@@ -56,13 +56,6 @@ impl PathBuf {
         self.buf[0] = 0;
     }
 
-    pub fn truncate(&mut self, len: usize) {
-        if len < self.len {
-            self.len = len;
-            self.buf[len] = 0;
-        }
-    }
-
     pub fn len(&self) -> usize {
         self.len
     }
@@ -82,26 +75,6 @@ impl PathBuf {
     }
 }
 
-/// Formats `n` in decimal into `out`, returning the used slice.
-pub fn fmt_i64(n: i64, out: &mut [u8; 24]) -> &[u8] {
-    let neg = n < 0;
-    let mut v = n.unsigned_abs();
-    let mut i = out.len();
-    loop {
-        i -= 1;
-        out[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    if neg {
-        i -= 1;
-        out[i] = b'-';
-    }
-    &out[i..]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,11 +87,6 @@ mod tests {
             .push_u64(42)
             .unwrap();
         assert_eq!(p.as_cstr().to_bytes(), b"/proc/self/fd/42");
-        p.truncate(5);
-        assert_eq!(p.as_bytes(), b"/proc");
-        let mut b = [0u8; 24];
-        assert_eq!(fmt_i64(-1000, &mut b), b"-1000");
-        assert_eq!(fmt_i64(0, &mut b), b"0");
     }
 
     #[test]

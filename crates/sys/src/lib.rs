@@ -320,11 +320,6 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-pub fn getpid() -> i32 {
-    // SAFETY: getpid cannot fail.
-    unsafe { libc::getpid() }
-}
-
 /// Sends one byte and one descriptor over a connected unix socket (SCM_RIGHTS), no allocation.
 pub fn send_fd(sock: RawFd, fd: RawFd) -> Result<()> {
     send_with_fd(sock, &[0u8], fd)

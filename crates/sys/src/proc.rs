@@ -20,13 +20,6 @@ pub fn parse_start_time(stat: &[u8]) -> Option<u64> {
     rest.split_ascii_whitespace().nth(19)?.parse().ok()
 }
 
-/// The one-letter state of `pid` (R, S, D, Z, T, ...), if it exists.
-pub fn state(pid: i32) -> Option<u8> {
-    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    stat.get(close + 2).copied()
-}
-
 /// True when `pid` is alive (not a zombie) and is still the process that started at `start`.
 pub fn is_same_live_process(pid: i32, start: u64) -> bool {
     if pid <= 0 {
