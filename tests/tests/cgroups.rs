@@ -47,7 +47,7 @@ fn memory_limit_oom_kills() {
         &[
             "sh",
             "-c",
-            "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived",
+            "echo started; x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived",
         ],
         |c| {
             c["linux"]["resources"]["memory"] = json!({"limit": 32 << 20, "swap": 32 << 20});
@@ -55,7 +55,14 @@ fn memory_limit_oom_kills() {
     );
     let id = unique("oom");
     let out = h.run_container(&id, &b);
+    assert!(
+        stdout(&out).starts_with("started"),
+        "never ran: {}",
+        stderr(&out)
+    );
     assert!(!stdout(&out).contains("survived"), "not OOM-killed");
+    // The shell holding the memory is the init: killed by SIGKILL.
+    assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
 }
 
 #[test]
