@@ -2,7 +2,11 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
-HUSK_RELEASE := target/release/husk
+# Cargo builds for the host's tuple (.cargo/config.toml): binaries are in $(OUT)/{debug,release}.
+# Recursive (=) so rustc is looked up when a recipe runs, after `deps` has installed it.
+HOST_TUPLE = $(shell PATH="$(PATH)" rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+OUT = $(abspath $(or $(CARGO_TARGET_DIR),target))/$(or $(HOST_TUPLE),$(error rustc not found: run make deps))
+HUSK_RELEASE = $(OUT)/release/husk
 DEMO_DIR ?= /var/tmp/husk-demo
 
 .PHONY: all build release deps demo test unit integration cgroup-v2 e2e lint clean
@@ -39,7 +43,7 @@ cgroup-v2:
 # Podman and containerd driving husk as their runtime (integration/README.md); the same
 # suites against runc prove the suites themselves.
 e2e: build
-	integration/run.sh --runtime $(CURDIR)/$(or $(CARGO_TARGET_DIR),target)/debug/husk all
+	integration/run.sh --runtime $(OUT)/debug/husk all
 	@if command -v runc >/dev/null; then integration/run.sh --runtime "$$(command -v runc)" all; fi
 
 test: deps lint unit integration cgroup-v2 e2e conformance
@@ -51,27 +55,25 @@ clean:
 # `make bench`: husk vs runc vs crun, interleaved, on one busybox bundle (bench/README.md).
 # BENCH_ITERS=N (default 100) rounds per metric; the table also goes to target/bench.json.
 BENCH_DIR ?= /var/tmp/husk-bench
-BENCH_TARGET = $(or $(CARGO_TARGET_DIR),target)
 .PHONY: bench
 bench: release
 	@HUSK_EXTRA_DEPS="runc crun" scripts/deps.sh
-	@HUSK=$(BENCH_TARGET)/release/husk scripts/mkbundle.sh $(BENCH_DIR)/bundle /bin/true
+	@HUSK=$(OUT)/release/husk scripts/mkbundle.sh $(BENCH_DIR)/bundle /bin/true
 	$(CARGO) build --release -p husk-bench
 	@mkdir -p target
-	@nice -n -10 $(BENCH_TARGET)/release/husk-bench $(BENCH_TARGET)/release/husk \
+	@nice -n -10 $(OUT)/release/husk-bench $(OUT)/release/husk \
 		$(BENCH_DIR)/bundle target/bench.json; rc=$$?; rm -rf $(BENCH_DIR); exit $$rc
 
 # `make conformance`: the OCI runtime-spec checks of conformance/ (conformance/README.md)
 # against runc when it is installed (for comparison only), then against husk, whose result
 # decides the exit code. Run as root.
-CONF_TARGET = $(abspath $(or $(CARGO_TARGET_DIR),target))
 .PHONY: conformance
 conformance:
 	$(CARGO) build -p husk -p husk-conformance
 	@if command -v runc >/dev/null; then \
 		echo "== runc $$(command -v runc) (for comparison; does not decide the result)"; \
-		$(CONF_TARGET)/debug/husk-conformance --runtime "$$(command -v runc)" || true; \
+		$(OUT)/debug/husk-conformance --runtime "$$(command -v runc)" || true; \
 		echo; \
 	fi
-	@echo "== husk $(CONF_TARGET)/debug/husk"
-	@$(CONF_TARGET)/debug/husk-conformance --runtime $(CONF_TARGET)/debug/husk
+	@echo "== husk $(OUT)/debug/husk"
+	@$(OUT)/debug/husk-conformance --runtime $(OUT)/debug/husk

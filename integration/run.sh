@@ -35,7 +35,7 @@ done
 
 if [ -z "$RUNTIME" ]; then
     (cd "$REPO" && cargo build --release -p husk) || exit 1
-    RUNTIME=${CARGO_TARGET_DIR:-$REPO/target}/release/husk
+    RUNTIME=${CARGO_TARGET_DIR:-$REPO/target}/$(rustc -vV | sed -n 's/^host: //p')/release/husk
 fi
 RUNTIME=$(readlink -f "$RUNTIME")
 [ -x "$RUNTIME" ] || { echo "runtime $RUNTIME is not executable" >&2; exit 2; }

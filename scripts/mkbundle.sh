@@ -2,7 +2,10 @@
 # mkbundle.sh DIR [ARGS...]: writes an OCI bundle in DIR with a busybox rootfs and a config.json
 # from `husk spec`, running ARGS (default: sh -c 'echo hello from husk; uname -a; id').
 set -eu
-husk=${HUSK:-$(dirname "$0")/../target/release/husk}
+if [ -z "${HUSK:-}" ]; then # the release build for the host tuple (.cargo/config.toml)
+    HUSK=$(dirname "$0")/../target/$(rustc -vV | sed -n 's/^host: //p')/release/husk
+fi
+husk=$HUSK
 dir=$1; shift
 rm -rf "$dir"; mkdir -p "$dir/rootfs/bin" "$dir/rootfs/etc"
 bb=$(command -v busybox || echo /bin/busybox)

@@ -9,25 +9,24 @@ pub use serde_json::{json, Value};
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
-/// The husk binary under test: `$HUSK`, else the workspace's debug (or release) build.
+/// The husk binary under test: `$HUSK`, else the husk built beside this test executable (cargo
+/// puts test executables in `<profile dir>/deps/`, binaries in `<profile dir>/`).
 pub fn husk_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("HUSK") {
         return PathBuf::from(p);
     }
-    let ws = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let exe = std::env::current_exe().expect("path of the running test executable");
+    let beside = exe
         .parent()
-        .expect("workspace root")
-        .to_path_buf();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| ws.join("target"));
-    for profile in ["debug", "release"] {
-        let p = target.join(profile).join("husk");
-        if p.exists() {
-            return p;
-        }
+        .and_then(Path::parent)
+        .map(|profile_dir| profile_dir.join("husk"));
+    match beside {
+        Some(p) if p.exists() => p,
+        _ => panic!(
+            "husk binary not found beside {}: build it (cargo build) or set HUSK",
+            exe.display()
+        ),
     }
-    panic!("husk binary not found: build it (cargo build) or set HUSK")
 }
 
 /// A unique name for this test run: `<prefix>-<pid>-<n>`.

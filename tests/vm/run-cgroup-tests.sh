@@ -26,7 +26,7 @@ cd "$REPO"
 # One executable per test target; cargo reports them as JSON ("executable":"/path"): the
 # cgroup manager's own tests, and husk's container-level cgroup tests (which need the binary).
 cargo build -p husk >/dev/null
-export HUSK="$CARGO_TARGET_DIR/debug/husk"
+export HUSK="$CARGO_TARGET_DIR/$(rustc -vV | sed -n 's/^host: //p')/debug/husk"
 mapfile -t BINS < <({ cargo test -p husk-cgroups --no-run --message-format=json 2>/dev/null
                       cargo test -p husk-tests --test cgroups --no-run --message-format=json 2>/dev/null; } |
     grep -o '"executable":"[^"]*"' | sed 's/^"executable":"//; s/"$//')
