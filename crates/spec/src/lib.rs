@@ -6,6 +6,7 @@
 
 mod default;
 mod error;
+mod locate;
 mod parse;
 mod validate;
 

@@ -1,16 +1,16 @@
 //! JSON parsing with field-naming error messages.
 //!
-//! The success path is a single `serde_json::from_slice`. Only when that fails is the
-//! input parsed again, with `serde_path_to_error` tracking where in the document the
-//! failure happened, so the message can name the field instead of repeating serde's
-//! (sometimes cryptic) text, e.g. oci-spec's "no variant for CAP_FOO (converted to FOO)".
+//! Parsing is a single `serde_json::from_slice`. When it fails with a data error, the
+//! position serde_json reports is located in the raw document (`locate`), so the message
+//! can name the field instead of repeating serde's (sometimes cryptic) text, e.g.
+//! oci-spec's "no variant for CAP_FOO (converted to FOO)".
 
+use crate::error::SpecError;
+use crate::locate::{offset_of, path_at, Seg};
+use oci_spec::runtime::Capability;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 use serde_json::Value;
-use serde_path_to_error::Segment;
-
-use crate::error::SpecError;
 
 /// Parses `bytes` as a `T`; `file` names the document in error messages.
 pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8], file: &str) -> Result<T, SpecError> {
@@ -43,23 +43,10 @@ fn describe<T: DeserializeOwned>(bytes: &[u8], file: &str, err: &serde_json::Err
         let msg = format!("expected a JSON object, found {found}");
         return SpecError::invalid(file, "(top level)", msg);
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let (line, column, msg, described) = match serde_path_to_error::deserialize::<_, T>(&mut de) {
-        Err(tracked) => {
-            let segments: Vec<&Segment> = tracked.path().iter().collect();
-            let msg = bare_message(tracked.inner());
-            let described = field_error(value.as_ref(), file, &segments, &msg);
-            (
-                tracked.inner().line(),
-                tracked.inner().column(),
-                msg,
-                described,
-            )
-        }
-        // Not reproduced by the second parse (cannot happen for a deterministic
-        // Deserialize impl): fall back to the first error.
-        Ok(_) => (err.line(), err.column(), bare_message(err), None),
-    };
+    let (line, column) = (err.line(), err.column());
+    let segments = path_at(bytes, offset_of(bytes, line, column));
+    let msg = bare_message(err);
+    let described = field_error(value.as_ref(), file, &segments, &msg);
     // Errors about the top-level object itself (e.g. a duplicate member) have no field
     // path: name serde's position instead.
     described
@@ -70,7 +57,7 @@ fn describe<T: DeserializeOwned>(bytes: &[u8], file: &str, err: &serde_json::Err
 fn field_error(
     value: Option<&Value>,
     file: &str,
-    segments: &[&Segment],
+    segments: &[Seg],
     msg: &str,
 ) -> Option<SpecError> {
     if let Some(name) = msg
@@ -86,77 +73,86 @@ fn field_error(
     if segments.is_empty() {
         return None;
     }
-    if let Some((field, what)) = enum_field(segments) {
-        // The offending string, looked up in the generic parse of the document.
-        let found = value
-            .and_then(|v| v.pointer(&json_pointer(segments)))
-            .and_then(Value::as_str);
-        if let Some(found) = found {
-            let msg = format!("unknown {what} {found:?}");
-            return Some(SpecError::invalid(file, field, msg));
-        }
+    if let Some((field, what, found)) = enum_field(value, segments) {
+        let msg = format!("unknown {what} {found:?}");
+        return Some(SpecError::invalid(file, field, msg));
     }
     Some(SpecError::invalid(file, format_path(segments), msg))
 }
 
-/// Recognizes the enum-valued fields whose serde errors are unhelpful and returns the
-/// field name to report plus what kind of value it holds.
-fn enum_field(segments: &[&Segment]) -> Option<(String, &'static str)> {
-    let keys: Vec<Option<&str>> = segments
-        .iter()
-        .map(|s| match s {
-            Segment::Map { key } => Some(key.as_str()),
-            _ => None,
-        })
-        .collect();
-    let n = keys.len();
-    let last_is_index = matches!(segments.last(), Some(Segment::Seq { .. }));
-    // <...>capabilities.<set>[i]: report the set, as the index of a set is meaningless.
-    if n >= 3 && last_is_index && keys[n - 3] == Some("capabilities") {
-        return Some((format_path(&segments[..n - 1]), "capability"));
+/// Recognizes the enum-valued fields whose serde errors are unhelpful and returns the field
+/// name to report, what kind of value it holds and the offending string (looked up in the
+/// generic parse of the document).
+fn enum_field<'v>(
+    value: Option<&'v Value>,
+    segments: &[Seg],
+) -> Option<(String, &'static str, &'v str)> {
+    let key = |i: usize| match segments.get(i) {
+        Some(Seg::Key(k)) => Some(k.as_str()),
+        _ => None,
+    };
+    let at = |path: &[Seg]| value.and_then(|v| v.pointer(&json_pointer(path)));
+    let n = segments.len();
+    let last_is_index = matches!(segments.last(), Some(Seg::Index(_)));
+    // <...>capabilities.<set>, or an element of it: report the set, as the index of a set is
+    // meaningless. oci-spec rejects a name after reading it, so serde_json places the error
+    // past the set or at the next element: the name is the first one that is not a capability.
+    let set = if n >= 2 && key(n - 2) == Some("capabilities") && !last_is_index {
+        Some(segments)
+    } else if n >= 3 && last_is_index && key(n - 3) == Some("capabilities") {
+        Some(&segments[..n - 1])
+    } else {
+        None
+    };
+    if let Some(set) = set {
+        let names = at(set)?.as_array()?.iter().filter_map(Value::as_str);
+        let unknown = |name: &&str| {
+            serde_json::from_value::<Capability>(Value::String((*name).to_owned())).is_err()
+        };
+        return Some((
+            format_path(set),
+            "capability",
+            names.into_iter().find(unknown)?,
+        ));
     }
     // <...>rlimits[i].type, linux.namespaces[i].type, linux.devices[i].type, ...
-    if n >= 3 && keys[n - 1] == Some("type") && matches!(segments[n - 2], Segment::Seq { .. }) {
-        let what = match keys[n - 3] {
+    if n >= 3 && key(n - 1) == Some("type") && matches!(segments[n - 2], Seg::Index(_)) {
+        let what = match key(n - 3) {
             Some("rlimits") => "rlimit type",
             Some("namespaces") => "namespace type",
             Some("devices") => "device type",
             _ => return None,
         };
-        return Some((format_path(segments), what));
+        return Some((format_path(segments), what, at(segments)?.as_str()?));
     }
     None
 }
 
 /// `process.rlimits[0].type` style rendering of a path.
-fn format_path(segments: &[&Segment]) -> String {
+fn format_path(segments: &[Seg]) -> String {
     let mut out = String::new();
     for segment in segments {
         match segment {
-            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
-            Segment::Map { key } | Segment::Enum { variant: key } => {
+            Seg::Index(index) => out.push_str(&format!("[{index}]")),
+            Seg::Key(key) => {
                 if !out.is_empty() {
                     out.push('.');
                 }
                 out.push_str(&one_line(key));
             }
-            Segment::Unknown => out.push_str(".?"),
         }
     }
     out
 }
 
 /// RFC 6901 pointer to the value at `segments`.
-fn json_pointer(segments: &[&Segment]) -> String {
+fn json_pointer(segments: &[Seg]) -> String {
     let mut out = String::new();
     for segment in segments {
         out.push('/');
         match segment {
-            Segment::Seq { index } => out.push_str(&index.to_string()),
-            Segment::Map { key } | Segment::Enum { variant: key } => {
-                out.push_str(&key.replace('~', "~0").replace('/', "~1"));
-            }
-            Segment::Unknown => {}
+            Seg::Index(index) => out.push_str(&index.to_string()),
+            Seg::Key(key) => out.push_str(&key.replace('~', "~0").replace('/', "~1")),
         }
     }
     out

@@ -327,3 +327,27 @@ fn load_process_broken_json() {
         "{err}"
     );
 }
+
+// serde_json reports a container found where a scalar belongs at its first byte, and a scalar
+// of the wrong type just past it: both must name the field.
+#[test]
+fn wrong_types_name_the_field_wherever_serde_reports_them() {
+    let mut config = runc_config();
+    *at(&mut config, "/hostname") = json!({"a": [1]});
+    assert_eq!(
+        load_err(&config).to_string(),
+        "config.json: hostname: invalid type: map, expected a string"
+    );
+    let mut config = runc_config();
+    *at(&mut config, "/process/user/uid") = json!("0");
+    assert_eq!(
+        load_err(&config).to_string(),
+        "config.json: process.user.uid: invalid type: string \"0\", expected u32"
+    );
+    let mut config = runc_config();
+    *at(&mut config, "/mounts/1/options/0") = json!(5);
+    assert_eq!(
+        load_err(&config).to_string(),
+        "config.json: mounts[1].options[0]: invalid type: integer `5`, expected a string"
+    );
+}
