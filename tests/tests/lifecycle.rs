@@ -244,3 +244,61 @@ fn json_log_carries_the_error_for_clients() {
     assert!(last["time"].as_str().unwrap().ends_with('Z'));
     let _ = std::fs::remove_dir_all(log.parent().unwrap());
 }
+
+/// `HUSK_TRACE=1` prints one line per create with every phase of the parent and, in
+/// parentheses, the init's own phases in order, each a number of microseconds.
+#[test]
+fn trace_prints_every_setup_phase() {
+    let h = Husk::new();
+    let b = Bundle::new(&["true"], |_| {});
+    let id = unique("trace");
+    let out = h
+        .command(&["run", "--bundle", b.dir.to_str().unwrap(), &id])
+        .env("HUSK_TRACE", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("husk-trace: create {id}: ")))
+        .unwrap_or_else(|| panic!("no trace line for {id}: {err}"));
+    let (parent, init) = line.split_once(" (init: ").expect("init phases");
+    let names = |part: &str| -> Vec<String> {
+        part.trim_end_matches(')')
+            .split(' ')
+            .map(|kv| {
+                let (name, us) = kv.split_once('=').expect("name=value");
+                let us = us.strip_suffix("us").expect("microseconds");
+                us.parse::<u64>()
+                    .unwrap_or_else(|_| panic!("{kv} in {line}"));
+                name.to_string()
+            })
+            .collect()
+    };
+    assert_eq!(
+        names(parent),
+        [
+            "spec",
+            "state-dir",
+            "cgroup",
+            "plan",
+            "clone",
+            "init-setup",
+            "record",
+            "total"
+        ]
+    );
+    assert_eq!(
+        names(init),
+        [
+            "clone",
+            "cgroups",
+            "namespaces",
+            "mounts",
+            "pivot-root",
+            "finish",
+            "security"
+        ]
+    );
+}

@@ -9,6 +9,7 @@ use husk_sys::{Errno, Result as SysResult};
 
 use crate::plan::{ChildHook, ChildPlan, StartGate};
 use crate::protocol::{self, Domain, Msg};
+use crate::trace::InitPhase;
 
 husk_sys::step_enum! {
     /// Runtime-side steps of the child (decoded by [`crate::describe`] into messages).
@@ -89,6 +90,20 @@ fn fail_and_exit(fd: RawFd, f: Fail) -> ! {
     husk_sys::exit_now(1)
 }
 
+/// With tracing on, tells the parent that `phase` just ended.
+fn mark(plan: &ChildPlan, phase: InitPhase) {
+    if plan.trace {
+        let ns = husk_sys::monotonic_ns();
+        let _ = protocol::send(
+            plan.sync,
+            Msg::Mark {
+                phase: phase as u16,
+                ns,
+            },
+        );
+    }
+}
+
 fn expect(sync: RawFd, want: Msg) -> Result<(), Fail> {
     match protocol::recv(sync) {
         Ok(Some(m)) if m == want => Ok(()),
@@ -99,6 +114,7 @@ fn expect(sync: RawFd, want: Msg) -> Result<(), Fail> {
 }
 
 fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
+    mark(plan, InitPhase::Clone);
     for &fd in &plan.close_first {
         husk_sys::close_raw(fd);
     }
@@ -112,6 +128,7 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
         husk_sys::write_file_at(libc::AT_FDCWD, tasks, b"0")
             .map_err(rt(Step::CgroupJoin, i as u32))?;
     }
+    mark(plan, InitPhase::Cgroups);
     if plan.wait_setup {
         expect(plan.sync, Msg::SetupDone)?;
     }
@@ -156,9 +173,11 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     if let Some(d) = &plan.domainname {
         husk_sys::setdomainname(d.as_bytes()).map_err(rt(Step::Domainname, 0))?;
     }
+    mark(plan, InitPhase::Namespaces);
     // The mounts are in place but the root is still the host's: prestart, createRuntime (by
     // the parent) and createContainer hooks run now, then pivot_root.
     let prepared = plan.rootfs.as_ref().map(|r| r.prepare()).transpose()?;
+    mark(plan, InitPhase::Mounts);
     if plan.hooks_in_parent {
         protocol::send(plan.sync, Msg::RunHooks).map_err(rt(Step::Sync, 2))?;
         expect(plan.sync, Msg::HooksDone)?;
@@ -169,9 +188,13 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
         0,
         Step::CreateContainerHook,
     )?;
+    if plan.hooks_in_parent || !plan.create_container_hooks.is_empty() {
+        mark(plan, InitPhase::Hooks);
+    }
     if let (Some(rootfs), Some(prepared)) = (&plan.rootfs, prepared) {
         rootfs.enter(prepared)?;
     }
+    mark(plan, InitPhase::PivotRoot);
     if plan.process.terminal {
         setup_console(plan).map_err(rt(Step::Console, 0))?;
     }
@@ -182,6 +205,7 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     if let Some(rootfs) = &plan.rootfs {
         rootfs.finalize()?;
     }
+    mark(plan, InitPhase::Finish);
     let h = &plan.process.hardening;
     h.apply_lsm_exec_label()?;
     h.apply_rlimits()?;
@@ -200,6 +224,7 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     h.finalize_identity()?;
     let mut exe = PathBuf::new();
     lookup(plan, &mut exe).map_err(rt(Step::Lookup, 0))?;
+    mark(plan, InitPhase::Security);
 
     protocol::send(plan.sync, Msg::Ready).map_err(rt(Step::Sync, 3))?;
     // Whoever started us waits on this channel: end of file (it is close-on-exec) means the

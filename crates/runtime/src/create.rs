@@ -271,9 +271,11 @@ impl Runtime {
                 })
             }),
             process: process_plan,
+            trace: phases.enabled(),
         };
 
         phases.mark("plan");
+        phases.init_begins();
         // Clone with the parent standing in the joined namespaces, then step back out.
         let mut switch = ParentSwitch::enter(&ns)?;
         // SAFETY: husk is single-threaded; the child only runs `child::main`, which makes raw
@@ -336,6 +338,7 @@ impl Runtime {
         loop {
             match protocol::recv_with_fd(sync).map_err(io("sync"))? {
                 Some((Msg::Ready, _)) => break,
+                Some((Msg::Mark { phase, ns }, _)) => phases.init_mark(phase, ns),
                 Some((Msg::Pid(init), _)) => {
                     // The intermediate child is done; its child is the container's init.
                     let _ = husk_sys::waitpid(pid);

@@ -161,6 +161,7 @@ impl Runtime {
             start_container_hooks: Vec::new(),
             hook_state: [RefCell::new(Vec::new()), RefCell::new(Vec::new())],
             process: process_plan,
+            trace: false,
         };
 
         // Block the forwarded signals before the clone so none is lost (the child unblocks).

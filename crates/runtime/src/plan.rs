@@ -124,6 +124,8 @@ pub(crate) struct ChildPlan {
     /// "creating" for createContainer, "created" for startContainer).
     pub hook_state: [std::cell::RefCell<Vec<u8>>; 2],
     pub process: ProcessPlan,
+    /// Send a [`Msg::Mark`](crate::protocol::Msg::Mark) at the end of each setup phase.
+    pub trace: bool,
 }
 
 /// The part of the plan that describes the process itself, shared by `create` and `exec`.

@@ -37,6 +37,9 @@ pub enum Msg {
     SeccompFd,
     /// Intermediate child → parent: the container's init is this (host) pid.
     Pid(i32),
+    /// Child → parent, only when phases are traced: setup phase `phase` ended at `ns`
+    /// (CLOCK_MONOTONIC).
+    Mark { phase: u16, ns: u64 },
 }
 
 const SETUP_DONE: u32 = 1;
@@ -47,6 +50,7 @@ const START: u32 = 5;
 const FAILED: u32 = 6;
 const SECCOMP_FD: u32 = 7;
 const PID: u32 = 8;
+const MARK: u32 = 9;
 
 impl Msg {
     fn encode(self) -> [u8; 16] {
@@ -58,6 +62,7 @@ impl Msg {
             Msg::Start => (START, 0, 0, 0),
             Msg::SeccompFd => (SECCOMP_FD, 0, 0, 0),
             Msg::Pid(pid) => (PID, pid as u32, 0, 0),
+            Msg::Mark { phase, ns } => (MARK, phase as u32, ns as u32, (ns >> 32) as u32),
             Msg::Failed {
                 domain,
                 step,
@@ -89,6 +94,10 @@ impl Msg {
             START => Msg::Start,
             SECCOMP_FD => Msg::SeccompFd,
             PID => Msg::Pid(word(1) as i32),
+            MARK => Msg::Mark {
+                phase: word(1) as u16,
+                ns: u64::from(word(2)) | u64::from(word(3)) << 32,
+            },
             FAILED => {
                 let domain = match word(1) >> 16 {
                     1 => Domain::Runtime,
@@ -162,6 +171,10 @@ mod tests {
         for m in [
             Msg::SetupDone,
             Msg::Ready,
+            Msg::Mark {
+                phase: 3,
+                ns: 0x1234_5678_9abc_def0,
+            },
             Msg::Failed {
                 domain: Domain::Rootfs,
                 step: 5,

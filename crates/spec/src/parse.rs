@@ -14,11 +14,11 @@ use serde_json::Value;
 
 /// Parses `bytes` as a `T`; `file` names the document in error messages.
 pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8], file: &str) -> Result<T, SpecError> {
-    serde_json::from_slice(bytes).map_err(|err| describe::<T>(bytes, file, &err))
+    serde_json::from_slice(bytes).map_err(|err| describe(bytes, file, &err))
 }
 
 /// Turns a failed parse into a one-line error naming the offending field.
-fn describe<T: DeserializeOwned>(bytes: &[u8], file: &str, err: &serde_json::Error) -> SpecError {
+fn describe(bytes: &[u8], file: &str, err: &serde_json::Error) -> SpecError {
     if matches!(
         err.classify(),
         Category::Syntax | Category::Eof | Category::Io
