@@ -4,14 +4,17 @@
 //! plan says so), timed on the same monotonic clock.
 
 husk_sys::step_enum! {
-    /// The init's setup phases, in order; each ends with a mark. Clone: the kernel's clone3
-    /// (new namespaces, mount table copy) until the init runs. Cgroups: descriptors closed,
-    /// v1 cgroups joined. Namespaces: waiting for the parent's id maps, namespaces joined or
-    /// unshared, keyring, hostname. Mounts: the rootfs
-    /// mounts, devices and links, under the old root. Hooks: prestart/createRuntime (in the
-    /// parent) and createContainer. PivotRoot: pivot_root (or chroot). Finish: console,
-    /// sysctls, masked and readonly paths, propagation, read-only root. Security: LSM label,
-    /// rlimits, scheduler, cwd, no_new_privs, seccomp, capabilities and user, program lookup.
+    /// The init's setup phases, in order; each ends with a mark.
+    /// - Clone: the kernel's clone3 (new namespaces, mount table copy) until the init runs.
+    /// - Cgroups: descriptors closed, v1 cgroups joined.
+    /// - Namespaces: waiting for the parent's id maps, namespaces joined or unshared,
+    ///   keyring, hostname.
+    /// - Mounts: the rootfs mounts, devices and links, under the old root.
+    /// - Hooks: prestart/createRuntime (in the parent) and createContainer (only with hooks).
+    /// - PivotRoot: pivot_root (or chroot).
+    /// - Finish: console, sysctls, masked and readonly paths, propagation, read-only root.
+    /// - Security: LSM label, rlimits, scheduler, cwd, no_new_privs, seccomp, capabilities
+    ///   and user, program lookup.
     pub(crate) enum InitPhase {
         Clone,
         Cgroups,

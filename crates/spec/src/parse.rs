@@ -5,12 +5,13 @@
 //! can name the field instead of repeating serde's (sometimes cryptic) text, e.g.
 //! oci-spec's "no variant for CAP_FOO (converted to FOO)".
 
-use crate::error::SpecError;
-use crate::locate::{offset_of, path_at, Seg};
 use oci_spec::runtime::Capability;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 use serde_json::Value;
+
+use crate::error::SpecError;
+use crate::locate::{offset_of, path_at, Seg};
 
 /// Parses `bytes` as a `T`; `file` names the document in error messages.
 pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8], file: &str) -> Result<T, SpecError> {
@@ -105,15 +106,11 @@ fn enum_field<'v>(
         None
     };
     if let Some(set) = set {
-        let names = at(set)?.as_array()?.iter().filter_map(Value::as_str);
         let unknown = |name: &&str| {
             serde_json::from_value::<Capability>(Value::String((*name).to_owned())).is_err()
         };
-        return Some((
-            format_path(set),
-            "capability",
-            names.into_iter().find(unknown)?,
-        ));
+        let mut names = at(set)?.as_array()?.iter().filter_map(Value::as_str);
+        return Some((format_path(set), "capability", names.find(unknown)?));
     }
     // <...>rlimits[i].type, linux.namespaces[i].type, linux.devices[i].type, ...
     if n >= 3 && key(n - 1) == Some("type") && matches!(segments[n - 2], Seg::Index(_)) {
