@@ -67,6 +67,16 @@ bench: release
 # `make conformance`: the OCI runtime-spec checks of conformance/ (conformance/README.md)
 # against runc when it is installed (for comparison only), then against husk, whose result
 # decides the exit code. Run as root.
+# `make bench-v2`: the same on a cgroup v2 host, in the qemu VM of tests/vm (bench/v2vm.sh).
+.PHONY: bench-v2
+bench-v2: release
+	@HUSK_EXTRA_DEPS="runc crun" scripts/deps.sh
+	@HUSK=$(HUSK_RELEASE) scripts/mkbundle.sh $(BENCH_DIR)/bundle /bin/true
+	$(CARGO) build --release -p husk-bench
+	@mkdir -p target
+	bench/v2vm.sh $(HUSK_RELEASE) $(OUT)/release/husk-bench $(BENCH_DIR)/bundle \
+		target/bench-v2.json; rc=$$?; rm -rf $(BENCH_DIR); exit $$rc
+
 .PHONY: conformance
 conformance:
 	$(CARGO) build -p husk -p husk-conformance
