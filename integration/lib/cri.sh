@@ -8,14 +8,15 @@ CRI_PAUSE=localhost/husk-cri-pause:latest
 CRI_CALL_TIMEOUT=${CRI_CALL_TIMEOUT:-60}
 # CRI_BENCH_ROUNDS: rounds of the pod-start / ExecSync benchmark (1 pod per round, and 10 pods
 # at once per round); 0 skips it.
-CRI_BENCH_ROUNDS=${CRI_BENCH_ROUNDS:-10}
+CRI_BENCH_ROUNDS=${CRI_BENCH_ROUNDS:-5}
 
 # cri_build_client: builds integration/cri (its own workspace and Cargo.lock). The target dir
 # is kept under /var/tmp between runs (a cold tonic/prost build takes minutes on 2 cores).
 cri_build_client() {
     local target=${HUSK_CRI_TARGET:-/var/tmp/husk-cri-target} t0=$SECONDS CMD_TIMEOUT=1800
-    x env CARGO_TARGET_DIR="$target" cargo build --locked --manifest-path "$HERE/cri/Cargo.toml" \
-        --bins
+    # From its own dir: cargo reads .cargo/config.toml (the host tuple as target, static
+    # linking) from the working directory up, not from the manifest's.
+    x env -C "$HERE/cri" CARGO_TARGET_DIR="$target" cargo build --locked --bins
     if [ "$RC" -ne 0 ]; then
         fail "build the CRI client (integration/cri)" "$(printf '%s' "$OUT" | tail -5)"
         return 1

@@ -47,7 +47,10 @@ pub async fn run(cri: &Cri, env: &Env, rounds: usize) -> i32 {
             }
         }
     }
-    println!("CRI latency ({rounds} rounds, {:.0} s; ms, p50 / p99 nearest rank):", t0.elapsed().as_secs_f64());
+    println!(
+        "CRI latency ({rounds} rounds, {:.0} s; ms, p50 / p99 nearest rank):",
+        t0.elapsed().as_secs_f64()
+    );
     table(&s);
     goal(&s);
     exit_code()
@@ -68,8 +71,17 @@ fn table(s: &BTreeMap<(usize, String), Samples>) {
     println!("| --- | --- | --- | --- | --- | --- |");
     for metric in ["pod start", "ExecSync"] {
         for ((n, h), v) in s {
-            let v = if metric == "pod start" { &v.start } else { &v.exec };
-            println!("| {metric} | {n} | {h} | {} | {:.1} | {:.1} |", v.len(), pct(v, 0.5), pct(v, 0.99));
+            let v = if metric == "pod start" {
+                &v.start
+            } else {
+                &v.exec
+            };
+            println!(
+                "| {metric} | {n} | {h} | {} | {:.1} | {:.1} |",
+                v.len(),
+                pct(v, 0.5),
+                pct(v, 0.99)
+            );
         }
     }
 }
@@ -77,21 +89,29 @@ fn table(s: &BTreeMap<(usize, String), Samples>) {
 /// Pod start with husk at most MAX_RATIO times runc's, at p50 and p99, for 1 and 10 pods.
 fn goal(s: &BTreeMap<(usize, String), Samples>) {
     for n in [1, 10] {
-        let (Some(husk), Some(runc)) = (s.get(&(n, "husk".into())), s.get(&(n, "runc".into()))) else {
+        let (Some(husk), Some(runc)) = (s.get(&(n, "husk".into())), s.get(&(n, "runc".into())))
+        else {
             continue;
         };
         for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
             let (a, b) = (pct(&husk.start, q), pct(&runc.start, q));
             check(
                 &format!("[bench] pod start {name}, {n} pod(s): husk within {MAX_RATIO}x runc"),
-                ensure(a <= b * MAX_RATIO, || format!("husk {a:.1} ms, runc {b:.1} ms")),
+                ensure(a <= b * MAX_RATIO, || {
+                    format!("husk {a:.1} ms, runc {b:.1} ms")
+                }),
             );
         }
     }
 }
 
 /// Starts `n` pods at once (one container each), runs EXECS ExecSyncs in each, removes them.
-async fn round(cri: &Cri, env: &Env, handler: &str, n: usize) -> Result<(Vec<f64>, Vec<f64>), String> {
+async fn round(
+    cri: &Cri,
+    env: &Env,
+    handler: &str,
+    n: usize,
+) -> Result<(Vec<f64>, Vec<f64>), String> {
     let mut pods = Vec::new();
     for i in 0..n {
         pods.push(Pod::new(env, &format!("bench-{handler}-{i}"), false)?);
@@ -111,7 +131,11 @@ async fn round(cri: &Cri, env: &Env, handler: &str, n: usize) -> Result<(Vec<f64
             Err(e) => err = Some(e),
         }
     }
-    let execs = if err.is_none() { execs(cri, &ids).await } else { Ok(Vec::new()) };
+    let execs = if err.is_none() {
+        execs(cri, &ids).await
+    } else {
+        Ok(Vec::new())
+    };
     let down = teardown(cri, &pods).await;
     if let Some(e) = err {
         return Err(e);
@@ -120,7 +144,12 @@ async fn round(cri: &Cri, env: &Env, handler: &str, n: usize) -> Result<(Vec<f64
     Ok((starts, execs?))
 }
 
-async fn start_one(cri: &Cri, env: &Env, h: &str, p: &Pod) -> Result<(f64, String, String), String> {
+async fn start_one(
+    cri: &Cri,
+    env: &Env,
+    h: &str,
+    p: &Pod,
+) -> Result<(f64, String, String), String> {
     let c = p.container(env, "main", 0, "exec sleep 3600")?;
     let t0 = Instant::now();
     let sb = cri.run_pod(&p.config, h).await?;
@@ -155,7 +184,10 @@ async fn execs(cri: &Cri, ids: &[(String, String)]) -> Result<Vec<f64>, String> 
 async fn teardown(cri: &Cri, pods: &[Pod]) -> Result<(), String> {
     let all = cri.list_pods().await?;
     let mut set = JoinSet::new();
-    for sb in all.into_iter().filter(|s| pods.iter().any(|p| s.metadata.as_ref().is_some_and(|m| m.uid == p.uid))) {
+    for sb in all.into_iter().filter(|s| {
+        pods.iter()
+            .any(|p| s.metadata.as_ref().is_some_and(|m| m.uid == p.uid))
+    }) {
         let cri = cri.clone();
         set.spawn(async move { cri.stop_pod(&sb.id).await.and(cri.remove_pod(&sb.id).await) });
     }
@@ -166,7 +198,10 @@ async fn teardown(cri: &Cri, pods: &[Pod]) -> Result<(), String> {
         }
     }
     for p in pods {
-        let _ = tokio::time::timeout(Duration::from_secs(5), async { host::remove_pod_cgroup(&p.cgroup_parent) }).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            host::remove_pod_cgroup(&p.cgroup_parent)
+        })
+        .await;
     }
     res
 }

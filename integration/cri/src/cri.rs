@@ -49,7 +49,13 @@ impl Cri {
         let ep = Endpoint::from_static("http://[::]:50051").connect_timeout(timeout);
         let ch = tokio::time::timeout(timeout, ep.connect_with_connector(connector))
             .await
-            .map_err(|_| format!("{}: no connection in {} s", socket.display(), timeout.as_secs()))?
+            .map_err(|_| {
+                format!(
+                    "{}: no connection in {} s",
+                    socket.display(),
+                    timeout.as_secs()
+                )
+            })?
             .map_err(|e| format!("{}: {e}", socket.display()))?;
         Ok(Cri {
             rt: RuntimeServiceClient::new(ch.clone()),
@@ -58,12 +64,21 @@ impl Cri {
         })
     }
 
-    pub async fn run_pod(&self, config: &cri::PodSandboxConfig, handler: &str) -> Result<String, String> {
+    pub async fn run_pod(
+        &self,
+        config: &cri::PodSandboxConfig,
+        handler: &str,
+    ) -> Result<String, String> {
         let req = cri::RunPodSandboxRequest {
             config: Some(config.clone()),
             runtime_handler: handler.into(),
         };
-        let r = bounded(self.timeout, "RunPodSandbox", self.rt.clone().run_pod_sandbox(req)).await?;
+        let r = bounded(
+            self.timeout,
+            "RunPodSandbox",
+            self.rt.clone().run_pod_sandbox(req),
+        )
+        .await?;
         Ok(r.pod_sandbox_id)
     }
 
@@ -72,7 +87,12 @@ impl Cri {
             pod_sandbox_id: id.into(),
             verbose: true,
         };
-        bounded(self.timeout, "PodSandboxStatus", self.rt.clone().pod_sandbox_status(req)).await
+        bounded(
+            self.timeout,
+            "PodSandboxStatus",
+            self.rt.clone().pod_sandbox_status(req),
+        )
+        .await
     }
 
     pub async fn create(
@@ -86,7 +106,12 @@ impl Cri {
             config: Some(config),
             sandbox_config: Some(sandbox.clone()),
         };
-        let r = bounded(self.timeout, "CreateContainer", self.rt.clone().create_container(req)).await?;
+        let r = bounded(
+            self.timeout,
+            "CreateContainer",
+            self.rt.clone().create_container(req),
+        )
+        .await?;
         Ok(r.container_id)
     }
 
@@ -94,17 +119,30 @@ impl Cri {
         let req = cri::StartContainerRequest {
             container_id: id.into(),
         };
-        bounded(self.timeout, "StartContainer", self.rt.clone().start_container(req)).await?;
+        bounded(
+            self.timeout,
+            "StartContainer",
+            self.rt.clone().start_container(req),
+        )
+        .await?;
         Ok(())
     }
 
     /// The status and the verbose info (containerd's JSON under "info").
-    pub async fn status(&self, id: &str) -> Result<(cri::ContainerStatus, serde_json::Value), String> {
+    pub async fn status(
+        &self,
+        id: &str,
+    ) -> Result<(cri::ContainerStatus, serde_json::Value), String> {
         let req = cri::ContainerStatusRequest {
             container_id: id.into(),
             verbose: true,
         };
-        let r = bounded(self.timeout, "ContainerStatus", self.rt.clone().container_status(req)).await?;
+        let r = bounded(
+            self.timeout,
+            "ContainerStatus",
+            self.rt.clone().container_status(req),
+        )
+        .await?;
         let info = info_json(&r.info);
         r.status
             .map(|s| (s, info))
@@ -129,7 +167,10 @@ impl Cri {
     pub async fn sh(&self, id: &str, script: &str) -> Result<String, String> {
         let e = self.exec(id, &["sh", "-c", script], 30).await?;
         if e.code != 0 {
-            return Err(format!("`{script}` exited {}: {} {}", e.code, e.stdout, e.stderr));
+            return Err(format!(
+                "`{script}` exited {}: {} {}",
+                e.code, e.stdout, e.stderr
+            ));
         }
         Ok(e.stdout.trim().to_string())
     }
@@ -148,7 +189,12 @@ impl Cri {
         let req = cri::RemoveContainerRequest {
             container_id: id.into(),
         };
-        bounded(self.timeout, "RemoveContainer", self.rt.clone().remove_container(req)).await?;
+        bounded(
+            self.timeout,
+            "RemoveContainer",
+            self.rt.clone().remove_container(req),
+        )
+        .await?;
         Ok(())
     }
 
@@ -156,7 +202,12 @@ impl Cri {
         let req = cri::StopPodSandboxRequest {
             pod_sandbox_id: id.into(),
         };
-        bounded(self.timeout, "StopPodSandbox", self.rt.clone().stop_pod_sandbox(req)).await?;
+        bounded(
+            self.timeout,
+            "StopPodSandbox",
+            self.rt.clone().stop_pod_sandbox(req),
+        )
+        .await?;
         Ok(())
     }
 
@@ -164,13 +215,24 @@ impl Cri {
         let req = cri::RemovePodSandboxRequest {
             pod_sandbox_id: id.into(),
         };
-        bounded(self.timeout, "RemovePodSandbox", self.rt.clone().remove_pod_sandbox(req)).await?;
+        bounded(
+            self.timeout,
+            "RemovePodSandbox",
+            self.rt.clone().remove_pod_sandbox(req),
+        )
+        .await?;
         Ok(())
     }
 
     pub async fn list_pods(&self) -> Result<Vec<cri::PodSandbox>, String> {
         let req = cri::ListPodSandboxRequest { filter: None };
-        Ok(bounded(self.timeout, "ListPodSandbox", self.rt.clone().list_pod_sandbox(req)).await?.items)
+        Ok(bounded(
+            self.timeout,
+            "ListPodSandbox",
+            self.rt.clone().list_pod_sandbox(req),
+        )
+        .await?
+        .items)
     }
 
     pub async fn list_containers(&self, pod: &str) -> Result<Vec<cri::Container>, String> {
@@ -180,7 +242,13 @@ impl Cri {
                 ..Default::default()
             }),
         };
-        Ok(bounded(self.timeout, "ListContainers", self.rt.clone().list_containers(req)).await?.containers)
+        Ok(bounded(
+            self.timeout,
+            "ListContainers",
+            self.rt.clone().list_containers(req),
+        )
+        .await?
+        .containers)
     }
 
     /// Waits (polling ContainerStatus) until the container is in `state`.
@@ -200,7 +268,8 @@ impl Cri {
                 return Err(format!(
                     "container {} is {:?} after {} s, wanted {:?}",
                     short(id),
-                    cri::ContainerState::try_from(s.state).unwrap_or(cri::ContainerState::ContainerUnknown),
+                    cri::ContainerState::try_from(s.state)
+                        .unwrap_or(cri::ContainerState::ContainerUnknown),
                     within.as_secs(),
                     state
                 ));

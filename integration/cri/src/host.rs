@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 const CGROUP: &str = "/sys/fs/cgroup";
 /// The v1 hierarchies a kubelet's cgroupfs driver makes pod cgroups in.
-const CONTROLLERS: &[&str] = &["blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids"];
+const CONTROLLERS: &[&str] = &[
+    "blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids",
+];
 
 pub fn write_file(p: &Path, s: &str) -> Result<(), String> {
     if let Some(d) = p.parent() {
@@ -15,7 +17,9 @@ pub fn write_file(p: &Path, s: &str) -> Result<(), String> {
 
 /// The file's content, trimmed ("" when unreadable).
 pub fn read(p: impl AsRef<Path>) -> String {
-    std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string(p)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// `/sys/fs/cgroup/<ctrl><cgroup>` for a cgroup path like `/parent/id`.
@@ -25,7 +29,10 @@ pub fn cgroup(ctrl: &str, path: &str) -> PathBuf {
 
 /// The controllers this host has as v1 hierarchies.
 fn controllers() -> impl Iterator<Item = &'static str> {
-    CONTROLLERS.iter().copied().filter(|c| Path::new(CGROUP).join(c).is_dir())
+    CONTROLLERS
+        .iter()
+        .copied()
+        .filter(|c| Path::new(CGROUP).join(c).is_dir())
 }
 
 /// Makes the pod cgroup in every v1 hierarchy, like the kubelet's pod container manager does
@@ -44,7 +51,8 @@ pub fn make_pod_cgroup(path: &str) -> Result<(), String> {
             if ctrl == "cpuset" {
                 for f in ["cpuset.cpus", "cpuset.mems"] {
                     let v = read(parent.join(f));
-                    std::fs::write(dir.join(f), v).map_err(|e| format!("write {}/{f}: {e}", dir.display()))?;
+                    std::fs::write(dir.join(f), v)
+                        .map_err(|e| format!("write {}/{f}: {e}", dir.display()))?;
                 }
             }
         }
@@ -59,7 +67,12 @@ pub fn remove_pod_cgroup(path: &str) -> Result<(), String> {
         let dir = cgroup(ctrl, path);
         if dir.is_dir() {
             let subs: Vec<String> = std::fs::read_dir(&dir)
-                .map(|rd| rd.flatten().filter(|e| e.path().is_dir()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+                .map(|rd| {
+                    rd.flatten()
+                        .filter(|e| e.path().is_dir())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
                 .unwrap_or_default();
             if let Err(e) = std::fs::remove_dir(&dir) {
                 errs.push(format!("rmdir {}: {e} (children: {subs:?})", dir.display()));
@@ -107,9 +120,17 @@ pub fn runtime_list(binary: &Path, root: &Path) -> Result<Vec<String>, String> {
         .output()
         .map_err(|e| format!("{} list: {e}", binary.display()))?;
     if !out.status.success() && root.exists() {
-        return Err(format!("{} --root {} list -q: {}", binary.display(), root.display(), String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "{} --root {} list -q: {}",
+            binary.display(),
+            root.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect())
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect())
 }
 
 /// The runtime's `state ID` status field ("running", "stopped", ...).
@@ -121,7 +142,12 @@ pub fn runtime_status(binary: &Path, root: &Path, id: &str) -> Result<String, St
         .output()
         .map_err(|e| format!("{} state: {e}", binary.display()))?;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|_| {
-        format!("{} --root {} state {id}: {}", binary.display(), root.display(), String::from_utf8_lossy(&out.stderr).trim())
+        format!(
+            "{} --root {} state {id}: {}",
+            binary.display(),
+            root.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
     })?;
     Ok(v["status"].as_str().unwrap_or_default().to_string())
 }

@@ -29,7 +29,13 @@ pub const MASKED: &[&str] = &[
     "/proc/scsi",
     "/sys/firmware",
 ];
-pub const READONLY: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+pub const READONLY: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// A pod as the kubelet has it before RunPodSandbox: its uid, directories and sandbox config.
 #[derive(Clone)]
@@ -46,7 +52,10 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// A UUID-shaped pod uid, unique within this run.
 fn uid() -> String {
-    let n = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     let s = SEQ.fetch_add(1, Ordering::Relaxed);
     let p = std::process::id();
     format!(
@@ -81,7 +90,10 @@ impl Pod {
         host::make_pod_cgroup(&cgroup_parent)?;
         let labels = HashMap::from([
             ("io.kubernetes.pod.name".to_string(), name.to_string()),
-            ("io.kubernetes.pod.namespace".to_string(), NAMESPACE.to_string()),
+            (
+                "io.kubernetes.pod.namespace".to_string(),
+                NAMESPACE.to_string(),
+            ),
             ("io.kubernetes.pod.uid".to_string(), uid.clone()),
         ]);
         let network = if host_network {
@@ -96,7 +108,11 @@ impl Pod {
                 namespace: NAMESPACE.into(),
                 attempt: 0,
             }),
-            hostname: if host_network { String::new() } else { name.into() },
+            hostname: if host_network {
+                String::new()
+            } else {
+                name.into()
+            },
             log_directory: log_dir.display().to_string(),
             dns_config: Some(cri::DnsConfig {
                 servers: vec![DNS_SERVER.into()],
@@ -127,7 +143,11 @@ impl Pod {
     }
 
     pub fn host_network(&self) -> bool {
-        let ns = self.config.linux.as_ref().and_then(|l| l.security_context.as_ref());
+        let ns = self
+            .config
+            .linux
+            .as_ref()
+            .and_then(|l| l.security_context.as_ref());
         ns.and_then(|s| s.namespace_options.as_ref())
             .is_some_and(|n| n.network == cri::NamespaceMode::Node as i32)
     }
@@ -135,7 +155,13 @@ impl Pod {
     /// A container of this pod running `script` with `sh -c`, with the kubelet's defaults: the
     /// pod's labels, log path `<name>/<attempt>.log`, the termination-log mount, masked and
     /// read-only paths, pid namespace per container, and a RuntimeDefault seccomp profile.
-    pub fn container(&self, env: &Env, name: &str, attempt: u32, script: &str) -> Result<cri::ContainerConfig, String> {
+    pub fn container(
+        &self,
+        env: &Env,
+        name: &str,
+        attempt: u32,
+        script: &str,
+    ) -> Result<cri::ContainerConfig, String> {
         let cdir = self.log_dir.join(name);
         std::fs::create_dir_all(&cdir).map_err(|e| format!("mkdir {}: {e}", cdir.display()))?;
         let term = self.volumes.join(format!("../containers/{name}/{attempt}"));
@@ -152,7 +178,10 @@ impl Pod {
                 ..Default::default()
             }),
             command: vec!["sh".into(), "-c".into(), script.into()],
-            envs: vec![kv("KUBERNETES_SERVICE_HOST", "10.96.0.1"), kv("HOSTNAME", &self.name)],
+            envs: vec![
+                kv("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
+                kv("HOSTNAME", &self.name),
+            ],
             mounts: vec![cri::Mount {
                 container_path: "/dev/termination-log".into(),
                 host_path: term.display().to_string(),
@@ -160,8 +189,14 @@ impl Pod {
             }],
             labels,
             annotations: HashMap::from([
-                ("io.kubernetes.container.restartCount".into(), attempt.to_string()),
-                ("io.kubernetes.container.terminationMessagePath".into(), "/dev/termination-log".into()),
+                (
+                    "io.kubernetes.container.restartCount".into(),
+                    attempt.to_string(),
+                ),
+                (
+                    "io.kubernetes.container.terminationMessagePath".into(),
+                    "/dev/termination-log".into(),
+                ),
             ]),
             log_path: format!("{name}/{attempt}.log"),
             linux: Some(cri::LinuxContainerConfig {
@@ -212,5 +247,8 @@ pub fn security(c: &mut cri::ContainerConfig) -> &mut cri::LinuxContainerSecurit
 
 /// The container's resources (always present in configs made by `Pod::container`).
 pub fn resources(c: &mut cri::ContainerConfig) -> &mut cri::LinuxContainerResources {
-    c.linux.get_or_insert_with(Default::default).resources.get_or_insert_with(Default::default)
+    c.linux
+        .get_or_insert_with(Default::default)
+        .resources
+        .get_or_insert_with(Default::default)
 }

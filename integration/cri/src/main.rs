@@ -100,7 +100,10 @@ fn parse_args() -> (Env, String, usize) {
 
 fn main() {
     let (env, mode, rounds) = parse_args();
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("husk-cri-e2e: tokio runtime: {e}");

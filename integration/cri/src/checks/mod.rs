@@ -84,13 +84,21 @@ pub async fn start_pod(cx: &Ctx<'_>, pod: Pod) -> Result<Started, String> {
 fn record_sandbox(env: &Env, id: &str) {
     use std::io::Write;
     let p = env.work.join("sandboxes");
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(p) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+    {
         let _ = writeln!(f, "{id}");
     }
 }
 
 /// CreateContainer + StartContainer, then the container's init pid (verbose status).
-pub async fn start_container(cx: &Ctx<'_>, st: &mut Started, config: cri::ContainerConfig) -> Result<String, String> {
+pub async fn start_container(
+    cx: &Ctx<'_>,
+    st: &mut Started,
+    config: cri::ContainerConfig,
+) -> Result<String, String> {
     let id = cx.cri.create(&st.sandbox, config, &st.pod.config).await?;
     st.containers.push((id.clone(), 0));
     cx.cri.start(&id).await?;

@@ -29,11 +29,20 @@ pub async fn pod(cx: &Ctx<'_>, st: Started, detailed: bool) {
         }
     };
     if detailed {
-        cx.check(&format!("{kind} pod: StopContainer + RemoveContainer (gone from CRI and runtime)"), a);
-        cx.check(&format!("{kind} pod: StopPodSandbox (pause gone, netns removed)"), b);
+        cx.check(
+            &format!("{kind} pod: StopContainer + RemoveContainer (gone from CRI and runtime)"),
+            a,
+        );
+        cx.check(
+            &format!("{kind} pod: StopPodSandbox (pause gone, netns removed)"),
+            b,
+        );
         cx.check(&format!("{kind} pod: RemovePodSandbox leaves nothing (processes, cgroups, mounts, netns, runtime state)"), c);
     } else {
-        cx.check(&format!("{kind} pod: removed, nothing left"), a.and(b).and(c));
+        cx.check(
+            &format!("{kind} pod: removed, nothing left"),
+            a.and(b).and(c),
+        );
     }
 }
 
@@ -45,22 +54,41 @@ async fn containers(cx: &Ctx<'_>, st: &Started) -> Result<(), String> {
         cx.cri.remove(&c.id).await?;
     }
     let left = cx.cri.list_containers(&st.sandbox).await?;
-    ensure(left.is_empty(), || format!("{} containers still listed", left.len()))?;
+    ensure(left.is_empty(), || {
+        format!("{} containers still listed", left.len())
+    })?;
     let ids = host::runtime_list(&cx.h.binary, &cx.h.root)?;
-    let ours: Vec<&String> = ids.iter().filter(|i| st.containers.iter().any(|c| &&c.0 == i)).collect();
-    ensure(ours.is_empty(), || format!("the runtime still has {ours:?}"))
+    let ours: Vec<&String> = ids
+        .iter()
+        .filter(|i| st.containers.iter().any(|c| &&c.0 == i))
+        .collect();
+    ensure(ours.is_empty(), || {
+        format!("the runtime still has {ours:?}")
+    })
 }
 
 async fn stop(cx: &Ctx<'_>, st: &Started) -> Result<(), String> {
     cx.cri.stop_pod(&st.sandbox).await?;
-    let s = cx.cri.pod_status(&st.sandbox).await?.status.ok_or("no status")?;
-    ensure(s.state == cri::PodSandboxState::SandboxNotready as i32, || format!("state {}", s.state))?;
+    let s = cx
+        .cri
+        .pod_status(&st.sandbox)
+        .await?
+        .status
+        .ok_or("no status")?;
+    ensure(
+        s.state == cri::PodSandboxState::SandboxNotready as i32,
+        || format!("state {}", s.state),
+    )?;
     super::eventually(Duration::from_secs(5), || async {
-        ensure(!host::alive(st.pause_pid), || format!("pause pid {} alive", st.pause_pid))
+        ensure(!host::alive(st.pause_pid), || {
+            format!("pause pid {} alive", st.pause_pid)
+        })
     })
     .await?;
     if !st.pod.host_network() {
-        ensure(!Path::new(&st.netns).exists(), || format!("netns {} still there", st.netns))?;
+        ensure(!Path::new(&st.netns).exists(), || {
+            format!("netns {} still there", st.netns)
+        })?;
     }
     Ok(())
 }
@@ -68,13 +96,20 @@ async fn stop(cx: &Ctx<'_>, st: &Started) -> Result<(), String> {
 async fn remove(cx: &Ctx<'_>, st: &Started) -> Result<(), String> {
     cx.cri.remove_pod(&st.sandbox).await?;
     let pods = cx.cri.list_pods().await?;
-    ensure(!pods.iter().any(|p| p.id == st.sandbox), || "sandbox still listed".into())?;
+    ensure(!pods.iter().any(|p| p.id == st.sandbox), || {
+        "sandbox still listed".into()
+    })?;
     let mut pids = vec![st.pause_pid];
     pids.extend(st.containers.iter().map(|c| c.1));
-    let live: Vec<u64> = pids.into_iter().filter(|p| *p > 0 && host::alive(*p)).collect();
+    let live: Vec<u64> = pids
+        .into_iter()
+        .filter(|p| *p > 0 && host::alive(*p))
+        .collect();
     ensure(live.is_empty(), || format!("processes left: {live:?}"))?;
     let ids = host::runtime_list(&cx.h.binary, &cx.h.root)?;
-    ensure(!ids.contains(&st.sandbox), || "the runtime still has the sandbox".into())?;
+    ensure(!ids.contains(&st.sandbox), || {
+        "the runtime still has the sandbox".into()
+    })?;
     let mut mounts = host::mounts_with(&st.sandbox);
     for c in &st.containers {
         mounts.extend(host::mounts_with(&c.0));
@@ -89,14 +124,26 @@ async fn remove(cx: &Ctx<'_>, st: &Started) -> Result<(), String> {
 /// After all of a handler's pods: its runtime has no container left, and no pod cgroup is left.
 pub fn handler_empty(cx: &Ctx<'_>) {
     let r = host::runtime_list(&cx.h.binary, &cx.h.root).and_then(|ids| {
-        ensure(ids.is_empty(), || format!("{} list: {ids:?}", cx.h.binary.display()))
+        ensure(ids.is_empty(), || {
+            format!("{} list: {ids:?}", cx.h.binary.display())
+        })
     });
     let r = r.and_then(|()| {
-        let dir = host::cgroup("memory", &format!("/{}/kubepods/burstable", cx.env.cgroup_root));
+        let dir = host::cgroup(
+            "memory",
+            &format!("/{}/kubepods/burstable", cx.env.cgroup_root),
+        );
         let left: Vec<String> = std::fs::read_dir(&dir)
-            .map(|rd| rd.flatten().filter(|e| e.path().is_dir()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
-        ensure(left.is_empty(), || format!("pod cgroups left in {}: {left:?}", dir.display()))
+        ensure(left.is_empty(), || {
+            format!("pod cgroups left in {}: {left:?}", dir.display())
+        })
     });
     cx.check("no container or pod cgroup left after all pods", r);
 }

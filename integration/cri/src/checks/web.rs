@@ -12,6 +12,7 @@ use crate::kube::{self, Pod, DNS_SEARCH, DNS_SERVER};
 use crate::report::ensure;
 
 const APP: &str = "echo started $FOO
+sleep 3600 &
 trap 'echo got-term; exit 0' TERM
 while :; do
   if [ -f /data/say ]; then cat /data/say; rm -f /data/say; fi
@@ -25,21 +26,39 @@ pub async fn run(cx: &Ctx<'_>) {
     let pod = match Pod::new(cx.env, &name, false) {
         Ok(p) => p,
         Err(e) => {
-            cx.check("RunPodSandbox (handler, cgroup parent, DNS, hostname)", Err(e));
+            cx.check(
+                "RunPodSandbox (handler, cgroup parent, DNS, hostname)",
+                Err(e),
+            );
             return;
         }
     };
     let mut st = match start_pod(cx, pod).await {
         Ok(st) => st,
         Err(e) => {
-            cx.check("RunPodSandbox (handler, cgroup parent, DNS, hostname)", Err(e));
+            cx.check(
+                "RunPodSandbox (handler, cgroup parent, DNS, hostname)",
+                Err(e),
+            );
             return;
         }
     };
-    cx.check("RunPodSandbox (handler, cgroup parent, DNS, hostname)", Ok(()));
-    cx.check("PodSandboxStatus (ready, pod IP from CNI, handler)", sandbox_status(cx, &st).await);
-    cx.check("sandbox runs under the handler's runtime", sandbox_runtime(cx, &st));
-    cx.check("sandbox cgroup under the pod cgroup", in_cgroup(&st.pod.cgroup_parent, &st.sandbox, st.pause_pid));
+    cx.check(
+        "RunPodSandbox (handler, cgroup parent, DNS, hostname)",
+        Ok(()),
+    );
+    cx.check(
+        "PodSandboxStatus (ready, pod IP from CNI, handler)",
+        sandbox_status(cx, &st).await,
+    );
+    cx.check(
+        "sandbox runs under the handler's runtime",
+        sandbox_runtime(cx, &st),
+    );
+    cx.check(
+        "sandbox cgroup under the pod cgroup",
+        in_cgroup(&st.pod.cgroup_parent, &st.sandbox, st.pause_pid),
+    );
     match app(cx, &mut st).await {
         Ok(id) => {
             cx.check("CreateContainer + StartContainer (kubelet config)", Ok(()));
@@ -54,13 +73,22 @@ pub async fn run(cx: &Ctx<'_>) {
 }
 
 async fn sandbox_status(cx: &Ctx<'_>, st: &Started) -> Result<(), String> {
-    let s = cx.cri.pod_status(&st.sandbox).await?.status.ok_or("no status")?;
-    ensure(s.state == cri::PodSandboxState::SandboxReady as i32, || format!("state {}", s.state))?;
+    let s = cx
+        .cri
+        .pod_status(&st.sandbox)
+        .await?
+        .status
+        .ok_or("no status")?;
+    ensure(s.state == cri::PodSandboxState::SandboxReady as i32, || {
+        format!("state {}", s.state)
+    })?;
     let ip = s.network.map(|n| n.ip).unwrap_or_default();
     ensure(ip.starts_with(&format!("{}.", cx.env.subnet)), || {
         format!("pod IP '{ip}' not in {}.0/24", cx.env.subnet)
     })?;
-    ensure(s.runtime_handler == cx.h.name, || format!("runtime_handler '{}'", s.runtime_handler))?;
+    ensure(s.runtime_handler == cx.h.name, || {
+        format!("runtime_handler '{}'", s.runtime_handler)
+    })?;
     ensure(st.pause_pid > 0 && !st.netns.is_empty(), || {
         format!("verbose info: pid {} netns '{}'", st.pause_pid, st.netns)
     })
@@ -69,7 +97,13 @@ async fn sandbox_status(cx: &Ctx<'_>, st: &Started) -> Result<(), String> {
 /// The runtime of this handler (its binary, its root) has the sandbox running.
 fn sandbox_runtime(cx: &Ctx<'_>, st: &Started) -> Result<(), String> {
     let s = host::runtime_status(&cx.h.binary, &cx.h.root, &st.sandbox)?;
-    ensure(s == "running", || format!("{} state {}: status '{s}'", cx.h.binary.display(), st.sandbox))
+    ensure(s == "running", || {
+        format!(
+            "{} state {}: status '{s}'",
+            cx.h.binary.display(),
+            st.sandbox
+        )
+    })
 }
 
 /// The container `id` has the cgroup `<parent>/<id>` (memory, cpu, pids) holding `pid`.
@@ -89,7 +123,8 @@ async fn app(cx: &Ctx<'_>, st: &mut Started) -> Result<String, String> {
     host::write_file(&conf.join("app.conf"), "hello-config\n")?;
     let data = st.pod.volumes.join("kubernetes.io~empty-dir/data");
     std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
-    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o777)).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .map_err(|e| e.to_string())?;
     let mut c = st.pod.container(cx.env, "app", 0, APP)?;
     c.envs.push(kube::kv("FOO", "bar"));
     c.working_dir = "/data".into();
@@ -108,7 +143,13 @@ async fn app(cx: &Ctx<'_>, st: &mut Started) -> Result<String, String> {
     s.readonly_rootfs = true;
     s.no_new_privs = true;
     let id = start_container(cx, st, c).await?;
-    cx.cri.wait_state(&id, cri::ContainerState::ContainerRunning, Duration::from_secs(10)).await?;
+    cx.cri
+        .wait_state(
+            &id,
+            cri::ContainerState::ContainerRunning,
+            Duration::from_secs(10),
+        )
+        .await?;
     Ok(id)
 }
 
@@ -123,15 +164,36 @@ pub fn mount(ctr: &str, host: &std::path::Path, ro: bool) -> cri::Mount {
 
 async fn app_checks(cx: &Ctx<'_>, st: &mut Started, id: &str) {
     let pod = &st.pod.name;
-    let r = cx.cri.sh(id, "echo $(id -u):$(id -g) $FOO $(pwd) $(hostname)").await;
-    cx.check("process: run_as_user/group, env, working dir, hostname", want(r, &format!("1000:1000 bar /data {pod}")));
-    cx.check("capabilities drop ALL + add NET_BIND_SERVICE, no_new_privs, RuntimeDefault seccomp", security(cx, id).await);
-    cx.check("read-only rootfs, read-only mount, volume", mounts(cx, st, id).await);
+    let r = cx
+        .cri
+        .sh(id, "echo $(id -u):$(id -g) $FOO $(pwd) $(hostname)")
+        .await;
+    cx.check(
+        "process: run_as_user/group, env, working dir, hostname",
+        want(r, &format!("1000:1000 bar /data {pod}")),
+    );
+    cx.check(
+        "capabilities drop ALL + add NET_BIND_SERVICE, no_new_privs, RuntimeDefault seccomp",
+        security(cx, id).await,
+    );
+    cx.check(
+        "read-only rootfs, read-only mount, volume",
+        mounts(cx, st, id).await,
+    );
     cx.check("DNS config and hostname files", dns(cx, id, pod).await);
-    cx.check("masked and read-only paths (kubelet's defaults)", masked(cx, id).await);
-    cx.check("cgroup limits and oom_score_adj", limits(st, id, 64 * MIB, 50_000, 512));
+    cx.check(
+        "masked and read-only paths (kubelet's defaults)",
+        masked(cx, id).await,
+    );
+    cx.check(
+        "cgroup limits and oom_score_adj",
+        limits(st, id, 64 * MIB, 50_000, 512),
+    );
     probes(cx, id).await;
-    cx.check("UpdateContainerResources (memory, CPU quota)", update(cx, st, id).await);
+    cx.check(
+        "UpdateContainerResources (memory, CPU quota)",
+        update(cx, st, id).await,
+    );
     super::life::stats(cx, st, id).await;
     super::life::logs(cx, st, id).await;
     super::life::share(cx, st, id).await;
@@ -141,13 +203,26 @@ async fn app_checks(cx: &Ctx<'_>, st: &mut Started, id: &str) {
 /// container (runtimes mask with /dev/null or a read-only tmpfs), each read-only path a
 /// read-only mount.
 async fn masked(cx: &Ctx<'_>, id: &str) -> Result<(), String> {
-    let out = cx.cri.sh(id, "awk '{print $5, substr($6,1,2)}' /proc/self/mountinfo").await?;
+    let out = cx
+        .cri
+        .sh(id, "awk '{print $5, substr($6,1,2)}' /proc/self/mountinfo")
+        .await?;
     let mounts: Vec<(&str, &str)> = out.lines().filter_map(|l| l.split_once(' ')).collect();
-    for p in kube::MASKED.iter().filter(|p| std::path::Path::new(p).exists()) {
-        ensure(mounts.iter().any(|m| m.0 == *p), || format!("{p} is not masked"))?;
+    for p in kube::MASKED
+        .iter()
+        .filter(|p| std::path::Path::new(p).exists())
+    {
+        ensure(mounts.iter().any(|m| m.0 == *p), || {
+            format!("{p} is not masked")
+        })?;
     }
-    for p in kube::READONLY.iter().filter(|p| std::path::Path::new(p).exists()) {
-        ensure(mounts.iter().any(|m| m.0 == *p && m.1 == "ro"), || format!("{p} is not a read-only mount"))?;
+    for p in kube::READONLY
+        .iter()
+        .filter(|p| std::path::Path::new(p).exists())
+    {
+        ensure(mounts.iter().any(|m| m.0 == *p && m.1 == "ro"), || {
+            format!("{p} is not a read-only mount")
+        })?;
     }
     Ok(())
 }
@@ -159,21 +234,47 @@ pub fn want(r: Result<String, String>, want: &str) -> Result<(), String> {
 }
 
 async fn security(cx: &Ctx<'_>, id: &str) -> Result<(), String> {
-    let out = cx.cri.sh(id, "grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/self/status").await?;
-    let got: Vec<String> = out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
-    let want = ["CapEff: 0000000000000000", "CapBnd: 0000000000000400", "NoNewPrivs: 1", "Seccomp: 2"];
-    ensure(want.iter().all(|w| got.iter().any(|g| g == w)), || format!("got {got:?}, wanted {want:?}"))
+    let out = cx
+        .cri
+        .sh(
+            id,
+            "grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/self/status",
+        )
+        .await?;
+    let got: Vec<String> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let want = [
+        "CapEff: 0000000000000000",
+        "CapBnd: 0000000000000400",
+        "NoNewPrivs: 1",
+        "Seccomp: 2",
+    ];
+    ensure(want.iter().all(|w| got.iter().any(|g| g == w)), || {
+        format!("got {got:?}, wanted {want:?}")
+    })
 }
 
 async fn mounts(cx: &Ctx<'_>, st: &Started, id: &str) -> Result<(), String> {
     let script = "(touch /x) 2>/dev/null && echo root-rw || echo root-ro
         (echo x >/config/app.conf) 2>/dev/null && echo config-rw || echo config-ro
         cat /config/app.conf; echo from-pod >/data/f && echo data-rw";
-    let got = cx.cri.sh(id, script).await?.split_whitespace().collect::<Vec<_>>().join(" ");
-    ensure(got == "root-ro config-ro hello-config data-rw", || format!("got '{got}'"))?;
+    let got = cx
+        .cri
+        .sh(id, script)
+        .await?
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    ensure(got == "root-ro config-ro hello-config data-rw", || {
+        format!("got '{got}'")
+    })?;
     let f = st.pod.volumes.join("kubernetes.io~empty-dir/data/f");
     let on_host = host::read(&f);
-    ensure(on_host == "from-pod", || format!("{} holds '{on_host}'", f.display()))
+    ensure(on_host == "from-pod", || {
+        format!("{} holds '{on_host}'", f.display())
+    })
 }
 
 async fn dns(cx: &Ctx<'_>, id: &str, pod: &str) -> Result<(), String> {
@@ -183,7 +284,9 @@ async fn dns(cx: &Ctx<'_>, id: &str, pod: &str) -> Result<(), String> {
         format!("search {DNS_SEARCH} svc.cluster.local"),
         "options ndots:5".to_string(),
     ] {
-        ensure(conf.lines().any(|l| l.trim() == line), || format!("resolv.conf lacks '{line}': {conf:?}"))?;
+        ensure(conf.lines().any(|l| l.trim() == line), || {
+            format!("resolv.conf lacks '{line}': {conf:?}")
+        })?;
     }
     want(cx.cri.sh(id, "cat /etc/hostname").await, pod)
 }
@@ -191,7 +294,12 @@ async fn dns(cx: &Ctx<'_>, id: &str, pod: &str) -> Result<(), String> {
 /// The container's cgroup (under the pod's) has these limits; its init has the kubelet's
 /// oom_score_adj.
 fn limits(st: &Started, id: &str, mem: i64, quota: i64, shares: i64) -> Result<(), String> {
-    let pid = st.containers.iter().find(|c| c.0 == id).map(|c| c.1).unwrap_or(0);
+    let pid = st
+        .containers
+        .iter()
+        .find(|c| c.0 == id)
+        .map(|c| c.1)
+        .unwrap_or(0);
     in_cgroup(&st.pod.cgroup_parent, id, pid)?;
     let cg = format!("{}/{id}", st.pod.cgroup_parent);
     let got = [
@@ -200,20 +308,43 @@ fn limits(st: &Started, id: &str, mem: i64, quota: i64, shares: i64) -> Result<(
         host::read(host::cgroup("cpu", &cg).join("cpu.shares")),
         host::read(format!("/proc/{pid}/oom_score_adj")),
     ];
-    let want = [mem.to_string(), quota.to_string(), shares.to_string(), "900".into()];
-    ensure(got == want, || format!("memory limit, cfs quota, shares, oom_score_adj: got {got:?}, wanted {want:?}"))
+    let want = [
+        mem.to_string(),
+        quota.to_string(),
+        shares.to_string(),
+        "900".into(),
+    ];
+    ensure(got == want, || {
+        format!("memory limit, cfs quota, shares, oom_score_adj: got {got:?}, wanted {want:?}")
+    })
 }
 
 async fn probes(cx: &Ctx<'_>, id: &str) {
     let r = cx.cri.exec(id, &["sh", "-c", "echo alive"], 5).await;
-    cx.check("ExecSync liveness probe (exit 0, stdout)", r.and_then(|e| {
-        ensure(e.code == 0 && e.stdout == "alive\n", || format!("exit {} stdout {:?}", e.code, e.stdout))
-    }));
-    let r = cx.cri.exec(id, &["sh", "-c", "echo not-ready >&2; exit 3"], 5).await;
-    cx.check("ExecSync failing probe (exit 3, stderr)", r.and_then(|e| {
-        ensure(e.code == 3 && e.stderr == "not-ready\n", || format!("exit {} stderr {:?}", e.code, e.stderr))
-    }));
-    cx.check("ExecSync probe timeout (1 s, probe process killed)", timeout_probe(cx, id).await);
+    cx.check(
+        "ExecSync liveness probe (exit 0, stdout)",
+        r.and_then(|e| {
+            ensure(e.code == 0 && e.stdout == "alive\n", || {
+                format!("exit {} stdout {:?}", e.code, e.stdout)
+            })
+        }),
+    );
+    let r = cx
+        .cri
+        .exec(id, &["sh", "-c", "echo not-ready >&2; exit 3"], 5)
+        .await;
+    cx.check(
+        "ExecSync failing probe (exit 3, stderr)",
+        r.and_then(|e| {
+            ensure(e.code == 3 && e.stderr == "not-ready\n", || {
+                format!("exit {} stderr {:?}", e.code, e.stderr)
+            })
+        }),
+    );
+    cx.check(
+        "ExecSync probe timeout (1 s, probe process killed)",
+        timeout_probe(cx, id).await,
+    );
 }
 
 async fn timeout_probe(cx: &Ctx<'_>, id: &str) -> Result<(), String> {
@@ -225,11 +356,16 @@ async fn timeout_probe(cx: &Ctx<'_>, id: &str) -> Result<(), String> {
         Err(e) if !e.contains("timeout") && !e.contains("deadline") => return Err(e),
         Err(_) => {}
     }
-    ensure(took >= Duration::from_secs(1) && took < Duration::from_secs(10), || format!("answered after {took:?}"))?;
+    ensure(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(10),
+        || format!("answered after {took:?}"),
+    )?;
     let script = "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' <$f; echo; done 2>/dev/null | grep -c '^sleep 37' || true";
     eventually(Duration::from_secs(5), || async {
         let n = cx.cri.sh(id, script).await?;
-        ensure(n == "0", || format!("{n} `sleep 37` probe processes still running"))
+        ensure(n == "0", || {
+            format!("{n} `sleep 37` probe processes still running")
+        })
     })
     .await
 }
@@ -247,6 +383,11 @@ async fn update(cx: &Ctx<'_>, st: &Started, id: &str) -> Result<(), String> {
         }),
         ..Default::default()
     };
-    crate::cri::bounded(cx.cri.timeout, "UpdateContainerResources", cx.cri.rt.clone().update_container_resources(req)).await?;
+    crate::cri::bounded(
+        cx.cri.timeout,
+        "UpdateContainerResources",
+        cx.cri.rt.clone().update_container_resources(req),
+    )
+    .await?;
     limits(st, id, 128 * MIB, 20_000, 512)
 }
