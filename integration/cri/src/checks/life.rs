@@ -219,7 +219,7 @@ pub async fn share(cx: &Ctx<'_>, st: &mut Started, app: &str) {
 pub async fn web(cx: &Ctx<'_>, st: &mut Started, app: &str) {
     cx.check(
         "StopContainer, TERM handled (exit 0, Completed)",
-        stop(cx, st, app, 30, 0, "Completed", 0..10).await,
+        stop(cx, app, 30, 0, "Completed", 0..10).await,
     );
     let r = async {
         let c = st.pod.container(
@@ -237,7 +237,7 @@ pub async fn web(cx: &Ctx<'_>, st: &mut Started, app: &str) {
             )
             .await?;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        stop(cx, st, &id, 2, 137, "Error", 2..15).await
+        stop(cx, &id, 2, 137, "Error", 2..15).await
     };
     cx.check(
         "StopContainer grace period, TERM ignored (KILL after 2 s, exit 137)",
@@ -248,7 +248,6 @@ pub async fn web(cx: &Ctx<'_>, st: &mut Started, app: &str) {
 
 async fn stop(
     cx: &Ctx<'_>,
-    st: &Started,
     id: &str,
     grace: i64,
     code: i32,
@@ -273,7 +272,6 @@ async fn stop(
     ensure(secs.contains(&took.as_secs()), || {
         format!("StopContainer took {took:?}, wanted {secs:?} s")
     })?;
-    let _ = st;
     Ok(())
 }
 
