@@ -150,6 +150,10 @@ async fn app(cx: &Ctx<'_>, st: &mut Started) -> Result<String, String> {
             Duration::from_secs(10),
         )
         .await?;
+    let s = host::runtime_status(&cx.h.binary, &cx.h.root, &id)?;
+    ensure(s == "running", || {
+        format!("{} state {id}: status '{s}'", cx.h.binary.display())
+    })?;
     Ok(id)
 }
 
