@@ -142,19 +142,33 @@ impl Pod {
         })
     }
 
-    pub fn host_network(&self) -> bool {
-        let ns = self
+    /// The sandbox's namespace options (the containers get the same, as from the kubelet).
+    fn namespaces(&self) -> cri::NamespaceOption {
+        let sc = self
             .config
             .linux
             .as_ref()
             .and_then(|l| l.security_context.as_ref());
-        ns.and_then(|s| s.namespace_options.as_ref())
-            .is_some_and(|n| n.network == cri::NamespaceMode::Node as i32)
+        sc.and_then(|s| s.namespace_options.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn host_network(&self) -> bool {
+        self.namespaces().network == cri::NamespaceMode::Node as i32
+    }
+
+    /// shareProcessNamespace: one pid namespace for the pod (the pause process is its PID 1).
+    pub fn share_pid(&mut self) {
+        let sc = self.config.linux.get_or_insert_with(Default::default);
+        let sc = sc.security_context.get_or_insert_with(Default::default);
+        sc.namespace_options
+            .get_or_insert_with(Default::default)
+            .pid = cri::NamespaceMode::Pod as i32;
     }
 
     /// A container of this pod running `script` with `sh -c`, with the kubelet's defaults: the
     /// pod's labels, log path `<name>/<attempt>.log`, the termination-log mount, masked and
-    /// read-only paths, pid namespace per container, and a RuntimeDefault seccomp profile.
+    /// read-only paths, the pod's namespace modes, and a RuntimeDefault seccomp profile.
     pub fn container(
         &self,
         env: &Env,
@@ -207,11 +221,7 @@ impl Pod {
                     ..Default::default()
                 }),
                 security_context: Some(cri::LinuxContainerSecurityContext {
-                    namespace_options: Some(ns_options(if self.host_network() {
-                        cri::NamespaceMode::Node
-                    } else {
-                        cri::NamespaceMode::Pod
-                    })),
+                    namespace_options: Some(self.namespaces()),
                     masked_paths: MASKED.iter().map(|s| s.to_string()).collect(),
                     readonly_paths: READONLY.iter().map(|s| s.to_string()).collect(),
                     seccomp: Some(runtime_default()),

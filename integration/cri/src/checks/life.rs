@@ -381,17 +381,18 @@ pub async fn oom(cx: &Ctx<'_>) {
 
 pub async fn host_network(cx: &Ctx<'_>) {
     let r = async {
-        let pod = Pod::new(cx.env, &format!("hostnet-{}", cx.h.name), true)?;
+        let mut pod = Pod::new(cx.env, &format!("hostnet-{}", cx.h.name), true)?;
+        pod.share_pid();
         let mut st = start_pod(cx, pod).await?;
         let r = async {
             let c = st.pod.container(cx.env, "main", 0, "sleep 3600")?;
             let id = start_container(cx, &mut st, c).await?;
             let got = cx
                 .cri
-                .sh(&id, "echo $(readlink /proc/self/ns/net) $(hostname)")
+                .sh(&id, "echo $(readlink /proc/self/ns/net) $(hostname) $(tr -d '\\0' </proc/1/cmdline)")
                 .await?;
             let want = format!(
-                "{} {}",
+                "{} {} /pause",
                 host::ns("self", "net"),
                 host::read("/proc/sys/kernel/hostname")
             );
@@ -404,11 +405,17 @@ pub async fn host_network(cx: &Ctx<'_>) {
     };
     match r.await {
         Ok((st, r)) => {
-            cx.check("hostNetwork pod (host netns and hostname)", r);
+            cx.check(
+                "hostNetwork + shareProcessNamespace pod (host netns and hostname, pause is PID 1)",
+                r,
+            );
             super::teardown::pod(cx, st, false).await;
         }
         Err(e) => {
-            cx.check("hostNetwork pod (host netns and hostname)", Err(e));
+            cx.check(
+                "hostNetwork + shareProcessNamespace pod (host netns and hostname, pause is PID 1)",
+                Err(e),
+            );
         }
     }
 }

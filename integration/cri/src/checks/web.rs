@@ -24,7 +24,13 @@ const MIB: i64 = 1 << 20;
 pub async fn run(cx: &Ctx<'_>) {
     let name = format!("web-{}", cx.h.name);
     let pod = match Pod::new(cx.env, &name, false) {
-        Ok(p) => p,
+        Ok(mut p) => {
+            // A safe sysctl, as a pod's securityContext.sysctls gives it (the pod's netns).
+            let l = p.config.linux.get_or_insert_with(Default::default);
+            l.sysctls
+                .insert("net.ipv4.ip_unprivileged_port_start".into(), "80".into());
+            p
+        }
         Err(e) => {
             cx.check(
                 "RunPodSandbox (handler, cgroup parent, DNS, hostname)",
@@ -135,6 +141,7 @@ async fn app(cx: &Ctx<'_>, st: &mut Started) -> Result<String, String> {
     let s = kube::security(&mut c);
     s.run_as_user = Some(cri::Int64Value { value: 1000 });
     s.run_as_group = Some(cri::Int64Value { value: 1000 });
+    s.supplemental_groups = vec![2000];
     s.capabilities = Some(cri::Capability {
         add_capabilities: vec!["NET_BIND_SERVICE".into()],
         drop_capabilities: vec!["ALL".into()],
@@ -170,11 +177,11 @@ async fn app_checks(cx: &Ctx<'_>, st: &mut Started, id: &str) {
     let pod = &st.pod.name;
     let r = cx
         .cri
-        .sh(id, "echo $(id -u):$(id -g) $FOO $(pwd) $(hostname)")
+        .sh(id, "echo $(id -u):$(id -g):$(id -G | tr ' ' ,) $FOO $(pwd) $(hostname) $(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)")
         .await;
     cx.check(
-        "process: run_as_user/group, env, working dir, hostname",
-        want(r, &format!("1000:1000 bar /data {pod}")),
+        "process: run_as_user/group, supplemental groups, env, working dir, hostname, pod sysctl",
+        want(r, &format!("1000:1000:1000,2000 bar /data {pod} 80")),
     );
     cx.check(
         "capabilities drop ALL + add NET_BIND_SERVICE, no_new_privs, RuntimeDefault seccomp",
