@@ -2,8 +2,12 @@
 //! probes, resources, stats, logs, shared network and IPC, stop with grace period, restart), a
 //! pod whose container is OOM-killed, a hostNetwork pod, and after each removal: nothing left.
 
-mod life;
 mod node;
+mod observe;
+mod pods;
+mod probes;
+mod share;
+mod stop;
 mod teardown;
 mod web;
 
@@ -44,8 +48,8 @@ pub async fn run(cri: &Cri, env: &Env) -> i32 {
     for h in &env.handlers {
         let cx = Ctx { cri, env, h };
         web::run(&cx).await;
-        life::oom(&cx).await;
-        life::host_network(&cx).await;
+        pods::oom(&cx).await;
+        pods::host_network(&cx).await;
         teardown::handler_empty(&cx);
     }
     report::exit_code()

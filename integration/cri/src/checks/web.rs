@@ -2,11 +2,11 @@
 //! config, then probes, resources, stats, logs; a `server` container sharing its network and
 //! IPC; stops with grace periods and a restarted container (life.rs); teardown (teardown.rs).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_cri::v1 as cri;
 
-use super::{eventually, start_container, start_pod, Ctx, Started};
+use super::{start_container, start_pod, Ctx, Started};
 use crate::host;
 use crate::kube::{self, Pod, DNS_SEARCH, DNS_SERVER};
 use crate::report::ensure;
@@ -19,7 +19,7 @@ while :; do
   sleep 0.2
 done";
 
-const MIB: i64 = 1 << 20;
+pub const MIB: i64 = 1 << 20;
 
 pub async fn run(cx: &Ctx<'_>) {
     let name = format!("web-{}", cx.h.name);
@@ -69,7 +69,7 @@ pub async fn run(cx: &Ctx<'_>) {
         Ok(id) => {
             cx.check("CreateContainer + StartContainer (kubelet config)", Ok(()));
             app_checks(cx, &mut st, &id).await;
-            super::life::web(cx, &mut st, &id).await;
+            super::stop::run(cx, &mut st, &id).await;
         }
         Err(e) => {
             cx.check("CreateContainer + StartContainer (kubelet config)", Err(e));
@@ -200,14 +200,14 @@ async fn app_checks(cx: &Ctx<'_>, st: &mut Started, id: &str) {
         "cgroup limits and oom_score_adj",
         limits(st, id, 64 * MIB, 50_000, 512),
     );
-    probes(cx, id).await;
+    super::probes::probes(cx, id).await;
     cx.check(
         "UpdateContainerResources (memory, CPU quota)",
-        update(cx, st, id).await,
+        super::probes::update(cx, st, id).await,
     );
-    super::life::stats(cx, st, id).await;
-    super::life::logs(cx, st, id).await;
-    super::life::share(cx, st, id).await;
+    super::observe::stats(cx, st, id).await;
+    super::observe::logs(cx, st, id).await;
+    super::share::share(cx, st, id).await;
 }
 
 /// Each of the kubelet's masked paths that exists on the host is a mount point in the
@@ -304,7 +304,7 @@ async fn dns(cx: &Ctx<'_>, id: &str, pod: &str) -> Result<(), String> {
 
 /// The container's cgroup (under the pod's) has these limits; its init has the kubelet's
 /// oom_score_adj.
-fn limits(st: &Started, id: &str, mem: i64, quota: i64, shares: i64) -> Result<(), String> {
+pub fn limits(st: &Started, id: &str, mem: i64, quota: i64, shares: i64) -> Result<(), String> {
     let pid = st
         .containers
         .iter()
@@ -328,77 +328,4 @@ fn limits(st: &Started, id: &str, mem: i64, quota: i64, shares: i64) -> Result<(
     ensure(got == want, || {
         format!("memory limit, cfs quota, shares, oom_score_adj: got {got:?}, wanted {want:?}")
     })
-}
-
-async fn probes(cx: &Ctx<'_>, id: &str) {
-    let r = cx.cri.exec(id, &["sh", "-c", "echo alive"], 5).await;
-    cx.check(
-        "ExecSync liveness probe (exit 0, stdout)",
-        r.and_then(|e| {
-            ensure(e.code == 0 && e.stdout == "alive\n", || {
-                format!("exit {} stdout {:?}", e.code, e.stdout)
-            })
-        }),
-    );
-    let r = cx
-        .cri
-        .exec(id, &["sh", "-c", "echo not-ready >&2; exit 3"], 5)
-        .await;
-    cx.check(
-        "ExecSync failing probe (exit 3, stderr)",
-        r.and_then(|e| {
-            ensure(e.code == 3 && e.stderr == "not-ready\n", || {
-                format!("exit {} stderr {:?}", e.code, e.stderr)
-            })
-        }),
-    );
-    cx.check(
-        "ExecSync probe timeout (1 s, probe process killed)",
-        timeout_probe(cx, id).await,
-    );
-}
-
-async fn timeout_probe(cx: &Ctx<'_>, id: &str) -> Result<(), String> {
-    let t0 = Instant::now();
-    let r = cx.cri.exec(id, &["sleep", "37"], 1).await;
-    let took = t0.elapsed();
-    match r {
-        Ok(e) => return Err(format!("no timeout: exit {} after {took:?}", e.code)),
-        Err(e) if !e.contains("timeout") && !e.contains("deadline") => return Err(e),
-        Err(_) => {}
-    }
-    ensure(
-        took >= Duration::from_secs(1) && took < Duration::from_secs(10),
-        || format!("answered after {took:?}"),
-    )?;
-    let script = "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' <$f; echo; done 2>/dev/null | grep -c '^sleep 37' || true";
-    eventually(Duration::from_secs(5), || async {
-        let n = cx.cri.sh(id, script).await?;
-        ensure(n == "0", || {
-            format!("{n} `sleep 37` probe processes still running")
-        })
-    })
-    .await
-}
-
-async fn update(cx: &Ctx<'_>, st: &Started, id: &str) -> Result<(), String> {
-    let req = cri::UpdateContainerResourcesRequest {
-        container_id: id.into(),
-        linux: Some(cri::LinuxContainerResources {
-            cpu_period: 100_000,
-            cpu_quota: 20_000,
-            cpu_shares: 512,
-            memory_limit_in_bytes: 128 * MIB,
-            oom_score_adj: 900,
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    crate::cri::bounded(
-        cx.cri.timeout,
-        "UpdateContainerResources",
-        cx.cri.rt.clone().update_container_resources(req),
-    )
-    .await?;
-    limits(st, id, 128 * MIB, 20_000, 512)
 }
