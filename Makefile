@@ -9,7 +9,7 @@ OUT = $(abspath $(or $(CARGO_TARGET_DIR),target))/$(or $(HOST_TUPLE),$(error rus
 HUSK_RELEASE = $(OUT)/release/husk
 DEMO_DIR ?= /var/tmp/husk-demo
 
-.PHONY: all build release deps demo test unit integration cgroup-v2 e2e lint clean
+.PHONY: all build release deps demo test unit integration cgroup-v2 e2e cri lint clean
 
 all: release
 
@@ -46,7 +46,13 @@ e2e: build
 	integration/run.sh --runtime $(OUT)/debug/husk all
 	@if command -v runc >/dev/null; then integration/run.sh --runtime "$$(command -v runc)" all; fi
 
-test: deps lint unit integration cgroup-v2 e2e conformance
+# containerd's CRI (Kubernetes' path) with husk and runc as RuntimeClass handlers of one
+# containerd, driven by the kubelet-shaped client of integration/cri; also prints pod start and
+# ExecSync latency, husk vs runc (CRI_BENCH_ROUNDS rounds, default 5; integration/README.md, "CRI").
+cri: build
+	integration/run.sh --runtime $(OUT)/debug/husk cri
+
+test: deps lint unit integration cgroup-v2 e2e cri conformance
 
 clean:
 	$(CARGO) clean

@@ -30,9 +30,12 @@ EOF
 # sha_of FILE: the sha256 hex digest.
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
 
-# build_oci_layout ROOTFS_TAR OUT_TAR: one-layer OCI image layout named $IMAGE_REF.
+# build_oci_layout ROOTFS_TAR OUT_TAR [REF [CONFIG]]: one-layer OCI image layout named REF
+# (default $IMAGE_REF); CONFIG is the image config's "config" object (default: busybox's PATH,
+# Cmd sh).
+BUSYBOX_CONFIG='{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"],"WorkingDir":"/"}'
 build_oci_layout() {
-    local tar=$1 out=$2 d
+    local tar=$1 out=$2 ref=${3:-$IMAGE_REF} config=${4:-$BUSYBOX_CONFIG} d
     d=$(mktemp -d "$WORK/oci.XXXX")
     mkdir -p "$d/blobs/sha256"
     gzip -n -c "$tar" >"$d/layer.tar.gz"
@@ -41,8 +44,8 @@ build_oci_layout() {
     layer=$(sha_of "$d/layer.tar.gz")
     layer_size=$(stat -c %s "$d/layer.tar.gz")
     mv "$d/layer.tar.gz" "$d/blobs/sha256/$layer"
-    printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created_by":"husk integration (busybox-static)"}]}' \
-        "$diff_id" >"$d/config.json"
+    printf '{"architecture":"amd64","os":"linux","config":%s,"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created_by":"husk integration (busybox-static)"}]}' \
+        "$config" "$diff_id" >"$d/config.json"
     cfg=$(sha_of "$d/config.json")
     cfg_size=$(stat -c %s "$d/config.json")
     mv "$d/config.json" "$d/blobs/sha256/$cfg"
@@ -52,7 +55,7 @@ build_oci_layout() {
     man_size=$(stat -c %s "$d/manifest.json")
     mv "$d/manifest.json" "$d/blobs/sha256/$man"
     printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"latest"}}]}' \
-        "$man" "$man_size" "$IMAGE_REF" >"$d/index.json"
+        "$man" "$man_size" "$ref" >"$d/index.json"
     printf '{"imageLayoutVersion":"1.0.0"}' >"$d/oci-layout"
     tar -C "$d" -cf "$out" oci-layout index.json blobs
     rm -rf "$d"
