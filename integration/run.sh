@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# End-to-end client suites: Podman (via conmon) and containerd (ctr + containerd-shim-runc-v2)
-# driving an OCI runtime given by path. See integration/README.md.
+# End-to-end client suites: Podman (via conmon), containerd (ctr + containerd-shim-runc-v2) and
+# Docker (dockerd + its containerd) driving an OCI runtime given by path. See integration/README.md.
 #
-#   integration/run.sh [--runtime PATH] [--keep] [--results FILE] [podman|containerd|all]
+#   integration/run.sh [--runtime PATH] [--keep] [--results FILE] [podman|containerd|docker|all]
 #
 # Without --runtime, husk is built (cargo build --release -p husk) and tested. --keep keeps the
 # work dir (commands.log has every command with its output); --results writes one line per
@@ -23,13 +23,13 @@ while [ $# -gt 0 ]; do
     --runtime=*) RUNTIME=${1#--runtime=}; shift ;;
     --keep) KEEP=1; shift ;;
     --results) RESULTS=${2:?--results needs a file}; shift 2 ;;
-    podman | containerd) SUITES+=("$1"); shift ;;
-    all) SUITES+=(podman containerd); shift ;;
+    podman | containerd | docker) SUITES+=("$1"); shift ;;
+    all) SUITES+=(podman containerd docker); shift ;;
     -h | --help) usage ;;
     *) echo "unknown argument: $1" >&2; usage ;;
     esac
 done
-[ ${#SUITES[@]} -gt 0 ] || SUITES=(podman containerd)
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(podman containerd docker)
 [ -z "$RESULTS" ] || RESULTS=$(readlink -f "$RESULTS")
 [ "$(id -u)" -eq 0 ] || { echo "run.sh must run as root" >&2; exit 2; }
 
@@ -48,6 +48,7 @@ TAG=$(basename "$WORK" | cut -d. -f2 | tr '[:upper:]' '[:lower:]')
 . "$HERE/lib/images.sh"
 . "$HERE/lib/podman.sh"
 . "$HERE/lib/containerd.sh"
+. "$HERE/lib/docker.sh"
 
 finish() {
     cd / || true
@@ -74,6 +75,7 @@ for s in "${SUITES[@]}"; do
     case $s in
     podman) pkgs+=(podman conmon) ;;
     containerd) pkgs+=(containerd) ;;
+    docker) pkgs+=(docker.io containerd tini iproute2) ;;
     esac
 done
 apt_install "${pkgs[@]}" || exit 1
