@@ -103,7 +103,7 @@ docker_basic() {
         "${D[@]}" run --rm "${DR[@]}" "$IMAGE_REF" /etc/passwd
     expect "docker run -i (stdin)" 0 '^hello$' sh -c 'echo hello | "$@"' _ \
         "${D[@]}" run --rm -i "${DR[@]}" "$IMAGE_REF" cat
-    expect "docker run -it" 0 '^/dev/pts/0' script -qec \
+    expect "docker run -it" 0 '/dev/pts/[0-9]' script -qec \
         "$(tty_cmd "${D[@]}" run --rm -it "${DR[@]}" "$IMAGE_REF" sh -c 'tty; sleep 0.5')" /dev/null
     expect "docker --read-only --tmpfs" 0 '^ro-ok tmpfs-ok$' "${D[@]}" run --rm "${DR[@]}" \
         --read-only --tmpfs /scratch "$IMAGE_REF" \
@@ -142,7 +142,7 @@ docker_detached() {
     expect "docker exec exit code 5" 5 '' "${D[@]}" exec "$c" sh -c 'exit 5'
     expect "docker exec -u -e -w" 0 '^1000 v /tmp$' "${D[@]}" exec -u 1000 -e X=v -w /tmp "$c" \
         sh -c 'echo $(id -u) $X $(pwd)'
-    expect "docker exec -it" 0 '^/dev/pts/' script -qec "$(tty_cmd "${D[@]}" exec -it "$c" sh -c 'tty; sleep 0.5')" /dev/null
+    expect "docker exec -it" 0 '/dev/pts/[0-9]' script -qec "$(tty_cmd "${D[@]}" exec -it "$c" sh -c 'tty; sleep 0.5')" /dev/null
     expect "docker top" 0 'sleep|while' "${D[@]}" top "$c"
     expect "docker stats --no-stream" 0 '[0-9.]+[KMG]?i?B / ' "${D[@]}" stats --no-stream \
         --format '{{.MemUsage}}' "$c"
