@@ -85,6 +85,8 @@ fn failure_in_mount_setup_cleans_up() {
     });
     let err = create_fails(&h, &b, &unique("mnt"));
     assert!(err.contains("/x") && err.contains("no such file"), "{err}");
+    // The missing thing is the source: the message names it (as runc's does).
+    assert!(err.contains("/nonexistent/source"), "{err}");
 }
 
 #[test]
