@@ -71,14 +71,18 @@ echo "runtime: $RUNTIME ($("$RUNTIME" --version 2>/dev/null | head -1))"
 echo "work dir: $WORK"
 
 pkgs=(runc busybox-static util-linux jq)
+dpkgs=()
 for s in "${SUITES[@]}"; do
     case $s in
     podman) pkgs+=(podman conmon) ;;
     containerd) pkgs+=(containerd) ;;
-    docker) pkgs+=(docker.io containerd tini iproute2) ;;
+    docker) dpkgs=(docker.io tini iproute2 util-linux) ;;
     esac
 done
-apt_install "${pkgs[@]}" || exit 1
+# As before the docker suite came: with recommended packages (Podman's catatonit, uidmap, ...).
+HUSK_APT_RECOMMENDS=1 apt_install "${pkgs[@]}" || exit 1
+# docker.io without its recommends (apparmor, needrestart, git: nothing the suite uses).
+[ -z "${dpkgs[*]:-}" ] || apt_install "${dpkgs[@]}" || exit 1
 
 IMG_DIR=$WORK/img
 build_images "$IMG_DIR" || { echo "building the images failed" >&2; exit 1; }

@@ -28,7 +28,16 @@ docker_setup() {
     ip link add "$DK_BR" type bridge || { fail "docker bridge" "ip link add $DK_BR failed"; return 1; }
     on_exit docker_cleanup
     ip addr add "$net.1/24" dev "$DK_BR" && ip link set "$DK_BR" up
-    timeout -k 5 600 dockerd --data-root "$DK/data" --exec-root "$DK/exec" -H "unix://$DK_SOCK" \
+    # Its own (empty) config file instead of /etc/docker/daemon.json. Two paths are hard-wired
+    # in dockerd 20.10: /run/docker/plugins and the trust key /etc/docker/key.json; cleanup
+    # removes them when they were not there before.
+    DOCKER_RUNDIR_EXISTED=0
+    [ -d /run/docker ] && DOCKER_RUNDIR_EXISTED=1
+    DOCKER_KEY_EXISTED=0
+    [ -e /etc/docker/key.json ] && DOCKER_KEY_EXISTED=1
+    echo '{}' >"$DK/daemon.json"
+    timeout -k 5 600 dockerd --config-file "$DK/daemon.json" \
+        --data-root "$DK/data" --exec-root "$DK/exec" -H "unix://$DK_SOCK" \
         --pidfile "$DK/docker.pid" --add-runtime "husk=$RUNTIME" \
         --bridge "$DK_BR" --iptables=false --ip-forward=false --ip-masq=false --ipv6=false \
         --userland-proxy=false --cgroup-parent "/$DK_CG" --exec-opt native.cgroupdriver=cgroupfs \
@@ -84,6 +93,10 @@ docker_cleanup() {
     umount_under "$DK"
     rm_cgroups "$DK_CG"
     ip link del "$DK_BR" 2>/dev/null
+    [ "${DOCKER_KEY_EXISTED:-1}" = 0 ] && rm -f /etc/docker/key.json
+    if [ "${DOCKER_RUNDIR_EXISTED:-1}" = 0 ]; then
+        rmdir /run/docker/plugins /run/docker 2>/dev/null
+    fi
     if [ "$DOCKER_RUN_EXISTED" = 0 ]; then
         rmdir /run/containerd/s /run/containerd/fifo /run/containerd/runc /run/containerd 2>/dev/null
     fi

@@ -153,3 +153,14 @@ fn bad_signal_leaves_container_alone() {
     assert!(stderr(&out).contains("unknown signal"), "{}", stderr(&out));
     assert_eq!(h.status(&id), "created");
 }
+
+/// Intel RDT is not implemented: a config asking for it is refused, not run without it.
+#[test]
+fn intel_rdt_is_refused() {
+    let h = Husk::new();
+    let b = Bundle::new(&["true"], |c| {
+        c["linux"]["intelRdt"] = json!({"closID": "husk"});
+    });
+    let err = create_fails(&h, &b, &unique("rdt"));
+    assert!(err.contains("linux.intelRdt"), "{err}");
+}
