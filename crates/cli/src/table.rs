@@ -387,3 +387,54 @@ pub fn flags(name: &str) -> &'static [Flag] {
 pub fn signals() -> &'static [&'static str] {
     SIGNALS
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entry_is_documented_and_unique() {
+        for c in COMMANDS {
+            assert!(!c.summary.is_empty() && !c.about.is_empty(), "{}", c.name);
+            let mut seen = Vec::new();
+            for f in c.flags.iter().chain(GLOBAL) {
+                assert!(!f.help.is_empty(), "{} --{} has no help", c.name, f.name);
+            }
+            for f in c.flags {
+                for n in std::iter::once(f.name).chain(f.short) {
+                    assert!(!seen.contains(&n), "{}: -{n} twice", c.name);
+                    seen.push(n);
+                }
+            }
+            let help = crate::help::command(c);
+            for f in c.flags.iter().filter(|f| !f.hidden) {
+                assert!(
+                    help.contains(&format!("--{}", f.name)),
+                    "{} --{}",
+                    c.name,
+                    f.name
+                );
+            }
+        }
+        let global = crate::help::global();
+        for c in COMMANDS {
+            assert!(global.contains(c.summary), "{}", c.name);
+        }
+        for f in GLOBAL {
+            assert_eq!(
+                global.contains(&format!("--{}", f.name)),
+                !f.hidden,
+                "--{}",
+                f.name
+            );
+        }
+    }
+
+    #[test]
+    fn hidden_flags_are_in_the_man_page() {
+        let man = crate::docs::man_main().replace("\\-", "-");
+        for f in GLOBAL.iter().filter(|f| f.hidden) {
+            assert!(man.contains(&format!("--{}", f.name)), "--{}", f.name);
+        }
+    }
+}
