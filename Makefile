@@ -62,7 +62,7 @@ integration: build
 cgroup-v2:
 	tests/vm/run-cgroup-tests.sh
 
-# Podman and containerd driving husk as their runtime (integration/README.md); the same
+# Podman, containerd and Docker driving husk as their runtime (integration/README.md); the same
 # suites against runc prove the suites themselves.
 e2e: build
 	integration/run.sh --runtime $(OUT)/debug/husk all

@@ -282,7 +282,7 @@ pub fn zsh() -> String {
             let _ = writeln!(s, "        '2:signal:({})' \\", signals().join(" "));
         }
         if c.name == "help" {
-            s.push_str("        '1:command:(${commands%%:*})' \\\n");
+            s.push_str("        '1:command:{_describe command commands}' \\\n");
         }
         s.push_str("        '*::argument:_files' ;;\n");
     }
