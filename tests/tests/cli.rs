@@ -122,8 +122,11 @@ fn husk(args: &[&str]) -> std::process::Output {
         .expect("run husk")
 }
 
+/// The man page and completion generator, built beside husk (`cargo build -p husk`).
 fn docgen() -> PathBuf {
-    husk_bin().with_file_name("husk-docgen")
+    let p = husk_bin().with_file_name("husk-docgen");
+    assert!(p.exists(), "{} not found: build it with cargo build -p husk", p.display());
+    p
 }
 
 /// The help line(s) of `flag` in a help text: the flag must start an entry and have words after it.
