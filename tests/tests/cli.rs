@@ -125,7 +125,11 @@ fn husk(args: &[&str]) -> std::process::Output {
 /// The man page and completion generator, built beside husk (`cargo build -p husk`).
 fn docgen() -> PathBuf {
     let p = husk_bin().with_file_name("husk-docgen");
-    assert!(p.exists(), "{} not found: build it with cargo build -p husk", p.display());
+    assert!(
+        p.exists(),
+        "{} not found: build it with cargo build -p husk",
+        p.display()
+    );
     p
 }
 
