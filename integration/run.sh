@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# End-to-end client suites: Podman (via conmon) and containerd (ctr + containerd-shim-runc-v2)
-# driving an OCI runtime given by path. See integration/README.md.
+# End-to-end client suites: Podman (via conmon), containerd (ctr + containerd-shim-runc-v2) and
+# Docker (dockerd + its containerd) driving an OCI runtime given by path. See integration/README.md.
 #
-#   integration/run.sh [--runtime PATH] [--keep] [--results FILE] [podman|containerd|all|cri]
+#   integration/run.sh [--runtime PATH] [--keep] [--results FILE] [podman|containerd|docker|all|cri]
 #
 # Without --runtime, husk is built (cargo build --release -p husk) and tested. --keep keeps the
 # work dir (commands.log has every command with its output); --results writes one line per
@@ -23,13 +23,13 @@ while [ $# -gt 0 ]; do
     --runtime=*) RUNTIME=${1#--runtime=}; shift ;;
     --keep) KEEP=1; shift ;;
     --results) RESULTS=${2:?--results needs a file}; shift 2 ;;
-    podman | containerd | cri) SUITES+=("$1"); shift ;;
-    all) SUITES+=(podman containerd); shift ;;
+    podman | containerd | docker | cri) SUITES+=("$1"); shift ;;
+    all) SUITES+=(podman containerd docker); shift ;;
     -h | --help) usage ;;
     *) echo "unknown argument: $1" >&2; usage ;;
     esac
 done
-[ ${#SUITES[@]} -gt 0 ] || SUITES=(podman containerd)
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(podman containerd docker)
 [ -z "$RESULTS" ] || RESULTS=$(readlink -f "$RESULTS")
 [ "$(id -u)" -eq 0 ] || { echo "run.sh must run as root" >&2; exit 2; }
 
@@ -49,6 +49,7 @@ TAG=$(basename "$WORK" | cut -d. -f2 | tr '[:upper:]' '[:lower:]')
 . "$HERE/lib/podman.sh"
 . "$HERE/lib/containerd.sh"
 . "$HERE/lib/cri.sh"
+. "$HERE/lib/docker.sh"
 
 finish() {
     cd / || true
@@ -71,14 +72,34 @@ echo "runtime: $RUNTIME ($("$RUNTIME" --version 2>/dev/null | head -1))"
 echo "work dir: $WORK"
 
 pkgs=(runc busybox-static util-linux jq)
+dpkgs=()
 for s in "${SUITES[@]}"; do
     case $s in
     podman) pkgs+=(podman conmon) ;;
     containerd) pkgs+=(containerd) ;;
     cri) pkgs+=(containerd containernetworking-plugins protobuf-compiler iproute2) ;;
+    docker) dpkgs=(docker.io tini iproute2 util-linux) ;;
     esac
 done
-apt_install "${pkgs[@]}" || exit 1
+# As before the docker suite came: with recommended packages (Podman's catatonit, uidmap, ...).
+HUSK_APT_RECOMMENDS=1 apt_install "${pkgs[@]}" || exit 1
+# docker.io without its recommends (apparmor, needrestart, git: nothing the suite uses). When it
+# cannot be installed without removing a package (docker-ce, say: exit 3, named above), the
+# docker suite is skipped with that reason; any other failure stops the run.
+if [ ${#dpkgs[@]} -gt 0 ]; then
+    rc=0
+    apt_install "${dpkgs[@]}" || rc=$?
+    case $rc in
+    0) ;;
+    3)
+        echo "SKIP docker: docker.io cannot be installed without removing a package (see above)"
+        kept=()
+        for s in "${SUITES[@]}"; do [ "$s" = docker ] || kept+=("$s"); done
+        SUITES=("${kept[@]}")
+        ;;
+    *) exit 1 ;;
+    esac
+fi
 
 IMG_DIR=$WORK/img
 build_images "$IMG_DIR" || { echo "building the images failed" >&2; exit 1; }

@@ -114,30 +114,11 @@ wait_for() {
     done
 }
 
-# apt_install PKG...: installs the missing packages. Waits for another apt's lock, runs
-# `apt-get update` once if a package is unknown (fresh machine), retries a few times.
+# apt_install PKG...: installs the missing packages through scripts/apt-install.sh (never
+# removes a package: a conflict stops the run with a message naming it; waits for another
+# apt's lock; `apt-get update` once if a package is unknown).
 apt_install() {
-    local missing=() p i updated=0
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    log "installing ${missing[*]}"
-    for i in 1 2 3 4 5; do
-        if DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=120 \
-            "${missing[@]}" >"$WORK/apt.log" 2>&1; then
-            return 0
-        fi
-        if [ "$updated" = 0 ] && grep -q 'Unable to locate package\|has no installation candidate' "$WORK/apt.log"; then
-            apt-get update -q -o DPkg::Lock::Timeout=120 >>"$WORK/apt.log" 2>&1
-            updated=1
-            continue
-        fi
-        sleep 5
-    done
-    log "apt-get install ${missing[*]} failed:"
-    tail -5 "$WORK/apt.log" >&2
-    return 1
+    "$(dirname "${BASH_SOURCE[0]}")/../../scripts/apt-install.sh" "$@"
 }
 
 # Cleanup actions run in reverse order of registration at exit.

@@ -70,3 +70,21 @@ build_images() {
     tar --numeric-owner --owner=0 --group=0 -C "$dir/rootfs" -cf "$dir/rootfs.tar" .
     build_oci_layout "$dir/rootfs.tar" "$dir/busybox-oci.tar"
 }
+# build_docker_archive ROOTFS_TAR OUT_TAR: a `docker save` archive (manifest.json, config,
+# one layer) tagged $IMAGE_REF, for `docker load`.
+build_docker_archive() {
+    local tar=$1 out=$2 d diff_id cfg
+    d=$(mktemp -d "$WORK/dockerarchive.XXXX")
+    diff_id=$(sha_of "$tar")
+    mkdir -p "$d/$diff_id"
+    cp "$tar" "$d/$diff_id/layer.tar"
+    printf '1.0' >"$d/$diff_id/VERSION"
+    printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created_by":"husk integration (busybox-static)"}]}' \
+        "$diff_id" >"$d/config.json"
+    cfg=$(sha_of "$d/config.json")
+    mv "$d/config.json" "$d/$cfg.json"
+    printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]' \
+        "$cfg" "$IMAGE_REF" "$diff_id" >"$d/manifest.json"
+    tar -C "$d" -cf "$out" manifest.json "$cfg.json" "$diff_id"
+    rm -rf "$d"
+}

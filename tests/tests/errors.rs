@@ -85,6 +85,8 @@ fn failure_in_mount_setup_cleans_up() {
     });
     let err = create_fails(&h, &b, &unique("mnt"));
     assert!(err.contains("/x") && err.contains("no such file"), "{err}");
+    // The missing thing is the source: the message names it (as runc's does).
+    assert!(err.contains("/nonexistent/source"), "{err}");
 }
 
 #[test]
@@ -150,4 +152,15 @@ fn bad_signal_leaves_container_alone() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("unknown signal"), "{}", stderr(&out));
     assert_eq!(h.status(&id), "created");
+}
+
+/// Intel RDT is not implemented: a config asking for it is refused, not run without it.
+#[test]
+fn intel_rdt_is_refused() {
+    let h = Husk::new();
+    let b = Bundle::new(&["true"], |c| {
+        c["linux"]["intelRdt"] = json!({"closID": "husk"});
+    });
+    let err = create_fails(&h, &b, &unique("rdt"));
+    assert!(err.contains("linux.intelRdt"), "{err}");
 }

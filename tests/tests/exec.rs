@@ -200,3 +200,43 @@ fn exec_into_a_sub_cgroup() {
         let _ = std::fs::remove_dir(d);
     }
 }
+
+/// A bad `exec --cwd` is blamed on the flag, not on config.json.
+#[test]
+fn exec_cwd_failure_names_the_flag() {
+    let h = Husk::new();
+    let (_b, id) = running(&h, |_| {});
+    let out = h.run(&["exec", "--cwd", "/no/such/dir", &id, "true"]);
+    assert_eq!(out.status.code(), Some(255));
+    let err = stderr(&out);
+    assert!(
+        err.contains("/no/such/dir") && err.contains("--cwd"),
+        "{err}"
+    );
+    assert!(!err.contains("config.json"), "{err}");
+    h.ok(&["delete", "--force", &id]);
+}
+
+/// exec racing with a kill of the container: it runs, is killed with the container, or says the
+/// container stopped;
+/// never a bare `no such process` from the namespace join.
+#[test]
+fn exec_racing_a_kill_says_the_container_stopped() {
+    let h = Husk::new();
+    for _ in 0..15 {
+        let (_b, id) = running(&h, |_| {});
+        let mut kill = h
+            .command(&["kill", &id, "KILL"])
+            .spawn()
+            .expect("spawn kill");
+        let out = h.run(&["exec", &id, "true"]);
+        let _ = kill.wait();
+        let err = stderr(&out);
+        match out.status.code() {
+            // It ran, or it was killed with the container's pid namespace.
+            Some(0) | Some(137) => assert!(err.is_empty(), "{err}"),
+            _ => assert!(err.contains("stopped"), "exec after a kill: {err}"),
+        }
+        h.ok(&["delete", "--force", &id]);
+    }
+}

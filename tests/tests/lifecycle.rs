@@ -1,5 +1,7 @@
 //! The OCI lifecycle from outside: create, start, state, kill, delete, run.
 
+use std::path::{Path, PathBuf};
+
 use husk_tests::*;
 
 #[test]
@@ -301,4 +303,30 @@ fn trace_prints_every_setup_phase() {
             "security"
         ]
     );
+}
+
+/// Docker's exec root is deep (`/run/docker/runtime-runc/moby`) and its ids are 64 characters:
+/// the start socket's path is then longer than a socket address holds (107 bytes). create,
+/// state, start and delete must work with a 200-byte `--root` and a 64-character id.
+#[test]
+fn long_root_and_id_past_sun_path() {
+    let base = Path::new("/run/husk-tests").join(unique("longroot"));
+    let mut root = base.clone();
+    while root.as_os_str().len() < 200 {
+        root.push("d".repeat(20));
+    }
+    let root = PathBuf::from(&root.to_str().unwrap()[..200]);
+    let h = Husk { root: root.clone() };
+    let b = Bundle::new(&["sh", "-c", "echo long; sleep 100"], |_| {});
+    let id = format!("{:0>64}", unique("l").replace('-', ""));
+    assert_eq!((root.as_os_str().len(), id.len()), (200, 64));
+    h.create(&id, &b);
+    assert_eq!(h.status(&id), "created");
+    h.ok(&["start", &id]);
+    assert_eq!(h.status(&id), "running");
+    h.ok(&["kill", &id, "KILL"]);
+    h.wait_status(&id, "stopped");
+    h.ok(&["delete", &id]);
+    assert!(!root.join(&id).exists());
+    let _ = std::fs::remove_dir_all(&base);
 }

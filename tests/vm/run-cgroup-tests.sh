@@ -19,7 +19,15 @@ esac
 CACHE=${V2VM_CACHE:-/var/cache/v2vm}
 if [ ! -f "$CACHE/stamp" ] || [ "$HERE/setup.sh" -nt "$CACHE/stamp" ] ||
    [ "$HERE/guest-init.sh" -nt "$CACHE/stamp" ] || ! command -v qemu-system-x86_64 >/dev/null; then
-    "$HERE/setup.sh"
+    # Exit 3: qemu cannot be installed without removing a package (setup.sh said which). The
+    # host part still runs; the VM part is skipped with that reason, never silently.
+    setup_rc=0
+    "$HERE/setup.sh" || setup_rc=$?
+    case $setup_rc in
+    0) ;;
+    3) VM_SKIP="qemu-system-x86 cannot be installed without removing a package (see above)" ;;
+    *) exit "$setup_rc" ;;
+    esac
 fi
 
 cd "$REPO"
@@ -48,6 +56,10 @@ if [ "${HUSK_VM_ONLY:-0}" != 1 ]; then
     bash -c "$RUNNER" _ "${BINS[@]}" -- "$@" || rc=1
 fi
 echo "### cgroup v2 VM"
+if [ -n "${VM_SKIP:-}" ]; then
+    echo "SKIP cgroup v2 VM: $VM_SKIP"
+    exit $rc
+fi
 V2VM_PASS_ENV="${V2VM_PASS_ENV:-PATH HOME USER LANG LC_* TERM CI RUST* CARGO* NO_COLOR HUSK}" \
     "$HERE/run-in-v2vm.sh" "$REPO" bash -c "$RUNNER" _ "${BINS[@]}" -- "$@" || rc=1
 exit $rc

@@ -4,12 +4,33 @@
 
 use std::collections::HashMap;
 
-#[derive(Clone, Copy)]
+/// One flag: how it is parsed and how it is documented (help, man pages, completions are all
+/// generated from these, see `table.rs`).
+#[derive(Clone, Copy, Debug)]
 pub struct Flag {
     /// Canonical name, without dashes.
     pub name: &'static str,
     pub short: Option<&'static str>,
     pub takes_value: bool,
+    /// What the value is, for completions.
+    pub kind: Kind,
+    /// The default as shown in help (`None`: no default worth showing).
+    pub default: Option<&'static str>,
+    pub help: &'static str,
+    /// Accepted but left out of `--help` (documented in the man page's COMPATIBILITY section).
+    pub hidden: bool,
+}
+
+/// The kind of a flag's value, for shell completion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    None,
+    File,
+    Dir,
+    /// One of a fixed set of words.
+    Word(&'static [&'static str]),
+    /// Anything else (a number, a size, a name).
+    Text,
 }
 
 pub const fn flag(name: &'static str) -> Flag {
@@ -17,18 +38,38 @@ pub const fn flag(name: &'static str) -> Flag {
         name,
         short: None,
         takes_value: false,
+        kind: Kind::None,
+        default: None,
+        help: "",
+        hidden: false,
     }
 }
 pub const fn opt(name: &'static str) -> Flag {
     Flag {
-        name,
-        short: None,
         takes_value: true,
+        kind: Kind::Text,
+        ..flag(name)
     }
 }
 impl Flag {
     pub const fn short(mut self, s: &'static str) -> Flag {
         self.short = Some(s);
+        self
+    }
+    pub const fn help(mut self, h: &'static str) -> Flag {
+        self.help = h;
+        self
+    }
+    pub const fn default(mut self, d: &'static str) -> Flag {
+        self.default = Some(d);
+        self
+    }
+    pub const fn kind(mut self, k: Kind) -> Flag {
+        self.kind = k;
+        self
+    }
+    pub const fn hidden(mut self) -> Flag {
+        self.hidden = true;
         self
     }
 }

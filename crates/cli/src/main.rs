@@ -1,25 +1,13 @@
 //! `husk`: an OCI container runtime with runc's command line.
 
-mod args;
 mod commands;
 mod logging;
 
 use std::process::ExitCode;
 
-use args::{flag, opt, Flag};
+use husk::args;
+use husk::table::GLOBAL;
 use logging::{Format, Logger};
-
-const GLOBAL: &[Flag] = &[
-    opt("root"),
-    opt("log"),
-    opt("log-format"),
-    flag("debug"),
-    flag("systemd-cgroup"),
-    opt("criu"),
-    opt("rootless"),
-    flag("help").short("h"),
-    flag("version").short("v"),
-];
 
 pub struct Globals {
     pub root: Option<std::path::PathBuf>,
@@ -39,11 +27,7 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     if g.has("version") {
-        println!(
-            "husk version {}\nspec: {}",
-            env!("CARGO_PKG_VERSION"),
-            commands::SPEC_VERSION
-        );
+        println!("{}", husk::help::version_lines());
         return ExitCode::SUCCESS;
     }
     let format = match g.value("log-format").unwrap_or("text") {
@@ -57,7 +41,7 @@ fn main() -> ExitCode {
     };
     let _ = tracing::subscriber::set_global_default(LoggerRef(logger.clone()));
     let Some((cmd, cmd_args)) = rest.split_first() else {
-        print!("{}", commands::HELP);
+        print!("{}", husk::help::global());
         return if g.has("help") {
             ExitCode::SUCCESS
         } else {
@@ -67,6 +51,14 @@ fn main() -> ExitCode {
     let globals = Globals {
         root: g.value("root").map(Into::into),
         systemd_cgroup: g.has("systemd-cgroup"),
+    };
+    // `husk --help CMD` is `husk help CMD`.
+    let help_args;
+    let (cmd, cmd_args) = if g.has("help") {
+        help_args = rest.to_vec();
+        ("help", help_args.as_slice())
+    } else {
+        (cmd.as_str(), cmd_args)
     };
     match commands::dispatch(cmd, cmd_args, &globals) {
         Ok(code) => ExitCode::from(code),

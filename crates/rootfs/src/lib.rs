@@ -64,11 +64,22 @@ impl RootfsPlan {
                         .mount_names
                         .get(m.spec_index as usize)
                         .map_or("?", String::as_str);
-                    format!(
-                        "mounts[{}] ({name}, at /{})",
-                        m.spec_index,
-                        m.dest.to_string_lossy()
-                    )
+                    let at = m.dest.to_string_lossy();
+                    // The spec's destination, and where it resolved to when that differs.
+                    let dest = if name.trim_start_matches('/') == at {
+                        name.to_string()
+                    } else {
+                        format!("{name}, at /{at}")
+                    };
+                    match &m.kind {
+                        // A missing source is the usual failure of a bind: name it (as runc).
+                        plan::MountKind::Bind { source, .. } => format!(
+                            "mounts[{}] (bind {} to {dest})",
+                            m.spec_index,
+                            source.to_string_lossy()
+                        ),
+                        _ => format!("mounts[{}] ({dest})", m.spec_index),
+                    }
                 })
                 .unwrap_or_else(|| format!("mount #{i}"))
         };

@@ -192,9 +192,11 @@ impl Runtime {
             protocol::socketpair().map_err(RuntimeError::io("create sync socket"))?;
         let start_gate = match gate {
             Gate::Socket => {
-                let path = dir.file(START_SOCKET);
-                let l = UnixListener::bind(&path)
-                    .map_err(RuntimeError::io(format!("listen on {}", path.display())))?;
+                let path = dir.socket_path(START_SOCKET);
+                let l = UnixListener::bind(&path).map_err(RuntimeError::io(format!(
+                    "listen on {}",
+                    dir.file(START_SOCKET).display()
+                )))?;
                 StartGate::Socket(OwnedFd::from(l))
             }
             Gate::Sync { .. } => StartGate::Sync,

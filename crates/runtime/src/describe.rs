@@ -48,6 +48,10 @@ fn runtime_step(plan: &ChildPlan, step: u16, index: u32, errno: Errno) -> String
     match step {
         Step::Fds => format!("close inherited file descriptors: {errno}"),
         Step::Sync => format!("talk to husk over the sync socket: {errno}"),
+        Step::Setns if errno.0 == libc::ESRCH => {
+            "join the container's namespaces: the container stopped (its init process exited)"
+                .to_string()
+        }
         Step::Setns if index == u32::MAX => format!("join the container's namespaces: {errno}"),
         Step::Setns => format!("join namespace #{i}: {errno}"),
         Step::Unshare => format!("create namespaces: {errno}"),
@@ -64,13 +68,13 @@ fn runtime_step(plan: &ChildPlan, step: u16, index: u32, errno: Errno) -> String
         Step::Console => format!("set up the console: {errno}"),
         Step::Cwd if index == 1 => {
             format!(
-                "cwd {:?} set in config.json is outside the container's root: {errno}",
-                plan.process.cwd
+                "cwd {:?} {} is outside the container's root: {errno}",
+                plan.process.cwd, plan.process.cwd_origin
             )
         }
         Step::Cwd => format!(
-            "chdir to cwd {:?} set in config.json: {errno}",
-            plan.process.cwd
+            "chdir to cwd {:?} {}: {errno}",
+            plan.process.cwd, plan.process.cwd_origin
         ),
         Step::Lookup => exec_lookup(plan, errno),
         Step::CreateContainerHook => hook(&plan.create_container_hooks, "createContainer"),

@@ -61,7 +61,12 @@ impl Runtime {
             _ => {}
         }
         let process = exec_process(o, &rec.spec)?;
-        let process_plan = ProcessPlan::new(&process, rec.spec.linux().as_ref())?;
+        let mut process_plan = ProcessPlan::new(&process, rec.spec.linux().as_ref())?;
+        process_plan.cwd_origin = match (&o.process, &o.cwd) {
+            (Some(_), _) => "set in the --process file",
+            (None, Some(_)) => "given by exec --cwd",
+            (None, None) => "set in config.json",
+        };
         crate::seccomp_agent::check(&rec.spec, process_plan.hardening.seccomp_notify())?;
         let terminal = process.terminal().unwrap_or(false);
         if terminal && o.console_socket.is_none() && o.detach {
@@ -75,11 +80,13 @@ impl Runtime {
             ));
         }
 
-        let init = husk_sys::proc::pidfd_open(rec.pid).map_err(|e| {
-            RuntimeError::Init(format!(
+        let init = husk_sys::proc::pidfd_open(rec.pid).map_err(|e| match e.0 {
+            // The init exited since the status check: the container stopped.
+            libc::ESRCH => RuntimeError::Usage("cannot exec in a stopped container".into()),
+            _ => RuntimeError::Init(format!(
                 "container {id}: open init process {}: {e}",
                 rec.pid
-            ))
+            )),
         })?;
         if !rec.alive() {
             return Err(RuntimeError::Usage(

@@ -207,7 +207,13 @@ impl ParentSwitch {
         for j in joins {
             sw.save(j.flag)?;
             husk_sys::setns(j.fd.as_raw_fd(), j.flag).map_err(|e| {
-                RuntimeError::Namespace(format!("join {} namespace: {e}", proc_name(j.flag)))
+                // ESRCH: the process behind the pidfd exited (a kill raced with exec).
+                let why = if e.0 == libc::ESRCH {
+                    "the container stopped (its init process exited)".to_string()
+                } else {
+                    e.to_string()
+                };
+                RuntimeError::Namespace(format!("join {} namespace: {why}", proc_name(j.flag)))
             })?;
         }
         Ok(sw)

@@ -131,10 +131,10 @@ impl Runtime {
                 ))
             }
         }
-        let path = dir.file(START_SOCKET);
+        let path = dir.socket_path(START_SOCKET);
         let mut conn = UnixStream::connect(&path).map_err(RuntimeError::io(format!(
             "container {id}: connect to init at {}",
-            path.display()
+            dir.file(START_SOCKET).display()
         )))?;
         let _ = std::fs::remove_file(&path);
         // End of file: the init exec'd (the connection is close-on-exec). A message: it failed.

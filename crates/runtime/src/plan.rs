@@ -132,6 +132,8 @@ pub(crate) struct ChildPlan {
 pub(crate) struct ProcessPlan {
     pub hardening: husk_hardening::Plan,
     pub cwd: CString,
+    /// Where `cwd` came from, for messages: "set in config.json", or `exec`'s flag or file.
+    pub cwd_origin: &'static str,
     pub exe: Exe,
     pub argv: CArray,
     pub envp: CArray,
@@ -168,6 +170,7 @@ impl ProcessPlan {
         Ok(ProcessPlan {
             hardening: husk_hardening::Plan::new(process, linux)?,
             cwd: cstring(process.cwd().as_os_str().as_bytes(), "process.cwd")?,
+            cwd_origin: "set in config.json",
             exe: Exe::new(&args[0], &env)?,
             argv,
             envp: CArray::new(

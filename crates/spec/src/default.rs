@@ -8,8 +8,9 @@ use oci_spec::runtime::{
     PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec, User,
 };
 
-/// The `ociVersion` runc 1.1.5 writes.
-const OCI_VERSION: &str = "1.0.2-dev";
+/// The runtime-spec version husk implements: `husk --version`, `husk spec`'s ociVersion and
+/// `features`' ociVersionMax all print this one constant.
+pub const SPEC_VERSION: &str = "1.2.0";
 
 const MASKED_PATHS: [&str; 10] = [
     "/proc/acpi",
@@ -39,7 +40,7 @@ const READONLY_PATHS: [&str; 5] = [
 /// so their serialized order is not runc's.
 pub fn default_spec(rootless: bool) -> Spec {
     let mut spec = Spec::default();
-    spec.set_version(OCI_VERSION.to_owned())
+    spec.set_version(SPEC_VERSION.to_owned())
         .set_process(Some(default_process()))
         .set_root(Some(default_root()))
         .set_hostname(Some("runc".to_owned()))

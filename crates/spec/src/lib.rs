@@ -12,7 +12,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
-pub use default::default_spec;
+pub use default::{default_spec, SPEC_VERSION};
 pub use error::SpecError;
 pub use oci_spec::runtime::Spec;
 pub use validate::validate;

@@ -63,6 +63,13 @@ pub(crate) fn validate_config(spec: &Spec, bundle_dir: &Path) -> Result<PathBuf,
             &empty
         }
     };
+    if linux.intel_rdt().is_some() {
+        return Err(SpecError::invalid(
+            f,
+            "linux.intelRdt",
+            "Intel RDT is not supported by husk",
+        ));
+    }
     let ns = check_namespaces(linux)?;
     check_id_mappings(linux, &ns)?;
     for (field, value) in [

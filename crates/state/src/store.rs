@@ -237,6 +237,22 @@ impl ContainerDir {
         self.path.join(name.as_ref())
     }
 
+    /// A path to bind or connect the socket `name` in this directory. A socket address holds at
+    /// most 107 bytes (sun_path); a deep `--root` and a 64-character id (Docker's exec root,
+    /// `/run/docker/runtime-runc/moby/<id>`) go past that, so a longer path is reached through
+    /// this process's descriptor of the directory: `/proc/self/fd/N/name` (short, and valid
+    /// for as long as this value lives).
+    pub fn socket_path(&self, name: impl AsRef<OsStr>) -> PathBuf {
+        const SUN_PATH_MAX: usize = 107;
+        let full = self.file(name.as_ref());
+        if full.as_os_str().len() <= SUN_PATH_MAX {
+            return full;
+        }
+        Path::new("/proc/self/fd")
+            .join(self.dir.as_raw_fd().to_string())
+            .join(name.as_ref())
+    }
+
     /// Removes the directory and everything in it; the lock goes with it.
     pub fn remove(self) -> Result<()> {
         match fs::remove_dir_all(&self.path) {

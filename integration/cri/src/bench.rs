@@ -16,9 +16,6 @@ use crate::{host, Env};
 const SINGLES: usize = 3;
 /// ExecSync calls per pod and round (one after the other; all pods at once).
 const EXECS: usize = 5;
-/// husk must start pods in at most this many times runc's time (the issue's "no slower than
-/// 0.5x runc").
-const MAX_RATIO: f64 = 2.0;
 
 #[derive(Default)]
 struct Samples {
@@ -56,7 +53,7 @@ pub async fn run(cri: &Cri, env: &Env, rounds: usize) -> i32 {
         t0.elapsed().as_secs_f64()
     );
     table(&s);
-    goal(&s);
+    ratios(&s);
     exit_code()
 }
 
@@ -90,22 +87,21 @@ fn table(s: &BTreeMap<(usize, String), Samples>) {
     }
 }
 
-/// Pod start with husk at most MAX_RATIO times runc's, at p50 and p99, for 1 and 10 pods.
-fn goal(s: &BTreeMap<(usize, String), Samples>) {
+/// Pod start, husk's time as a ratio of runc's, at p50 and p99, for 1 and 10 pods. Printed, not
+/// asserted: a timing is a measurement (make bench, this table), never a pass/fail check.
+fn ratios(s: &BTreeMap<(usize, String), Samples>) {
     for n in [1, 10] {
         let (Some(husk), Some(runc)) = (s.get(&(n, "husk".into())), s.get(&(n, "runc".into())))
         else {
             continue;
         };
-        for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
-            let (a, b) = (pct(&husk.start, q), pct(&runc.start, q));
-            check(
-                &format!("[bench] pod start {name}, {n} pod(s): husk within {MAX_RATIO}x runc"),
-                ensure(a <= b * MAX_RATIO, || {
-                    format!("husk {a:.1} ms, runc {b:.1} ms")
-                }),
-            );
-        }
+        let (h50, r50) = (pct(&husk.start, 0.5), pct(&runc.start, 0.5));
+        let (h99, r99) = (pct(&husk.start, 0.99), pct(&runc.start, 0.99));
+        println!(
+            "pod start, {n} pod(s) at once: husk/runc {:.2}x at p50, {:.2}x at p99",
+            h50 / r50,
+            h99 / r99
+        );
     }
 }
 

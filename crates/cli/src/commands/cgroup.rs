@@ -9,12 +9,11 @@ use oci_spec::runtime::LinuxResources;
 use serde_json::{json, Map, Value};
 
 use super::{parse, positional, CliError, Result};
-use crate::args::{flag, opt, Flag};
 
 pub(super) fn dispatch(cmd: &str, argv: &[String], rt: &Runtime) -> Result<u8> {
     match cmd {
         "pause" | "resume" => {
-            let p = parse(cmd, argv, &[], false)?;
+            let p = parse(cmd, argv)?;
             let id = &positional(cmd, &p, &["container-id"])?[0];
             if cmd == "pause" {
                 rt.pause(id)?
@@ -30,7 +29,7 @@ pub(super) fn dispatch(cmd: &str, argv: &[String], rt: &Runtime) -> Result<u8> {
 }
 
 fn ps(argv: &[String], rt: &Runtime) -> Result<u8> {
-    let p = parse("ps", argv, &[opt("format").short("f")], true)?;
+    let p = parse("ps", argv)?;
     let Some((id, ps_args)) = p.positional.split_first() else {
         return Err(CliError::Usage(
             "ps: usage: husk ps [--format table|json] <container-id> [ps options]".into(),
@@ -80,26 +79,6 @@ fn ps(argv: &[String], rt: &Runtime) -> Result<u8> {
     }
 }
 
-const UPDATE_FLAGS: &[Flag] = &[
-    opt("resources").short("r"),
-    opt("blkio-weight"),
-    opt("cpu-period"),
-    opt("cpu-quota"),
-    opt("cpu-rt-period"),
-    opt("cpu-rt-runtime"),
-    opt("cpu-share"),
-    opt("cpuset-cpus"),
-    opt("cpuset-mems"),
-    opt("kernel-memory"),
-    opt("kernel-memory-tcp"),
-    opt("memory"),
-    opt("memory-reservation"),
-    opt("memory-swap"),
-    opt("pids-limit"),
-    opt("l3-cache-schema"),
-    opt("mem-bw-schema"),
-];
-
 /// `64m`, `1g`, `512k`, `1024`, `-1` (unlimited) as bytes, like runc's RAMInBytes.
 fn bytes(flag: &str, v: &str) -> Result<i64> {
     let bad = || CliError::Usage(format!("update: --{flag}: invalid size {v:?}"));
@@ -125,7 +104,7 @@ fn number(flag: &str, v: &str) -> Result<i64> {
 }
 
 fn update(argv: &[String], rt: &Runtime) -> Result<u8> {
-    let p = parse("update", argv, UPDATE_FLAGS, false)?;
+    let p = parse("update", argv)?;
     let id = &positional("update", &p, &["container-id"])?[0];
     let mut res: Value = match p.value("resources") {
         Some(src) => {
@@ -223,7 +202,7 @@ fn duration(v: &str) -> Result<Duration> {
 }
 
 fn events(argv: &[String], rt: &Runtime) -> Result<u8> {
-    let p = parse("events", argv, &[flag("stats"), opt("interval")], false)?;
+    let p = parse("events", argv)?;
     let id = &positional("events", &p, &["container-id"])?[0];
     let print = |e: &Event<'_>| {
         let mut out = std::io::stdout().lock();

@@ -3,28 +3,9 @@
 use husk_runtime::Runtime;
 
 use super::{absolute, parse, CliError, Result};
-use crate::args::{flag, opt};
 
 pub(super) fn exec(argv: &[String], rt: &Runtime) -> Result<u8> {
-    let flags = [
-        opt("process").short("p"),
-        flag("detach").short("d"),
-        opt("pid-file"),
-        opt("console-socket"),
-        flag("tty").short("t"),
-        opt("cwd"),
-        opt("env").short("e"),
-        opt("user").short("u"),
-        opt("additional-gids").short("g"),
-        opt("cap").short("c"),
-        flag("no-new-privs"),
-        opt("apparmor"),
-        opt("process-label"),
-        opt("preserve-fds"),
-        flag("ignore-paused"),
-        opt("cgroup"),
-    ];
-    let p = parse("exec", argv, &flags, true)?;
+    let p = parse("exec", argv)?;
     let Some((id, args)) = p.positional.split_first() else {
         return Err(CliError::Usage(
             "exec: usage: husk exec [options] <container-id> <command> [args...]".into(),

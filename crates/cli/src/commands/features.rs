@@ -47,13 +47,13 @@ fn lsm_enabled(path: &str) -> bool {
 }
 
 pub(super) fn features(argv: &[String]) -> Result<u8> {
-    parse("features", argv, &[], false)?;
+    parse("features", argv)?;
     let seccomp = husk_hardening::features::seccomp();
     let mut mount_options: Vec<&str> = husk_rootfs::KNOWN_OPTIONS.to_vec();
     mount_options.sort_unstable();
     let doc = json!({
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": super::SPEC_VERSION,
+        "ociVersionMax": husk_spec::SPEC_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": mount_options,
         "linux": {

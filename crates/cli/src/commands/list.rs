@@ -6,15 +6,9 @@ use std::path::Path;
 use husk_runtime::{OciState, Runtime};
 
 use super::{parse, CliError, Result};
-use crate::args::{flag, opt};
 
 pub(super) fn list(argv: &[String], rt: &Runtime) -> Result<u8> {
-    let p = parse(
-        "list",
-        argv,
-        &[opt("format").short("f"), flag("quiet").short("q")],
-        false,
-    )?;
+    let p = parse("list", argv)?;
     let states = rt.list()?;
     let owner = owner_name(rt.root());
     let mut out = std::io::stdout().lock();

@@ -10,45 +10,19 @@ use std::path::{Path, PathBuf};
 
 use husk_runtime::{CreateOptions, Runtime, RuntimeError};
 
-use crate::args::{self, flag, opt, Flag, Parsed};
+use husk::args::{self, Parsed};
+use husk::table;
+
 use crate::Globals;
-
-pub const SPEC_VERSION: &str = "1.2.0";
-
-pub const HELP: &str = "husk - an OCI container runtime
-
-usage: husk [global options] command [command options] [arguments...]
-
-commands:
-   create   create a container
-   start    start the user process of a created container
-   run      create and start a container
-   state    output the state of a container
-   list     list containers
-   exec     run a new process inside a running container
-   kill     send a signal to the container's init process
-   ps       list the processes of a container
-   pause    freeze every process of a container
-   resume   thaw a paused container
-   update   change a running container's resource limits
-   events   print resource usage and OOM events of a container
-   features print what husk and this host support (JSON)
-   delete   delete a container and everything it holds
-   spec     write a default config.json
-
-global options:
-   --root value        state directory (default: /run/husk)
-   --log value         log file (default: stderr)
-   --log-format value  text or json (default: text)
-   --debug             log debug messages
-   --systemd-cgroup    use the systemd cgroup driver (cgroupsPath slice:prefix:name)
-";
 
 /// A command's failure and the exit code it maps to.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("{0}")]
     Usage(String),
+    /// `--help` was given: print this command's help and exit 0.
+    #[error("help requested")]
+    Help(&'static table::Command),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
@@ -66,8 +40,20 @@ impl CliError {
 
 pub(crate) type Result<T> = std::result::Result<T, CliError>;
 
-pub(crate) fn parse(cmd: &str, argv: &[String], flags: &[Flag], stop: bool) -> Result<Parsed> {
-    args::parse(argv, flags, stop).map_err(|e| CliError::Usage(format!("{cmd}: {e}")))
+/// Parses a command's arguments against its flags in the table; `--help` (`-h`) anywhere
+/// among the flags asks for the command's help instead.
+pub(crate) fn parse(cmd: &str, argv: &[String]) -> Result<Parsed> {
+    let Some(c) = table::command(cmd) else {
+        return Err(CliError::Usage(format!(
+            "no such command: {cmd:?} (see husk --help)"
+        )));
+    };
+    let p = args::parse(argv, c.flags, c.stop_at_positional)
+        .map_err(|e| CliError::Usage(format!("{cmd}: {e}")))?;
+    if p.has("help") {
+        return Err(CliError::Help(c));
+    }
+    Ok(p)
 }
 
 /// Exactly `n` positional arguments.
@@ -86,70 +72,44 @@ pub(crate) fn positional<'a>(cmd: &str, p: &'a Parsed, names: &[&str]) -> Result
     Ok(&p.positional)
 }
 
-/// One usage line per command, for `husk COMMAND --help`.
-const USAGE: &[(&str, &str)] = &[
-    ("create", "husk create [--bundle DIR] [--pid-file F] [--console-socket S] [--no-pivot] [--no-new-keyring] [--preserve-fds N] <container-id>"),
-    ("run", "husk run [--bundle DIR] [--pid-file F] [--console-socket S] [--detach] [--no-pivot] [--no-new-keyring] [--preserve-fds N] <container-id>"),
-    ("start", "husk start <container-id>"),
-    ("state", "husk state <container-id>"),
-    ("list", "husk list [--format table|json] [--quiet]"),
-    ("kill", "husk kill [--all] <container-id> [signal]"),
-    ("delete", "husk delete [--force] <container-id>..."),
-    ("exec", "husk exec [--process F] [--detach] [--pid-file F] [--tty] [--console-socket S] [--cwd D] [--env K=V]... [--user U[:G]] [--additional-gids G]... [--cap C]... [--no-new-privs] [--apparmor P] [--process-label L] [--preserve-fds N] [--ignore-paused] <container-id> [command args...]"),
-    ("ps", "husk ps [--format table|json] <container-id> [ps options]"),
-    ("pause", "husk pause <container-id>"),
-    ("resume", "husk resume <container-id>"),
-    ("update", "husk update [--resources FILE|-] [--memory N] [--memory-swap N] [--memory-reservation N] [--kernel-memory N] [--kernel-memory-tcp N] [--cpu-shares N] [--cpu-quota N] [--cpu-period N] [--cpu-rt-period N] [--cpu-rt-runtime N] [--cpuset-cpus L] [--cpuset-mems L] [--pids-limit N] [--blkio-weight N] <container-id>"),
-    ("events", "husk events [--stats] [--interval 5s] <container-id>"),
-    ("features", "husk features"),
-    ("spec", "husk spec [--bundle DIR] [--rootless]"),
-];
-
 pub fn dispatch(cmd: &str, argv: &[String], g: &Globals) -> Result<u8> {
-    if argv
-        .first()
-        .is_some_and(|a| a == "--help" || a == "-h" || a == "-help")
-    {
-        let name = if cmd == "ls" {
-            "list"
-        } else if cmd == "rm" {
-            "delete"
-        } else {
-            cmd
-        };
-        if let Some((_, usage)) = USAGE.iter().find(|(c, _)| *c == name) {
-            println!("usage: {usage}");
-            return Ok(0);
+    match run(cmd, argv, g) {
+        Err(CliError::Help(c)) => {
+            print!("{}", husk::help::command(c));
+            Ok(0)
         }
+        other => other,
     }
+}
+
+fn run(cmd: &str, argv: &[String], g: &Globals) -> Result<u8> {
     let rt = || Runtime::new(g.root.as_deref(), g.systemd_cgroup);
     match cmd {
         "create" => {
-            let opts = create_options(cmd, argv, &[])?.0;
+            let opts = create_options(cmd, argv)?.0;
             rt().create(&opts)?;
             Ok(0)
         }
         "run" => {
-            let (opts, p) = create_options(
-                cmd,
-                argv,
-                &[
-                    flag("detach").short("d"),
-                    flag("keep"),
-                    flag("no-subreaper"),
-                ],
-            )?;
+            let (opts, p) = create_options(cmd, argv)?;
+            for unsupported in ["keep", "no-subreaper"] {
+                if p.has(unsupported) {
+                    return Err(CliError::Usage(format!(
+                        "run: --{unsupported} is not supported by husk"
+                    )));
+                }
+            }
             let code = rt().run(&opts, p.has("detach"))?;
             Ok(code.clamp(0, 255) as u8)
         }
         "start" => {
-            let p = parse(cmd, argv, &[], false)?;
+            let p = parse(cmd, argv)?;
             let id = &positional(cmd, &p, &["container-id"])?[0];
             rt().start(id)?;
             Ok(0)
         }
         "state" => {
-            let p = parse(cmd, argv, &[], false)?;
+            let p = parse(cmd, argv)?;
             let id = &positional(cmd, &p, &["container-id"])?[0];
             let s = rt().state(id)?;
             println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
@@ -157,7 +117,7 @@ pub fn dispatch(cmd: &str, argv: &[String], g: &Globals) -> Result<u8> {
         }
         "list" | "ls" => list::list(argv, &rt()),
         "kill" => {
-            let p = parse(cmd, argv, &[flag("all").short("a")], false)?;
+            let p = parse(cmd, argv)?;
             let (id, sig) = match p.positional.as_slice() {
                 [id] => (id, "TERM"),
                 [id, sig] => (id, sig.as_str()),
@@ -173,7 +133,7 @@ pub fn dispatch(cmd: &str, argv: &[String], g: &Globals) -> Result<u8> {
             Ok(0)
         }
         "delete" | "rm" => {
-            let p = parse(cmd, argv, &[flag("force").short("f")], false)?;
+            let p = parse(cmd, argv)?;
             if p.positional.is_empty() {
                 return Err(CliError::Usage(
                     "delete: usage: husk delete [--force] <container-id>...".into(),
@@ -196,8 +156,19 @@ pub fn dispatch(cmd: &str, argv: &[String], g: &Globals) -> Result<u8> {
         "spec" => spec::spec(argv),
         "features" => features::features(argv),
         "pause" | "resume" | "ps" | "update" | "events" => cgroup::dispatch(cmd, argv, &rt()),
-        "help" => {
-            print!("{HELP}");
+        "help" | "h" => {
+            let p = parse(cmd, argv)?;
+            match p.positional.first() {
+                None => print!("{}", husk::help::global()),
+                Some(name) => match table::command(name) {
+                    Some(c) => print!("{}", husk::help::command(c)),
+                    None => {
+                        return Err(CliError::Usage(format!(
+                            "no such command: {name:?} (see husk --help)"
+                        )))
+                    }
+                },
+            }
             Ok(0)
         }
         other => Err(CliError::Usage(format!(
@@ -206,17 +177,8 @@ pub fn dispatch(cmd: &str, argv: &[String], g: &Globals) -> Result<u8> {
     }
 }
 
-fn create_options(cmd: &str, argv: &[String], extra: &[Flag]) -> Result<(CreateOptions, Parsed)> {
-    let mut flags = vec![
-        opt("bundle").short("b"),
-        opt("console-socket"),
-        opt("pid-file"),
-        flag("no-pivot"),
-        flag("no-new-keyring"),
-        opt("preserve-fds"),
-    ];
-    flags.extend_from_slice(extra);
-    let p = parse(cmd, argv, &flags, false)?;
+fn create_options(cmd: &str, argv: &[String]) -> Result<(CreateOptions, Parsed)> {
+    let p = parse(cmd, argv)?;
     let id = positional(cmd, &p, &["container-id"])?[0].clone();
     let preserve_fds = match p.value("preserve-fds") {
         None => 0,

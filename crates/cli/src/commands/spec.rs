@@ -3,15 +3,9 @@
 use std::path::PathBuf;
 
 use super::{parse, CliError, Result};
-use crate::args::{flag, opt};
 
 pub(super) fn spec(argv: &[String]) -> Result<u8> {
-    let p = parse(
-        "spec",
-        argv,
-        &[opt("bundle").short("b"), flag("rootless")],
-        false,
-    )?;
+    let p = parse("spec", argv)?;
     let dir = PathBuf::from(p.value("bundle").unwrap_or("."));
     let path = dir.join("config.json");
     if path.exists() {
