@@ -394,16 +394,16 @@ fn notify_hands_out_a_listener_the_agent_can_answer() {
         events: libc::POLLIN,
         revents: 0,
     };
-    // SAFETY: one valid pollfd.
     assert_eq!(
+        // SAFETY: one valid pollfd.
         unsafe { libc::poll(&mut pfd, 1, 10_000) },
         1,
         "no notification within 10s"
     );
     // SAFETY: SECCOMP_IOCTL_NOTIF_RECV fills a zeroed seccomp_notif.
     let mut req: SeccompNotif = unsafe { std::mem::zeroed() };
-    // SAFETY: req is a seccomp_notif of the size the ioctl number encodes.
     assert_eq!(
+        // SAFETY: req is a seccomp_notif of the size the ioctl number encodes.
         unsafe { libc::ioctl(listener.as_raw_fd(), SECCOMP_IOCTL_NOTIF_RECV, &mut req) },
         0
     );
@@ -415,8 +415,8 @@ fn notify_hands_out_a_listener_the_agent_can_answer() {
         error: 0,
         flags: 0,
     };
-    // SAFETY: resp is a seccomp_notif_resp of the size the ioctl number encodes.
     assert_eq!(
+        // SAFETY: resp is a seccomp_notif_resp of the size the ioctl number encodes.
         unsafe { libc::ioctl(listener.as_raw_fd(), SECCOMP_IOCTL_NOTIF_SEND, &resp) },
         0
     );

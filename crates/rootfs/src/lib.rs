@@ -4,6 +4,8 @@
 //! [`RootfsPlan::prepare`], [`RootfsPlan::enter`] and [`RootfsPlan::finalize`] run in the cloned
 //! child, inside the new mount namespace, and only make system calls.
 
+#![forbid(unsafe_code)]
+
 mod apply;
 mod copyup;
 mod options;

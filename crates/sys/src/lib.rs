@@ -7,7 +7,8 @@
 //! * never allocates, locks or logs (so it is safe to call in the cloned child),
 //! * returns [`Errno`] on failure, which the child reports to the parent over the sync socket.
 //!
-//! Parent-side code may use these too, but usually prefers the richer `nix` API.
+//! Parent-side code uses these too (husk has no `nix`: README, "Why husk has its own system
+//! layer").
 
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
