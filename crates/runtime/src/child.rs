@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use husk_sys::buf::PathBuf;
 use husk_sys::{Errno, Result as SysResult};
 
-use crate::plan::{ChildHook, ChildPlan, StartGate};
+use crate::plan::{ChildHook, ChildPlan, InitSetup, StartGate};
 use crate::protocol::{self, Domain, Msg};
 use crate::trace::InitPhase;
 
@@ -129,29 +129,63 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
             .map_err(rt(Step::CgroupJoin, i as u32))?;
     }
     mark(plan, InitPhase::Cgroups);
-    if plan.wait_setup {
+    if let Some(init) = &plan.init {
+        init_namespaces(plan, init)?;
+    }
+    if let Some((pidfd, flags)) = &plan.join_init {
+        husk_sys::setns(pidfd.as_raw_fd(), *flags).map_err(rt(Step::Setns, u32::MAX))?;
+    }
+    mark(plan, InitPhase::Namespaces);
+    if let Some(init) = &plan.init {
+        init_mounts(plan, init)?;
+    }
+    mark(plan, InitPhase::PivotRoot);
+    if plan.process.terminal {
+        setup_console(plan).map_err(rt(Step::Console, 0))?;
+    }
+    if let Some(init) = &plan.init {
+        for (i, s) in init.sysctls.iter().enumerate() {
+            husk_sys::write_file_at(libc::AT_FDCWD, &s.path, s.value.as_bytes())
+                .map_err(rt(Step::Sysctl, i as u32))?;
+        }
+        init.rootfs.finalize()?;
+    }
+    mark(plan, InitPhase::Finish);
+    let exe = harden(plan)?;
+    mark(plan, InitPhase::Security);
+
+    protocol::send(plan.sync, Msg::Ready).map_err(rt(Step::Sync, 3))?;
+    // Whoever started us waits on this channel: end of file (it is close-on-exec) means the
+    // user process runs; a Failed message means it never will.
+    let conn = wait_for_start(plan)?;
+    let report = conn.as_ref().map_or(plan.sync, |c| c.as_raw_fd());
+    let Err(f) = after_start(plan, &exe, report);
+    fail_and_exit(report, f)
+}
+
+/// The init's namespaces: wait for the parent's setup (id maps, hook state), join and
+/// unshare, become root in a new user namespace, keyring, hostname and domainname.
+fn init_namespaces(plan: &ChildPlan, init: &InitSetup) -> Result<(), Fail> {
+    if init.wait_setup {
         expect(plan.sync, Msg::SetupDone)?;
     }
-    if !plan.create_container_hooks.is_empty() || !plan.start_container_hooks.is_empty() {
-        for state in &plan.hook_state {
+    if init.container_hooks() {
+        for state in &init.hook_state {
             let mut buf = state.borrow_mut();
             let n = husk_sys::read(plan.sync, &mut buf).map_err(rt(Step::Sync, 1))?;
             buf.truncate(n);
         }
     }
-    if let Some((pidfd, flags)) = &plan.join_init {
-        husk_sys::setns(pidfd.as_raw_fd(), *flags).map_err(rt(Step::Setns, u32::MAX))?;
-    }
-    for (i, j) in plan.child_joins.iter().enumerate() {
+    for (i, j) in init.child_joins.iter().enumerate() {
         husk_sys::setns(j.fd.as_raw_fd(), j.flag).map_err(rt(Step::Setns, i as u32))?;
     }
-    if plan.child_unshare != 0 {
-        husk_sys::unshare(plan.child_unshare).map_err(rt(Step::Unshare, 0))?;
+    if init.child_unshare != 0 {
+        husk_sys::unshare(init.child_unshare).map_err(rt(Step::Unshare, 0))?;
     }
-    if plan.fork_again {
-        fork_again(plan)?;
+    if init.fork_again {
+        fork_again(plan, init)?;
     }
-    if plan.new_user {
+    if init.new_user {
         // Become the namespace's root for the setup (when 0 is mapped at all).
         for r in [husk_sys::setresgid(0), husk_sys::setresuid(0)] {
             match r {
@@ -160,52 +194,47 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
             }
         }
     }
-    if let Some(name) = &plan.keyring {
+    if let Some(name) = &init.keyring {
         // Keyrings may be disabled or unavailable in a user namespace: as runc, go on then.
         match husk_sys::new_session_keyring(name) {
             Ok(()) | Err(Errno(libc::ENOSYS | libc::EPERM | libc::EACCES | libc::EDQUOT)) => {}
             Err(e) => return Err(rt(Step::Keyring, 0)(e)),
         }
     }
-    if let Some(h) = &plan.hostname {
+    if let Some(h) = &init.hostname {
         husk_sys::sethostname(h.as_bytes()).map_err(rt(Step::Hostname, 0))?;
     }
-    if let Some(d) = &plan.domainname {
+    if let Some(d) = &init.domainname {
         husk_sys::setdomainname(d.as_bytes()).map_err(rt(Step::Domainname, 0))?;
     }
-    mark(plan, InitPhase::Namespaces);
-    // The mounts are in place but the root is still the host's: prestart, createRuntime (by
-    // the parent) and createContainer hooks run now, then pivot_root.
-    let prepared = plan.rootfs.as_ref().map(|r| r.prepare()).transpose()?;
+    Ok(())
+}
+
+/// The init's mounts, the hooks that run while the root is still the host's (prestart,
+/// createRuntime by the parent, createContainer here), then pivot_root.
+fn init_mounts(plan: &ChildPlan, init: &InitSetup) -> Result<(), Fail> {
+    let prepared = init.rootfs.prepare()?;
     mark(plan, InitPhase::Mounts);
-    if plan.hooks_in_parent {
+    if init.hooks_in_parent {
         protocol::send(plan.sync, Msg::RunHooks).map_err(rt(Step::Sync, 2))?;
         expect(plan.sync, Msg::HooksDone)?;
     }
     run_hooks(
-        plan,
-        &plan.create_container_hooks,
+        init,
+        &init.create_container_hooks,
         0,
         Step::CreateContainerHook,
     )?;
-    if plan.hooks_in_parent || !plan.create_container_hooks.is_empty() {
+    if init.hooks_in_parent || !init.create_container_hooks.is_empty() {
         mark(plan, InitPhase::Hooks);
     }
-    if let (Some(rootfs), Some(prepared)) = (&plan.rootfs, prepared) {
-        rootfs.enter(prepared)?;
-    }
-    mark(plan, InitPhase::PivotRoot);
-    if plan.process.terminal {
-        setup_console(plan).map_err(rt(Step::Console, 0))?;
-    }
-    for (i, s) in plan.sysctls.iter().enumerate() {
-        husk_sys::write_file_at(libc::AT_FDCWD, &s.path, s.value.as_bytes())
-            .map_err(rt(Step::Sysctl, i as u32))?;
-    }
-    if let Some(rootfs) = &plan.rootfs {
-        rootfs.finalize()?;
-    }
-    mark(plan, InitPhase::Finish);
+    init.rootfs.enter(prepared)?;
+    Ok(())
+}
+
+/// LSM label, rlimits, scheduling, cwd, no_new_privs, an early seccomp filter and the
+/// identity switch; then finds the program. Returns its path.
+fn harden(plan: &ChildPlan) -> Result<PathBuf, Fail> {
     let h = &plan.process.hardening;
     h.apply_lsm_exec_label()?;
     h.apply_rlimits()?;
@@ -224,21 +253,13 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     h.finalize_identity()?;
     let mut exe = PathBuf::new();
     lookup(plan, &mut exe).map_err(rt(Step::Lookup, 0))?;
-    mark(plan, InitPhase::Security);
-
-    protocol::send(plan.sync, Msg::Ready).map_err(rt(Step::Sync, 3))?;
-    // Whoever started us waits on this channel: end of file (it is close-on-exec) means the
-    // user process runs; a Failed message means it never will.
-    let conn = wait_for_start(plan)?;
-    let report = conn.as_ref().map_or(plan.sync, |c| c.as_raw_fd());
-    let Err(f) = after_start(plan, &exe, report);
-    fail_and_exit(report, f)
+    Ok(exe)
 }
 
 /// A new pid (or time) namespace made after joining a user namespace only applies to
 /// children: fork, report the grandchild's pid, and let the grandchild be the init.
-fn fork_again(plan: &ChildPlan) -> Result<(), Fail> {
-    if let Some(offsets) = &plan.time_offsets {
+fn fork_again(plan: &ChildPlan, init: &InitSetup) -> Result<(), Fail> {
+    if let Some(offsets) = &init.time_offsets {
         husk_sys::write_file_at(
             libc::AT_FDCWD,
             c"/proc/self/timens_offsets",
@@ -258,12 +279,14 @@ fn fork_again(plan: &ChildPlan) -> Result<(), Fail> {
 
 /// startContainer hooks, a late seccomp filter, and the exec itself.
 fn after_start(plan: &ChildPlan, exe: &PathBuf, report: RawFd) -> Result<Infallible, Fail> {
-    run_hooks(
-        plan,
-        &plan.start_container_hooks,
-        1,
-        Step::StartContainerHook,
-    )?;
+    if let Some(init) = &plan.init {
+        run_hooks(
+            init,
+            &init.start_container_hooks,
+            1,
+            Step::StartContainerHook,
+        )?;
+    }
     let h = &plan.process.hardening;
     if h.no_new_privs() && !h.seccomp_notify() {
         // As late as possible: fewer syscalls of ours for the profile to allow.
@@ -312,7 +335,7 @@ fn setup_console(plan: &ChildPlan) -> SysResult<()> {
 fn change_dir(plan: &ChildPlan) -> Result<(), Fail> {
     let cwd = &plan.process.cwd;
     match husk_sys::chdir(cwd) {
-        Err(Errno(libc::ENOENT)) if plan.rootfs.is_some() => {
+        Err(Errno(libc::ENOENT)) if plan.init.is_some() => {
             // Like runc, make a missing working directory (not in `exec`).
             let root = husk_sys::openat(libc::AT_FDCWD, c"/", libc::O_PATH | libc::O_DIRECTORY, 0)
                 .map_err(rt(Step::Cwd, 0))?;
@@ -393,8 +416,8 @@ fn wait_for_start(plan: &ChildPlan) -> Result<Option<OwnedFd>, Fail> {
     }
 }
 
-fn run_hooks(plan: &ChildPlan, hooks: &[ChildHook], state: usize, step: Step) -> Result<(), Fail> {
-    let state = plan.hook_state[state].borrow();
+fn run_hooks(init: &InitSetup, hooks: &[ChildHook], state: usize, step: Step) -> Result<(), Fail> {
+    let state = init.hook_state[state].borrow();
     for (i, h) in hooks.iter().enumerate() {
         run_hook(h, &state).map_err(rt(step, i as u32))?;
     }

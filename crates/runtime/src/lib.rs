@@ -22,6 +22,7 @@ mod record;
 mod relay;
 mod run;
 mod seccomp_agent;
+mod spawn;
 mod trace;
 
 pub use cgroup_ops::Event;
@@ -70,6 +71,18 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// Names the container a failure of its setup belongs to.
+    pub(crate) fn in_container(self, id: &str) -> RuntimeError {
+        match self {
+            RuntimeError::Init(what) => RuntimeError::Init(format!("container {id}: {what}")),
+            RuntimeError::Io { what, source } => RuntimeError::Io {
+                what: format!("container {id}: {what}"),
+                source,
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RuntimeError {
         let what = what.into();
         move |source| RuntimeError::Io { what, source }

@@ -161,6 +161,21 @@ impl Namespaces {
     }
 }
 
+impl Namespaces {
+    /// The container has a mount namespace of its own (new, joined, or unshared by the child).
+    pub fn has_mount_ns(&self) -> bool {
+        self.clone_flags & libc::CLONE_NEWNS as u64 != 0
+            || self.child_joins.iter().any(|j| j.flag == libc::CLONE_NEWNS)
+            || self.child_unshare & libc::CLONE_NEWNS != 0
+    }
+
+    /// The container gets a new cgroup namespace (at clone time or unshared by the child).
+    pub fn has_cgroup_ns(&self) -> bool {
+        self.clone_flags & libc::CLONE_NEWCGROUP as u64 != 0
+            || self.child_unshare & libc::CLONE_NEWCGROUP != 0
+    }
+}
+
 fn time_offsets(spec: &Spec) -> String {
     let mut out = String::new();
     if let Some(offsets) = spec

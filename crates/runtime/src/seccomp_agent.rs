@@ -55,13 +55,7 @@ pub(crate) fn hand_over(spec: &Spec, pid: i32, state: &OciState, listener: Owned
         state,
     };
     let json = serde_json::to_vec(&msg).unwrap_or_default();
-    let what = || {
-        format!(
-            "container {}: seccomp agent at {}",
-            state.id,
-            path.display()
-        )
-    };
+    let what = || format!("seccomp agent at {}", path.display());
     let sock = UnixStream::connect(path).map_err(RuntimeError::io(what()))?;
     husk_sys::send_with_fd(sock.as_raw_fd(), &json, listener.as_raw_fd()).map_err(|e| {
         RuntimeError::Io {
