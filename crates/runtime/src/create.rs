@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use husk_state::{ContainerDir, Status};
 
+use crate::error::InitError;
 use crate::namespaces::{write_id_maps, Namespaces, ParentSwitch};
 use crate::plan::{cstring, sysctls, ChildHook, ChildPlan, InitSetup, ProcessPlan, StartGate};
 use crate::protocol::{self, Msg};
@@ -122,7 +123,9 @@ pub(crate) fn check_console(terminal: bool, console_socket: bool, detached: bool
 
 impl Runtime {
     pub fn create(&self, opts: &CreateOptions) -> Result<()> {
-        let created = self.create_container(opts, Gate::Socket)?;
+        let created = self
+            .create_container(opts, Gate::Socket)
+            .map_err(|e| e.in_container(&opts.id))?;
         drop(created);
         Ok(())
     }
@@ -143,8 +146,7 @@ impl Runtime {
             p.clone_cgroup.as_ref(),
             switch,
             "of the init process",
-        )
-        .map_err(|e| e.in_container(id))?;
+        )?;
         phases.mark("clone");
         p.cleanup.pid = Some(pid);
         let mut record = Record {
@@ -168,15 +170,14 @@ impl Runtime {
             spec: p.bundle.spec.clone(),
         };
         let sync = p.parent_sync.as_raw_fd();
-        setup_init(sync, &p.plan, &p.ns, &record).map_err(|e| e.in_container(id))?;
+        setup_init(sync, &p.plan, &p.ns, &record)?;
         let mut host = CreateHost {
             record: &mut record,
             cleanup: &mut p.cleanup,
             phases: &mut phases,
         };
         let mut pid = pid;
-        spawn::drive(sync, &p.plan, &mut pid, Until::Ready, &mut host)
-            .map_err(|e| e.in_container(id))?;
+        spawn::drive(sync, &p.plan, &mut pid, Until::Ready, &mut host)?;
         phases.mark("init-setup");
         drop(p.plan);
         self.record(opts, record, p.cleanup, p.console, p.parent_sync, phases)
@@ -215,14 +216,10 @@ impl Runtime {
         };
         let cgroup = self.make_cgroup(id, spec)?;
         cleanup.cgroup = Some(cgroup.clone());
-        let clone_cgroup =
-            cgroup
-                .clone_into_fd()
-                .transpose()
-                .map_err(|source| RuntimeError::Cgroup {
-                    id: id.to_string(),
-                    source,
-                })?;
+        let clone_cgroup = cgroup
+            .clone_into_fd()
+            .transpose()
+            .map_err(RuntimeError::Cgroup)?;
         phases.mark("cgroup");
         // A new cgroup namespace can be made at clone time only when the child is born in all
         // its cgroups (v2); on v1 it joins them first, then unshares.
@@ -231,12 +228,10 @@ impl Runtime {
         if !has_mount_ns {
             // Mounts will land in the host's table: put them all on a bind of the rootfs that
             // husk made itself, so a failed create or a delete can detach them at once.
-            bind_rootfs(&bundle.rootfs).map_err(|e| {
-                RuntimeError::Init(format!(
-                    "container {id}: bind rootfs {}: {e}",
-                    bundle.rootfs.display()
-                ))
-            })?;
+            bind_rootfs(&bundle.rootfs).map_err(RuntimeError::io(format!(
+                "bind rootfs {}",
+                bundle.rootfs.display()
+            )))?;
             cleanup.host_rootfs = Some(bundle.rootfs.clone());
         }
         let rootfs = husk_rootfs::RootfsPlan::new(
@@ -302,17 +297,13 @@ impl Runtime {
             .as_ref()
             .and_then(|l| l.cgroups_path().as_ref())
             .map(|p| p.display().to_string());
-        let cg_err = |source| RuntimeError::Cgroup {
-            id: id.to_string(),
-            source,
-        };
-        let layout = husk_cgroups::detect().map_err(cg_err)?;
+        let layout = husk_cgroups::detect().map_err(RuntimeError::Cgroup)?;
         let cgroup =
             husk_cgroups::Manager::new(&layout, id, cg_path.as_deref(), self.systemd_cgroup)
-                .map_err(cg_err)?;
+                .map_err(RuntimeError::Cgroup)?;
         cgroup
             .create(crate::devices::effective_resources(spec).as_ref())
-            .map_err(cg_err)?;
+            .map_err(RuntimeError::Cgroup)?;
         Ok(cgroup)
     }
 
@@ -329,9 +320,7 @@ impl Runtime {
     ) -> Result<Created> {
         let id = opts.id.as_str();
         let pid = record.pid;
-        record.pid_start = husk_sys::proc::start_time(pid).ok_or_else(|| {
-            RuntimeError::Init(format!("container {id}: init process {pid} vanished"))
-        })?;
+        record.pid_start = husk_sys::proc::start_time(pid).ok_or(InitError::Vanished(pid))?;
         let dir = cleanup.dir.as_ref().expect("present");
         dir.save(&record)?;
         if let Some(pid_file) = &opts.pid_file {
@@ -340,7 +329,7 @@ impl Runtime {
         phases.mark("record");
         phases.report("create", id);
         // Unlocks the container: `state`, `kill` and the rest may work on it now.
-        let console_master = console.master(id)?;
+        let console_master = console.master()?;
         drop(cleanup.disarm());
         Ok(Created {
             record,
@@ -438,15 +427,13 @@ fn setup_init(sync: RawFd, plan: &ChildPlan, ns: &Namespaces, record: &Record) -
     let Some(init) = &plan.init else {
         return Ok(());
     };
-    let io =
-        |what: &'static str| move |e: husk_sys::Errno| RuntimeError::Init(format!("{what}: {e}"));
     if init.wait_setup {
-        protocol::send(sync, Msg::SetupDone).map_err(io("sync"))?;
+        protocol::send(sync, Msg::SetupDone).map_err(InitError::step("sync"))?;
     }
     if init.container_hooks() {
         for status in [Status::Creating, Status::Created] {
             let state = serde_json::to_vec(&record.oci_state(status)).unwrap_or_default();
-            protocol::send_blob(sync, &state).map_err(io("send state to init"))?;
+            protocol::send_blob(sync, &state).map_err(InitError::step("send state to init"))?;
         }
     }
     Ok(())

@@ -9,6 +9,7 @@ use husk_state::{Lock, Status};
 use oci_spec::runtime::{Capability, Process, Spec};
 
 use crate::create::check_console;
+use crate::error::{InitError, Operation, StatusError};
 use crate::namespaces::{flag_of, Join, ParentSwitch};
 use crate::plan::{ChildPlan, JoinInit, ProcessPlan, StartGate};
 use crate::protocol;
@@ -46,46 +47,39 @@ pub struct ExecOptions {
 impl Runtime {
     /// Returns the exit code for husk (the process's, unless detached).
     pub fn exec(&self, o: &ExecOptions) -> Result<i32> {
+        self.exec_process(o).map_err(|e| e.in_container(&o.id))
+    }
+
+    fn exec_process(&self, o: &ExecOptions) -> Result<i32> {
         let id = o.id.as_str();
         let (dir, rec) = self.load(id, Lock::Shared)?;
         match rec.status(&dir) {
-            Status::Stopped => {
-                return Err(RuntimeError::Usage(
-                    "cannot exec in a stopped container".into(),
-                ))
+            status @ Status::Stopped => {
+                return Err(StatusError::new(Operation::Exec, status).into())
             }
-            Status::Paused if !o.ignore_paused => {
-                return Err(RuntimeError::Usage(
-                    "cannot exec in a paused container".into(),
-                ))
+            status @ Status::Paused if !o.ignore_paused => {
+                return Err(StatusError::new(Operation::Exec, status).into())
             }
             _ => {}
         }
-        let process = exec_process(o, &rec.spec)?;
+        let process = process_of(o, &rec.spec)?;
         let process_plan = ProcessPlan::new(&process, rec.spec.linux().as_ref())?;
         crate::seccomp_agent::check(&rec.spec, process_plan.hardening.seccomp_notify())?;
         let terminal = process.terminal().unwrap_or(false);
         check_console(terminal, o.console_socket.is_some(), o.detach)?;
 
-        let init = husk_sys::proc::pidfd_open(rec.pid).map_err(|e| {
-            RuntimeError::Init(format!(
-                "container {id}: open init process {}: {e}",
-                rec.pid
-            ))
-        })?;
+        let init = husk_sys::proc::pidfd_open(rec.pid)
+            .map_err(InitError::step(format!("open init process {}", rec.pid)))?;
         if !rec.alive() {
-            return Err(RuntimeError::Usage(
-                "cannot exec in a stopped container".into(),
-            ));
+            return Err(StatusError::new(Operation::Exec, Status::Stopped).into());
         }
         let (pid_join, join_init) = namespaces_of(&rec.spec, &init)?;
         let cgroup = exec_cgroup(o, &rec)?;
-        let cg_err = |source| RuntimeError::Cgroup {
-            id: id.to_string(),
-            source,
-        };
         let clone_cgroup: Option<OwnedFd> = match &cgroup {
-            Some(cg) => cg.clone_into_fd().transpose().map_err(cg_err)?,
+            Some(cg) => cg
+                .clone_into_fd()
+                .transpose()
+                .map_err(RuntimeError::Cgroup)?,
             None => None,
         };
         // In the foreground without a console socket, husk relays the terminal itself.
@@ -121,8 +115,7 @@ impl Runtime {
             clone_cgroup.as_ref(),
             switch,
             "for exec",
-        )
-        .map_err(|e| e.in_container(id))?;
+        )?;
         // The container may be deleted while the process runs: do not hold its lock.
         drop(dir);
         let mut host = ExecHost {
@@ -133,7 +126,7 @@ impl Runtime {
         if let Err(e) = spawn::drive(sync, &plan, &mut pid, Until::Exec, &mut host) {
             let _ = husk_sys::proc::kill(pid, libc::SIGKILL);
             let _ = husk_sys::waitpid(pid);
-            return Err(RuntimeError::Init(format!("exec: {e}")).in_container(id));
+            return Err(InitError::Exec(Box::new(e)).into());
         }
         drop(plan);
         if let Some(pid_file) = &o.pid_file {
@@ -142,7 +135,7 @@ impl Runtime {
         if o.detach {
             return Ok(0);
         }
-        let mut relay = console.master(id)?.map(crate::relay::Relay::new);
+        let mut relay = console.master()?.map(crate::relay::Relay::new);
         let status = crate::run::wait_forwarding(pid, &set, relay.as_mut())?;
         Ok(crate::run::exit_code(status))
     }
@@ -204,10 +197,7 @@ fn exec_cgroup(o: &ExecOptions, rec: &Record) -> Result<Option<husk_cgroups::Man
         };
         cgroup = Some(
             cg.sub_cgroup(controller, rel)
-                .map_err(|source| RuntimeError::Cgroup {
-                    id: id.to_string(),
-                    source,
-                })?,
+                .map_err(RuntimeError::Cgroup)?,
         );
     }
     Ok(cgroup)
@@ -219,7 +209,7 @@ fn dup(fd: &OwnedFd) -> Result<OwnedFd> {
 
 /// The process to exec: `--process FILE`, or the container's own process with the flags'
 /// changes (as runc builds it).
-fn exec_process(o: &ExecOptions, spec: &Spec) -> Result<Process> {
+fn process_of(o: &ExecOptions, spec: &Spec) -> Result<Process> {
     if let Some(path) = &o.process {
         return Ok(husk_spec::load_process(path)?);
     }

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 
+use crate::error::NamespaceError;
 use crate::RuntimeError;
 
 pub(crate) fn flag_of(t: LinuxNamespaceType) -> libc::c_int {
@@ -106,12 +107,10 @@ impl Namespaces {
             match n.path() {
                 Some(path) if !path.as_os_str().is_empty() => {
                     let fd: OwnedFd = File::open(path)
-                        .map_err(|e| {
-                            RuntimeError::Namespace(format!(
-                                "open {} namespace {}: {e}",
-                                proc_name(flag),
-                                path.display()
-                            ))
+                        .map_err(|e| NamespaceError {
+                            step: format!("open {} namespace", proc_name(flag)),
+                            path: Some(path.clone()),
+                            source: e.into(),
                         })?
                         .into();
                     let join = Join { fd, flag };
@@ -205,11 +204,18 @@ impl ParentSwitch {
         let mut sw = ParentSwitch::join(&ns.parent_joins)?;
         if let Some(offsets) = ns.time_offsets.as_ref().filter(|_| !ns.fork_again) {
             sw.save(libc::CLONE_NEWTIME)?;
-            husk_sys::unshare(libc::CLONE_NEWTIME)
-                .map_err(|e| RuntimeError::Namespace(format!("create time namespace: {e}")))?;
+            husk_sys::unshare(libc::CLONE_NEWTIME).map_err(|e| NamespaceError {
+                step: "create time namespace".into(),
+                path: None,
+                source: e.into(),
+            })?;
             if !offsets.is_empty() {
                 std::fs::write("/proc/self/timens_offsets", offsets).map_err(|e| {
-                    RuntimeError::Namespace(format!("write time namespace offsets: {e}"))
+                    NamespaceError {
+                        step: "write time namespace offsets".into(),
+                        path: None,
+                        source: e.into(),
+                    }
                 })?;
             }
         }
@@ -221,17 +227,23 @@ impl ParentSwitch {
         let mut sw = ParentSwitch { saved: Vec::new() };
         for j in joins {
             sw.save(j.flag)?;
-            husk_sys::setns(j.fd.as_raw_fd(), j.flag).map_err(|e| {
-                RuntimeError::Namespace(format!("join {} namespace: {e}", proc_name(j.flag)))
+            husk_sys::setns(j.fd.as_raw_fd(), j.flag).map_err(|e| NamespaceError {
+                step: format!("join {} namespace", proc_name(j.flag)),
+                path: None,
+                source: e.into(),
             })?;
         }
         Ok(sw)
     }
 
     fn save(&mut self, flag: libc::c_int) -> Result<(), RuntimeError> {
-        let path = format!("/proc/self/ns/{}", proc_name(flag));
+        let path = Path::new("/proc/self/ns").join(proc_name(flag));
         let fd: OwnedFd = File::open(&path)
-            .map_err(|e| RuntimeError::Namespace(format!("open {path}: {e}")))?
+            .map_err(|e| NamespaceError {
+                step: "open".into(),
+                path: Some(path),
+                source: e.into(),
+            })?
             .into();
         self.saved.push(Join { fd, flag });
         Ok(())
@@ -257,8 +269,11 @@ impl Drop for ParentSwitch {
 pub(crate) fn write_id_maps(pid: i32, ns: &Namespaces) -> Result<(), RuntimeError> {
     for (file, map) in [("uid_map", &ns.uid_map), ("gid_map", &ns.gid_map)] {
         let path = Path::new("/proc").join(pid.to_string()).join(file);
-        std::fs::write(&path, map)
-            .map_err(|e| RuntimeError::Namespace(format!("write {}: {e}", path.display())))?;
+        std::fs::write(&path, map).map_err(|e| NamespaceError {
+            step: "write".into(),
+            path: Some(path),
+            source: e.into(),
+        })?;
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
+use crate::error::InitError;
 use crate::RuntimeError;
 
 /// Where the pty master goes: to the caller's `--console-socket`, or, for a foreground process
@@ -40,12 +41,11 @@ impl Console {
     }
 
     /// The pty master the child sent, when husk relays the terminal itself.
-    pub fn master(&self, id: &str) -> Result<Option<OwnedFd>, RuntimeError> {
+    pub fn master(&self) -> Result<Option<OwnedFd>, RuntimeError> {
         let Some(sock) = &self.relay_end else {
             return Ok(None);
         };
-        husk_sys::recv_fd(sock.as_raw_fd())
-            .map_err(|e| RuntimeError::Init(format!("container {id}: receive the pty master: {e}")))
+        husk_sys::recv_fd(sock.as_raw_fd()).map_err(InitError::step("receive the pty master"))
     }
 }
 

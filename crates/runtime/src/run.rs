@@ -4,9 +4,10 @@
 use std::os::fd::AsRawFd;
 
 use crate::create::{CreateOptions, Gate};
+use crate::error::InitError;
 use crate::protocol::{self, Msg};
 use crate::relay::Relay;
-use crate::{Result, Runtime, RuntimeError};
+use crate::{Result, Runtime};
 
 /// Signals a foreground `run` passes on to the container (SIGCHLD is ours).
 const FORWARDED: [i32; 11] = [
@@ -30,6 +31,11 @@ pub(crate) fn signal_set() -> libc::sigset_t {
 impl Runtime {
     /// Returns the exit code husk should exit with.
     pub fn run(&self, opts: &CreateOptions, detach: bool) -> Result<i32> {
+        self.run_container(opts, detach)
+            .map_err(|e| e.in_container(&opts.id))
+    }
+
+    fn run_container(&self, opts: &CreateOptions, detach: bool) -> Result<i32> {
         // Block the forwarded signals before the clone so none is lost; the init unblocks
         // everything before it execs.
         let set = signal_set();
@@ -45,8 +51,7 @@ impl Runtime {
         let id = opts.id.as_str();
         let rec = &created.record;
         let sync = created.sync.as_raw_fd();
-        protocol::send(sync, Msg::Start)
-            .map_err(|e| RuntimeError::Init(format!("container {id}: start: {e}")))?;
+        protocol::send(sync, Msg::Start).map_err(InitError::step("start"))?;
         // End of file: the init exec'd (its end is close-on-exec).
         match protocol::recv(sync) {
             Ok(None) => {}
@@ -59,18 +64,10 @@ impl Runtime {
                 let _ = husk_sys::waitpid(rec.pid);
                 let msg = crate::describe::after_start(&rec.spec, domain, step, index, errno);
                 let _ = self.destroy_after_run(rec);
-                return Err(RuntimeError::Init(format!("container {id}: {msg}")));
+                return Err(InitError::Reported(msg).into());
             }
-            Ok(Some(other)) => {
-                return Err(RuntimeError::Init(format!(
-                    "container {id}: unexpected {other:?} from init"
-                )))
-            }
-            Err(e) => {
-                return Err(RuntimeError::Init(format!(
-                    "container {id}: wait for exec: {e}"
-                )))
-            }
+            Ok(Some(other)) => return Err(InitError::Unexpected(format!("{other:?}")).into()),
+            Err(e) => return Err(InitError::step("wait for exec")(e)),
         }
         rec.run_poststart();
         if detach {
@@ -115,7 +112,7 @@ pub(crate) fn wait_forwarding(
     mut relay: Option<&mut Relay>,
 ) -> Result<i32> {
     let err = |what: &str, e: husk_sys::Errno| {
-        RuntimeError::Init(format!("wait for container process {pid}: {what}: {e}"))
+        InitError::step(format!("wait for container process {pid}: {what}"))(e)
     };
     let sfd = husk_sys::signals::signalfd(set).map_err(|e| err("signalfd", e))?;
     let pidfd = husk_sys::proc::pidfd_open(pid).map_err(|e| err("pidfd_open", e))?;

@@ -7,10 +7,11 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use husk_sys::clone::{clone3, Forked};
 
+use crate::error::InitError;
 use crate::namespaces::ParentSwitch;
 use crate::plan::ChildPlan;
 use crate::protocol::{self, Msg};
-use crate::{child, describe, Result, RuntimeError};
+use crate::{child, describe, Result};
 
 /// Clones the child that runs `plan`, born with the new namespaces `clone_flags` and, on
 /// cgroup v2, in the cgroup `cgroup`. `switch` holds the parent in the namespaces the child
@@ -30,7 +31,7 @@ pub(crate) fn spawn(
     let pid = match forked {
         Ok(Forked::Child) => child::main(plan),
         Ok(Forked::Parent { pid }) => pid,
-        Err(e) => return Err(RuntimeError::Init(format!("clone3 {what}: {e}"))),
+        Err(e) => return Err(InitError::step(format!("clone3 {what}"))(e)),
     };
     switch.restore();
     drop(child_sync);
@@ -71,9 +72,8 @@ pub(crate) fn drive(
     until: Until,
     host: &mut impl Host,
 ) -> Result<()> {
-    let err = |what: String| RuntimeError::Init(what);
     loop {
-        let msg = protocol::recv_with_fd(sync).map_err(|e| err(format!("sync: {e}")))?;
+        let msg = protocol::recv_with_fd(sync).map_err(InitError::step("sync"))?;
         match msg {
             Some((Msg::Ready, _)) if until == Until::Ready => return Ok(()),
             Some((Msg::Ready, _)) => {}
@@ -81,10 +81,7 @@ pub(crate) fn drive(
             None => {
                 let status = husk_sys::waitpid(*pid).unwrap_or(0);
                 host.reaped();
-                return Err(err(format!(
-                    "init exited during setup ({})",
-                    describe::wait_status(status)
-                )));
+                return Err(InitError::Exited(describe::wait_status(status)).into());
             }
             Some((Msg::Mark { phase, ns }, _)) => host.mark(phase, ns),
             Some((Msg::Pid(init), _)) => {
@@ -95,7 +92,7 @@ pub(crate) fn drive(
             }
             Some((Msg::SeccompFd, Some(listener))) => host.seccomp_listener(*pid, listener)?,
             Some((Msg::RunHooks, _)) if host.run_hooks()?.is_some() => {
-                protocol::send(sync, Msg::HooksDone).map_err(|e| err(format!("sync: {e}")))?;
+                protocol::send(sync, Msg::HooksDone).map_err(InitError::step("sync"))?;
             }
             Some((
                 Msg::Failed {
@@ -105,10 +102,11 @@ pub(crate) fn drive(
                     errno,
                 },
                 _,
-            )) => return Err(err(describe::failure(plan, domain, step, index, errno))),
-            Some((other, _)) => {
-                return Err(err(format!("unexpected message {other:?} from init")));
+            )) => {
+                let what = describe::failure(plan, domain, step, index, errno);
+                return Err(InitError::Reported(what).into());
             }
+            Some((other, _)) => return Err(InitError::Unexpected(format!("{other:?}")).into()),
         }
     }
 }
