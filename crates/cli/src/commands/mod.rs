@@ -2,7 +2,6 @@
 
 mod cgroup;
 mod exec;
-mod features;
 mod list;
 mod spec;
 
@@ -13,7 +12,7 @@ use husk_runtime::{CreateOptions, Runtime, RuntimeError};
 use crate::args::{self, flag, opt, Flag, Parsed};
 use crate::Globals;
 
-pub const SPEC_VERSION: &str = "1.2.0";
+pub use husk_runtime::SPEC_VERSION;
 
 pub const HELP: &str = "husk - an OCI container runtime
 
@@ -194,7 +193,7 @@ pub fn dispatch(cmd: &str, argv: &[String], g: &Globals) -> Result<u8> {
             other => other,
         }),
         "spec" => spec::spec(argv),
-        "features" => features::features(argv),
+        "features" => features(argv),
         "pause" | "resume" | "ps" | "update" | "events" => cgroup::dispatch(cmd, argv, &rt()),
         "help" => {
             print!("{HELP}");
@@ -234,6 +233,14 @@ fn create_options(cmd: &str, argv: &[String], extra: &[Flag]) -> Result<(CreateO
         preserve_fds,
     };
     Ok((opts, p))
+}
+
+/// `husk features`: prints the document the runtime builds.
+fn features(argv: &[String]) -> Result<u8> {
+    parse("features", argv, &[], false)?;
+    let doc = husk_runtime::features();
+    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    Ok(0)
 }
 
 pub(crate) fn absolute(p: &str) -> PathBuf {
