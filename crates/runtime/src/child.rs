@@ -8,7 +8,7 @@ use husk_sys::buf::PathBuf;
 use husk_sys::{Errno, Result as SysResult};
 
 use crate::plan::{ChildHook, ChildPlan, InitSetup, StartGate};
-use crate::protocol::{self, Domain, Msg};
+use crate::protocol::{self, Domain, ToChild, ToParent};
 use crate::trace::InitPhase;
 
 husk_sys::step_enum! {
@@ -80,7 +80,7 @@ pub(crate) fn main(plan: &ChildPlan) -> ! {
 
 /// Tells whoever waits on `fd` which step failed, then exits.
 fn fail_and_exit(fd: RawFd, f: Fail) -> ! {
-    let msg = Msg::Failed {
+    let msg = ToParent::Failed {
         domain: f.domain,
         step: f.step,
         index: f.index,
@@ -96,7 +96,7 @@ fn mark(plan: &ChildPlan, phase: InitPhase) {
         let ns = husk_sys::monotonic_ns();
         let _ = protocol::send(
             plan.sync,
-            Msg::Mark {
+            ToParent::Mark {
                 phase: phase as u16,
                 ns,
             },
@@ -104,8 +104,8 @@ fn mark(plan: &ChildPlan, phase: InitPhase) {
     }
 }
 
-fn expect(sync: RawFd, want: Msg) -> Result<(), Fail> {
-    match protocol::recv(sync) {
+fn expect(sync: RawFd, want: ToChild) -> Result<(), Fail> {
+    match protocol::recv::<ToChild>(sync) {
         Ok(Some(m)) if m == want => Ok(()),
         // The parent went away or said something else: stop quietly.
         Ok(_) => husk_sys::exit_now(1),
@@ -154,7 +154,7 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     let exe = harden(plan)?;
     mark(plan, InitPhase::Security);
 
-    protocol::send(plan.sync, Msg::Ready).map_err(rt(Step::Sync, 3))?;
+    protocol::send(plan.sync, ToParent::Ready).map_err(rt(Step::Sync, 3))?;
     // Whoever started us waits on this channel: end of file (it is close-on-exec) means the
     // user process runs; a Failed message means it never will.
     let conn = wait_for_start(plan)?;
@@ -167,7 +167,7 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
 /// unshare, become root in a new user namespace, keyring, hostname and domainname.
 fn init_namespaces(plan: &ChildPlan, init: &InitSetup) -> Result<(), Fail> {
     if init.wait_setup {
-        expect(plan.sync, Msg::SetupDone)?;
+        expect(plan.sync, ToChild::SetupDone)?;
     }
     if init.container_hooks() {
         for state in &init.hook_state {
@@ -216,8 +216,8 @@ fn init_mounts(plan: &ChildPlan, init: &InitSetup) -> Result<(), Fail> {
     let prepared = init.rootfs.prepare()?;
     mark(plan, InitPhase::Mounts);
     if init.hooks_in_parent {
-        protocol::send(plan.sync, Msg::RunHooks).map_err(rt(Step::Sync, 2))?;
-        expect(plan.sync, Msg::HooksDone)?;
+        protocol::send(plan.sync, ToParent::RunHooks).map_err(rt(Step::Sync, 2))?;
+        expect(plan.sync, ToChild::HooksDone)?;
     }
     run_hooks(
         init,
@@ -271,7 +271,7 @@ fn fork_again(plan: &ChildPlan, init: &InitSetup) -> Result<(), Fail> {
     match unsafe { husk_sys::clone::clone3(0, None) }.map_err(rt(Step::Unshare, 2))? {
         husk_sys::clone::Forked::Child => Ok(()),
         husk_sys::clone::Forked::Parent { pid } => {
-            let _ = protocol::send(plan.sync, Msg::Pid(pid));
+            let _ = protocol::send(plan.sync, ToParent::Pid(pid));
             husk_sys::exit_now(0)
         }
     }
@@ -408,7 +408,7 @@ fn lookup(plan: &ChildPlan, out: &mut PathBuf) -> SysResult<()> {
 /// the connection, which must stay open until exec.
 fn wait_for_start(plan: &ChildPlan) -> Result<Option<OwnedFd>, Fail> {
     match &plan.gate {
-        StartGate::Sync => expect(plan.sync, Msg::Start).map(|()| None),
+        StartGate::Sync => expect(plan.sync, ToChild::Start).map(|()| None),
         StartGate::Open => Ok(None),
         StartGate::Socket(listener) => husk_sys::accept(listener.as_raw_fd())
             .map(Some)

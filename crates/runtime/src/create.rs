@@ -11,7 +11,7 @@ use husk_state::{ContainerDir, Status};
 use crate::error::InitError;
 use crate::namespaces::{write_id_maps, Namespaces, ParentSwitch};
 use crate::plan::{cstring, sysctls, ChildHook, ChildPlan, InitSetup, ProcessPlan, StartGate};
-use crate::protocol::{self, Msg};
+use crate::protocol::{self, ToChild};
 use crate::record::{Record, START_SOCKET};
 use crate::relay::Console;
 use crate::spawn::{self, spawn, Until};
@@ -428,7 +428,7 @@ fn setup_init(sync: RawFd, plan: &ChildPlan, ns: &Namespaces, record: &Record) -
         return Ok(());
     };
     if init.wait_setup {
-        protocol::send(sync, Msg::SetupDone).map_err(InitError::step("sync"))?;
+        protocol::send(sync, ToChild::SetupDone).map_err(InitError::step("sync"))?;
     }
     if init.container_hooks() {
         for status in [Status::Creating, Status::Created] {

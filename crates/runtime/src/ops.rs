@@ -138,7 +138,7 @@ impl Runtime {
         let n = read_full(&mut conn, &mut buf).map_err(RuntimeError::io("wait for init"))?;
         if n != 0 {
             return Err(InitError::Reported(match crate::protocol::decode(&buf) {
-                Some(crate::protocol::Msg::Failed {
+                Some(crate::protocol::ToParent::Failed {
                     domain,
                     step,
                     index,

@@ -114,13 +114,13 @@ pub(crate) struct ChildPlan {
     /// `exec`, whose process enters a container that is set up already.
     pub init: Option<InitSetup>,
     pub process: ProcessPlan,
-    /// Send a [`Msg::Mark`](crate::protocol::Msg::Mark) at the end of each setup phase.
+    /// Send a [`ToParent::Mark`](crate::protocol::ToParent::Mark) at the end of each setup phase.
     pub trace: bool,
 }
 
 /// The init-only part of the [`ChildPlan`].
 pub(crate) struct InitSetup {
-    /// Wait for [`Msg::SetupDone`](crate::protocol::Msg::SetupDone) before going on (id maps,
+    /// Wait for [`ToChild::SetupDone`](crate::protocol::ToChild::SetupDone) before going on (id maps,
     /// hook state, the grandchild's pid).
     pub wait_setup: bool,
     pub child_joins: Vec<Join>,

@@ -5,7 +5,7 @@ use std::os::fd::AsRawFd;
 
 use crate::create::{CreateOptions, Gate};
 use crate::error::InitError;
-use crate::protocol::{self, Msg};
+use crate::protocol::{self, ToChild, ToParent};
 use crate::relay::Relay;
 use crate::{Result, Runtime};
 
@@ -51,11 +51,11 @@ impl Runtime {
         let id = opts.id.as_str();
         let rec = &created.record;
         let sync = created.sync.as_raw_fd();
-        protocol::send(sync, Msg::Start).map_err(InitError::step("start"))?;
+        protocol::send(sync, ToChild::Start).map_err(InitError::step("start"))?;
         // End of file: the init exec'd (its end is close-on-exec).
-        match protocol::recv(sync) {
+        match protocol::recv::<ToParent>(sync) {
             Ok(None) => {}
-            Ok(Some(Msg::Failed {
+            Ok(Some(ToParent::Failed {
                 domain,
                 step,
                 index,

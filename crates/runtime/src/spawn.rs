@@ -10,7 +10,7 @@ use husk_sys::clone::{clone3, Forked};
 use crate::error::InitError;
 use crate::namespaces::ParentSwitch;
 use crate::plan::ChildPlan;
-use crate::protocol::{self, Msg};
+use crate::protocol::{self, ToChild, ToParent};
 use crate::{child, describe, Result};
 
 /// Clones the child that runs `plan`, born with the new namespaces `clone_flags` and, on
@@ -41,7 +41,7 @@ pub(crate) fn spawn(
 /// When [`drive`] is done with the child.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Until {
-    /// The init said [`Msg::Ready`]: it is set up and waits to be started.
+    /// The init said [`ToParent::Ready`]: it is set up and waits to be started.
     Ready,
     /// End of file on the sync socket: the process exec'd (the child's end is close-on-exec).
     Exec,
@@ -73,29 +73,29 @@ pub(crate) fn drive(
     host: &mut impl Host,
 ) -> Result<()> {
     loop {
-        let msg = protocol::recv_with_fd(sync).map_err(InitError::step("sync"))?;
+        let msg = protocol::recv_with_fd::<ToParent>(sync).map_err(InitError::step("sync"))?;
         match msg {
-            Some((Msg::Ready, _)) if until == Until::Ready => return Ok(()),
-            Some((Msg::Ready, _)) => {}
+            Some((ToParent::Ready, _)) if until == Until::Ready => return Ok(()),
+            Some((ToParent::Ready, _)) => {}
             None if until == Until::Exec => return Ok(()),
             None => {
                 let status = husk_sys::waitpid(*pid).unwrap_or(0);
                 host.reaped();
                 return Err(InitError::Exited(describe::wait_status(status)).into());
             }
-            Some((Msg::Mark { phase, ns }, _)) => host.mark(phase, ns),
-            Some((Msg::Pid(init), _)) => {
+            Some((ToParent::Mark { phase, ns }, _)) => host.mark(phase, ns),
+            Some((ToParent::Pid(init), _)) => {
                 // The intermediate child is done; its child is the container's init.
                 let _ = husk_sys::waitpid(*pid);
                 *pid = init;
                 host.new_pid(init);
             }
-            Some((Msg::SeccompFd, Some(listener))) => host.seccomp_listener(*pid, listener)?,
-            Some((Msg::RunHooks, _)) if host.run_hooks()?.is_some() => {
-                protocol::send(sync, Msg::HooksDone).map_err(InitError::step("sync"))?;
+            Some((ToParent::SeccompFd, Some(listener))) => host.seccomp_listener(*pid, listener)?,
+            Some((ToParent::RunHooks, _)) if host.run_hooks()?.is_some() => {
+                protocol::send(sync, ToChild::HooksDone).map_err(InitError::step("sync"))?;
             }
             Some((
-                Msg::Failed {
+                ToParent::Failed {
                     domain,
                     step,
                     index,
