@@ -12,6 +12,9 @@ mod options;
 mod plan;
 mod walk;
 
+#[cfg(test)]
+mod plan_tests;
+
 pub use apply::Prepared;
 pub use options::{propagation_of, Options, KNOWN_OPTIONS};
 pub use plan::{CgroupView, PlanOptions, RootfsPlan};
