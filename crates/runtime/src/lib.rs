@@ -19,6 +19,8 @@ mod hooks;
 mod namespaces;
 mod ops;
 mod plan;
+#[cfg(test)]
+mod plan_tests;
 mod protocol;
 mod record;
 mod relay;
