@@ -2,7 +2,7 @@
 //! allocation, no locks, no logging. Failures travel to the parent as a fixed-size message.
 
 use std::convert::Infallible;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use husk_sys::buf::PathBuf;
 use husk_sys::{Errno, Result as SysResult};
@@ -75,11 +75,11 @@ impl From<husk_hardening::Failure> for Fail {
 /// Entry point in the cloned child. Never returns.
 pub(crate) fn main(plan: &ChildPlan) -> ! {
     let Err(f) = run(plan);
-    fail_and_exit(plan.sync, f)
+    fail_and_exit(plan.child_sync(), f)
 }
 
 /// Tells whoever waits on `fd` which step failed, then exits.
-fn fail_and_exit(fd: RawFd, f: Fail) -> ! {
+fn fail_and_exit(fd: BorrowedFd<'_>, f: Fail) -> ! {
     let msg = ToParent::Failed {
         domain: f.domain,
         step: f.step,
@@ -95,7 +95,7 @@ fn mark(plan: &ChildPlan, phase: InitPhase) {
     if plan.trace {
         let ns = husk_sys::monotonic_ns();
         let _ = protocol::send(
-            plan.sync,
+            plan.child_sync(),
             ToParent::Mark {
                 phase: phase as u16,
                 ns,
@@ -104,7 +104,7 @@ fn mark(plan: &ChildPlan, phase: InitPhase) {
     }
 }
 
-fn expect(sync: RawFd, want: ToChild) -> Result<(), Fail> {
+fn expect(sync: BorrowedFd<'_>, want: ToChild) -> Result<(), Fail> {
     match protocol::recv::<ToChild>(sync) {
         Ok(Some(m)) if m == want => Ok(()),
         // The parent went away or said something else: stop quietly.
@@ -125,7 +125,7 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     // Join the v1 cgroups ourselves, before doing anything that is accounted: a thread moving
     // itself does not take the kernel's global threadgroup lock (an RCU grace period).
     for (i, tasks) in plan.cgroup_tasks.iter().enumerate() {
-        husk_sys::write_file_at(libc::AT_FDCWD, tasks, b"0")
+        husk_sys::write_file_at(husk_sys::CWD, tasks, b"0")
             .map_err(rt(Step::CgroupJoin, i as u32))?;
     }
     mark(plan, InitPhase::Cgroups);
@@ -133,7 +133,7 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
         init_namespaces(plan, init)?;
     }
     if let Some((pidfd, flags)) = &plan.join_init {
-        husk_sys::setns(pidfd.as_raw_fd(), *flags).map_err(rt(Step::Setns, u32::MAX))?;
+        husk_sys::setns(pidfd.as_fd(), *flags).map_err(rt(Step::Setns, u32::MAX))?;
     }
     mark(plan, InitPhase::Namespaces);
     if let Some(init) = &plan.init {
@@ -145,7 +145,7 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     }
     if let Some(init) = &plan.init {
         for (i, s) in init.sysctls.iter().enumerate() {
-            husk_sys::write_file_at(libc::AT_FDCWD, &s.path, s.value.as_bytes())
+            husk_sys::write_file_at(husk_sys::CWD, &s.path, s.value.as_bytes())
                 .map_err(rt(Step::Sysctl, i as u32))?;
         }
         init.rootfs.finalize()?;
@@ -154,11 +154,11 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     let exe = harden(plan)?;
     mark(plan, InitPhase::Security);
 
-    protocol::send(plan.sync, ToParent::Ready).map_err(rt(Step::Sync, 3))?;
+    protocol::send(plan.child_sync(), ToParent::Ready).map_err(rt(Step::Sync, 3))?;
     // Whoever started us waits on this channel: end of file (it is close-on-exec) means the
     // user process runs; a Failed message means it never will.
     let conn = wait_for_start(plan)?;
-    let report = conn.as_ref().map_or(plan.sync, |c| c.as_raw_fd());
+    let report = conn.as_ref().map_or(plan.child_sync(), |c| c.as_fd());
     let Err(f) = after_start(plan, &exe, report);
     fail_and_exit(report, f)
 }
@@ -167,17 +167,17 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
 /// unshare, become root in a new user namespace, keyring, hostname and domainname.
 fn init_namespaces(plan: &ChildPlan, init: &InitSetup) -> Result<(), Fail> {
     if init.wait_setup {
-        expect(plan.sync, ToChild::SetupDone)?;
+        expect(plan.child_sync(), ToChild::SetupDone)?;
     }
     if init.container_hooks() {
         for state in &init.hook_state {
             let mut buf = state.borrow_mut();
-            let n = husk_sys::read(plan.sync, &mut buf).map_err(rt(Step::Sync, 1))?;
+            let n = husk_sys::read(plan.child_sync(), &mut buf).map_err(rt(Step::Sync, 1))?;
             buf.truncate(n);
         }
     }
     for (i, j) in init.child_joins.iter().enumerate() {
-        husk_sys::setns(j.fd.as_raw_fd(), j.flag).map_err(rt(Step::Setns, i as u32))?;
+        husk_sys::setns(j.fd.as_fd(), j.flag).map_err(rt(Step::Setns, i as u32))?;
     }
     if init.child_unshare != 0 {
         husk_sys::unshare(init.child_unshare).map_err(rt(Step::Unshare, 0))?;
@@ -216,8 +216,8 @@ fn init_mounts(plan: &ChildPlan, init: &InitSetup) -> Result<(), Fail> {
     let prepared = init.rootfs.prepare()?;
     mark(plan, InitPhase::Mounts);
     if init.hooks_in_parent {
-        protocol::send(plan.sync, ToParent::RunHooks).map_err(rt(Step::Sync, 2))?;
-        expect(plan.sync, ToChild::HooksDone)?;
+        protocol::send(plan.child_sync(), ToParent::RunHooks).map_err(rt(Step::Sync, 2))?;
+        expect(plan.child_sync(), ToChild::HooksDone)?;
     }
     run_hooks(
         init,
@@ -261,7 +261,7 @@ fn harden(plan: &ChildPlan) -> Result<PathBuf, Fail> {
 fn fork_again(plan: &ChildPlan, init: &InitSetup) -> Result<(), Fail> {
     if let Some(offsets) = &init.time_offsets {
         husk_sys::write_file_at(
-            libc::AT_FDCWD,
+            husk_sys::CWD,
             c"/proc/self/timens_offsets",
             offsets.as_bytes(),
         )
@@ -271,14 +271,18 @@ fn fork_again(plan: &ChildPlan, init: &InitSetup) -> Result<(), Fail> {
     match unsafe { husk_sys::clone::clone3(0, None) }.map_err(rt(Step::Unshare, 2))? {
         husk_sys::clone::Forked::Child => Ok(()),
         husk_sys::clone::Forked::Parent { pid } => {
-            let _ = protocol::send(plan.sync, ToParent::Pid(pid));
+            let _ = protocol::send(plan.child_sync(), ToParent::Pid(pid));
             husk_sys::exit_now(0)
         }
     }
 }
 
 /// startContainer hooks, a late seccomp filter, and the exec itself.
-fn after_start(plan: &ChildPlan, exe: &PathBuf, report: RawFd) -> Result<Infallible, Fail> {
+fn after_start(
+    plan: &ChildPlan,
+    exe: &PathBuf,
+    report: BorrowedFd<'_>,
+) -> Result<Infallible, Fail> {
     if let Some(init) = &plan.init {
         run_hooks(
             init,
@@ -296,13 +300,13 @@ fn after_start(plan: &ChildPlan, exe: &PathBuf, report: RawFd) -> Result<Infalli
     let p = &plan.process;
     // The trampoline is handed the report descriptor (one byte of its argv[0]) and makes it
     // close-on-exec itself, so whoever waits sees end-of-file exactly at the user's exec.
-    if let (Some(trampoline), Ok(fd)) = (&p.trampoline, u8::try_from(report)) {
+    if let (Some(trampoline), Ok(fd)) = (&p.trampoline, u8::try_from(report.as_raw_fd())) {
         let fd_name = [fd, 0u8];
         let mut argv = p.trampoline_argv.borrow_mut();
         argv[0] = fd_name.as_ptr().cast();
         argv[1] = exe.as_cstr().as_ptr();
         husk_sys::set_cloexec(report, false).map_err(rt(Step::Exec, 1))?;
-        match husk_sys::exe_guard::exec_via(trampoline, &argv, p.envp.as_ptrs()) {
+        match husk_sys::exe_guard::exec_via(trampoline.as_fd(), &argv, p.envp.as_ptrs()) {
             // A seccomp profile that forbids execveat: exec directly (without the guard).
             Errno(libc::EPERM | libc::ENOSYS | libc::EACCES) => {
                 husk_sys::set_cloexec(report, true).map_err(rt(Step::Exec, 1))?;
@@ -318,7 +322,8 @@ fn after_start(plan: &ChildPlan, exe: &PathBuf, report: RawFd) -> Result<Infalli
 /// seccomp agent, never to the container).
 fn install_seccomp(plan: &ChildPlan) -> Result<(), Fail> {
     if let Some(listener) = plan.process.hardening.install_seccomp()? {
-        protocol::send_seccomp_fd(plan.sync, listener.as_raw_fd()).map_err(rt(Step::Sync, 4))?;
+        protocol::send_seccomp_fd(plan.child_sync(), listener.as_fd())
+            .map_err(rt(Step::Sync, 4))?;
     }
     Ok(())
 }
@@ -326,10 +331,10 @@ fn install_seccomp(plan: &ChildPlan) -> Result<(), Fail> {
 fn setup_console(plan: &ChildPlan) -> SysResult<()> {
     let (master, slave) = husk_sys::tty::open_pty(plan.process.console_size)?;
     if let Some(sock) = &plan.console {
-        husk_sys::send_fd(sock.as_raw_fd(), master.as_raw_fd())?;
+        husk_sys::send_fd(sock.as_fd(), master.as_fd())?;
     }
     drop(master);
-    husk_sys::tty::make_controlling(&slave)
+    husk_sys::tty::make_controlling(slave.as_fd())
 }
 
 fn change_dir(plan: &ChildPlan) -> Result<(), Fail> {
@@ -337,13 +342,13 @@ fn change_dir(plan: &ChildPlan) -> Result<(), Fail> {
     match husk_sys::chdir(cwd) {
         Err(Errno(libc::ENOENT)) if plan.init.is_some() => {
             // Like runc, make a missing working directory (not in `exec`).
-            let root = husk_sys::openat(libc::AT_FDCWD, c"/", libc::O_PATH | libc::O_DIRECTORY, 0)
+            let root = husk_sys::openat(husk_sys::CWD, c"/", libc::O_PATH | libc::O_DIRECTORY, 0)
                 .map_err(rt(Step::Cwd, 0))?;
             let mut rel = PathBuf::new();
             let bytes = cwd.to_bytes();
             rel.push_bytes(bytes.strip_prefix(b"/").unwrap_or(bytes))
                 .map_err(rt(Step::Cwd, 0))?;
-            mkdir_p(root.as_raw_fd(), &rel).map_err(rt(Step::Cwd, 0))?;
+            mkdir_p(root.as_fd(), &rel).map_err(rt(Step::Cwd, 0))?;
             husk_sys::chdir(cwd).map_err(rt(Step::Cwd, 0))?;
         }
         other => other.map_err(rt(Step::Cwd, 0))?,
@@ -358,7 +363,7 @@ fn change_dir(plan: &ChildPlan) -> Result<(), Fail> {
     }
 }
 
-fn mkdir_p(root: RawFd, rel: &PathBuf) -> SysResult<()> {
+fn mkdir_p(root: BorrowedFd<'_>, rel: &PathBuf) -> SysResult<()> {
     let bytes = rel.as_bytes();
     let mut prefix = PathBuf::new();
     for comp in bytes.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
@@ -375,7 +380,7 @@ fn mkdir_p(root: RawFd, rel: &PathBuf) -> SysResult<()> {
 }
 
 fn is_executable_file(path: &std::ffi::CStr) -> SysResult<()> {
-    let st = husk_sys::fstatat(libc::AT_FDCWD, path, 0)?;
+    let st = husk_sys::fstatat(husk_sys::CWD, path, 0)?;
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(Errno(libc::EACCES));
     }
@@ -408,9 +413,9 @@ fn lookup(plan: &ChildPlan, out: &mut PathBuf) -> SysResult<()> {
 /// the connection, which must stay open until exec.
 fn wait_for_start(plan: &ChildPlan) -> Result<Option<OwnedFd>, Fail> {
     match &plan.gate {
-        StartGate::Sync => expect(plan.sync, ToChild::Start).map(|()| None),
+        StartGate::Sync => expect(plan.child_sync(), ToChild::Start).map(|()| None),
         StartGate::Open => Ok(None),
-        StartGate::Socket(listener) => husk_sys::accept(listener.as_raw_fd())
+        StartGate::Socket(listener) => husk_sys::accept(listener.as_fd())
             .map(Some)
             .map_err(rt(Step::StartWait, 0)),
     }
@@ -430,7 +435,7 @@ fn run_hook(h: &ChildHook, state: &[u8]) -> SysResult<()> {
     // SAFETY: we are the single-threaded container init; the hook child only dup2s and execs.
     match unsafe { husk_sys::clone::clone3(0, None) }? {
         husk_sys::clone::Forked::Child => {
-            if husk_sys::dup2(r.as_raw_fd(), 0).is_ok() {
+            if husk_sys::dup2(r.as_fd(), 0).is_ok() {
                 husk_sys::execve(&h.path, h.argv.as_ptrs(), h.envp.as_ptrs());
             }
             husk_sys::exit_now(127)
@@ -438,7 +443,7 @@ fn run_hook(h: &ChildHook, state: &[u8]) -> SysResult<()> {
         husk_sys::clone::Forked::Parent { pid } => {
             drop(r);
             // A hook that does not read its stdin must not block us: ignore EPIPE.
-            let _ = husk_sys::write_all(w.as_raw_fd(), state);
+            let _ = husk_sys::write_all(w.as_fd(), state);
             drop(w);
             let pidfd = husk_sys::proc::pidfd_open(pid)?;
             if !husk_sys::proc::pidfd_wait_exit(&pidfd, h.timeout_ms)? {

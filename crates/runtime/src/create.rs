@@ -2,7 +2,7 @@
 //! setup over the sync socket, then record the container.
 
 use std::cell::RefCell;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
@@ -169,7 +169,7 @@ impl Runtime {
             mount_ns: p.has_mount_ns,
             spec: p.bundle.spec.clone(),
         };
-        let sync = p.parent_sync.as_raw_fd();
+        let sync = p.parent_sync.as_fd();
         setup_init(sync, &p.plan, &p.ns, &record)?;
         let mut host = CreateHost {
             record: &mut record,
@@ -413,7 +413,12 @@ fn init_setup(
 
 /// Between the clone and the init's first message: the id maps of a new user namespace, the
 /// init's OOM score, then SetupDone and the state JSON for the hooks the init runs.
-fn setup_init(sync: RawFd, plan: &ChildPlan, ns: &Namespaces, record: &Record) -> Result<()> {
+fn setup_init(
+    sync: BorrowedFd<'_>,
+    plan: &ChildPlan,
+    ns: &Namespaces,
+    record: &Record,
+) -> Result<()> {
     let pid = record.pid;
     if ns.new_user {
         write_id_maps(pid, ns)?;

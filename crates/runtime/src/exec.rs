@@ -2,7 +2,7 @@
 //! namespace (the parent joins it around `clone3`) and cgroup, then joins every other namespace
 //! of the init in one `setns(pidfd, flags)` call, and execs the process spec's program.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use husk_state::{Lock, Status};
@@ -122,7 +122,7 @@ impl Runtime {
             spec: &rec.spec,
             state: rec.oci_state(Status::Running),
         };
-        let sync = parent_sync.as_raw_fd();
+        let sync = parent_sync.as_fd();
         if let Err(e) = spawn::drive(sync, &plan, &mut pid, Until::Exec, &mut host) {
             let _ = husk_sys::proc::kill(pid, libc::SIGKILL);
             let _ = husk_sys::waitpid(pid);

@@ -6,7 +6,7 @@
 //! unshared in the parent too, because its offsets must be written before a process enters it.
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
@@ -227,7 +227,7 @@ impl ParentSwitch {
         let mut sw = ParentSwitch { saved: Vec::new() };
         for j in joins {
             sw.save(j.flag)?;
-            husk_sys::setns(j.fd.as_raw_fd(), j.flag).map_err(|e| NamespaceError {
+            husk_sys::setns(&j.fd, j.flag).map_err(|e| NamespaceError {
                 step: format!("join {} namespace", proc_name(j.flag)),
                 path: None,
                 source: e.into(),
@@ -252,7 +252,7 @@ impl ParentSwitch {
     /// Back to the parent's own namespaces (also on error paths, via Drop).
     pub fn restore(&mut self) {
         for j in self.saved.drain(..).rev() {
-            if let Err(e) = husk_sys::setns(j.fd.as_raw_fd(), j.flag) {
+            if let Err(e) = husk_sys::setns(&j.fd, j.flag) {
                 tracing::warn!("cannot return to own {} namespace: {e}", proc_name(j.flag));
             }
         }

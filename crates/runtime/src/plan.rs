@@ -3,7 +3,7 @@
 //! is serialized or sent.
 
 use std::ffi::CString;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -116,6 +116,16 @@ pub(crate) struct ChildPlan {
     pub process: ProcessPlan,
     /// Send a [`ToParent::Mark`](crate::protocol::ToParent::Mark) at the end of each setup phase.
     pub trace: bool,
+}
+
+impl ChildPlan {
+    /// The child's end of the sync socket, in the child (between clone and exec).
+    pub fn child_sync(&self) -> BorrowedFd<'_> {
+        // SAFETY: `sync` is the number of the child's end of the socketpair, which the
+        // parent's OwnedFd keeps open across the clone; the child's copy is never closed
+        // before exec (it is close-on-exec), and only the child calls this.
+        unsafe { BorrowedFd::borrow_raw(self.sync) }
+    }
 }
 
 /// The init-only part of the [`ChildPlan`].

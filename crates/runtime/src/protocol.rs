@@ -48,7 +48,7 @@
 //! `HUSK_TRACE`, `Mark { phase, ns }` messages come between the others. One driver,
 //! [`crate::spawn::drive`], reads the child's messages for create, run and exec.
 
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use husk_sys::{Errno, Result};
 
@@ -206,17 +206,17 @@ pub fn socketpair() -> std::io::Result<(OwnedFd, OwnedFd)> {
     husk_sys::socketpair(libc::SOCK_SEQPACKET).map_err(Errno::to_io)
 }
 
-pub fn send(fd: RawFd, msg: impl Message) -> Result<()> {
+pub fn send(fd: impl AsFd, msg: impl Message) -> Result<()> {
     husk_sys::send(fd, &msg.encode())
 }
 
 /// Receives one message; `Ok(None)` when the other side has closed its end.
-pub fn recv<M: Message>(fd: RawFd) -> Result<Option<M>> {
+pub fn recv<M: Message>(fd: impl AsFd) -> Result<Option<M>> {
     recv_with_fd(fd).map(|m| m.map(|(msg, _)| msg))
 }
 
 /// Receives one message and the descriptor attached to it, if any.
-pub fn recv_with_fd<M: Message>(fd: RawFd) -> Result<Option<(M, Option<OwnedFd>)>> {
+pub fn recv_with_fd<M: Message>(fd: impl AsFd) -> Result<Option<(M, Option<OwnedFd>)>> {
     let mut buf = [0u8; 16];
     let (n, passed) = husk_sys::recv_with_fd(fd, &mut buf)?;
     if n == 0 {
@@ -230,19 +230,18 @@ pub fn recv_with_fd<M: Message>(fd: RawFd) -> Result<Option<(M, Option<OwnedFd>)
 }
 
 /// Child side: sends the seccomp listener to the parent.
-pub fn send_seccomp_fd(sync: RawFd, listener: RawFd) -> Result<()> {
+pub fn send_seccomp_fd(sync: impl AsFd, listener: impl AsFd) -> Result<()> {
     husk_sys::send_with_fd(sync, &ToParent::SeccompFd.encode(), listener)
 }
 
 /// Sends a variable-length blob (the state JSON for hooks run inside the container).
-pub fn send_blob(fd: RawFd, data: &[u8]) -> Result<()> {
+pub fn send_blob(fd: impl AsFd, data: &[u8]) -> Result<()> {
     husk_sys::send(fd, data)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsRawFd;
 
     #[test]
     fn round_trip() {
@@ -262,24 +261,24 @@ mod tests {
                 errno: Errno(libc::EPERM),
             },
         ] {
-            send(a.as_raw_fd(), m).unwrap();
-            assert_eq!(recv::<ToParent>(b.as_raw_fd()).unwrap(), Some(m));
+            send(&a, m).unwrap();
+            assert_eq!(recv::<ToParent>(&b).unwrap(), Some(m));
         }
         for m in [ToChild::SetupDone, ToChild::HooksDone, ToChild::Start] {
-            send(a.as_raw_fd(), m).unwrap();
-            assert_eq!(recv::<ToChild>(b.as_raw_fd()).unwrap(), Some(m));
+            send(&a, m).unwrap();
+            assert_eq!(recv::<ToChild>(&b).unwrap(), Some(m));
         }
         drop(a);
-        assert_eq!(recv::<ToParent>(b.as_raw_fd()).unwrap(), None);
+        assert_eq!(recv::<ToParent>(&b).unwrap(), None);
     }
 
     /// A message of the other direction is a protocol error, not a misread.
     #[test]
     fn directions_do_not_mix() {
         let (a, b) = socketpair().unwrap();
-        send(a.as_raw_fd(), ToChild::Start).unwrap();
-        assert_eq!(recv::<ToParent>(b.as_raw_fd()), Err(Errno(libc::EPROTO)));
-        send(a.as_raw_fd(), ToParent::Ready).unwrap();
-        assert_eq!(recv::<ToChild>(b.as_raw_fd()), Err(Errno(libc::EPROTO)));
+        send(&a, ToChild::Start).unwrap();
+        assert_eq!(recv::<ToParent>(&b), Err(Errno(libc::EPROTO)));
+        send(&a, ToParent::Ready).unwrap();
+        assert_eq!(recv::<ToChild>(&b), Err(Errno(libc::EPROTO)));
     }
 }

@@ -1,7 +1,7 @@
 //! `run`: create and start in one process. In the foreground husk stays the init's parent,
 //! forwards signals to it, and exits with its exit code (128+signal when it was killed).
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use crate::create::{CreateOptions, Gate};
 use crate::error::InitError;
@@ -50,7 +50,7 @@ impl Runtime {
         let created = self.create_container(opts, Gate::Sync { relay: !detach })?;
         let id = opts.id.as_str();
         let rec = &created.record;
-        let sync = created.sync.as_raw_fd();
+        let sync = created.sync.as_fd();
         protocol::send(sync, ToChild::Start).map_err(InitError::step("start"))?;
         // End of file: the init exec'd (its end is close-on-exec).
         match protocol::recv::<ToParent>(sync) {
@@ -138,7 +138,7 @@ pub(crate) fn wait_forwarding(
         ];
         husk_sys::poll(&mut fds, -1).map_err(|e| err("poll", e))?;
         if fds[0].revents & libc::POLLIN != 0 {
-            match (husk_sys::signals::read(sfd.as_raw_fd()), relay.as_deref()) {
+            match (husk_sys::signals::read(&sfd), relay.as_deref()) {
                 // The pty itself tells the container when its window changes.
                 (Some(libc::SIGWINCH), Some(r)) => r.resize(),
                 (Some(sig), _) => {

@@ -3,7 +3,7 @@
 //! is ready (the container's init) or has exec'd (`exec`'s process). See [`crate::protocol`]
 //! for the order of the messages.
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use husk_sys::clone::{clone3, Forked};
 
@@ -27,7 +27,7 @@ pub(crate) fn spawn(
 ) -> Result<i32> {
     // SAFETY: husk is single-threaded; the child only runs `child::main`, which makes raw
     // system calls on memory prepared above and never returns.
-    let forked = unsafe { clone3(clone_flags, cgroup.map(|f| f.as_raw_fd())) };
+    let forked = unsafe { clone3(clone_flags, cgroup.map(|f| f.as_fd())) };
     let pid = match forked {
         Ok(Forked::Child) => child::main(plan),
         Ok(Forked::Parent { pid }) => pid,
@@ -66,7 +66,7 @@ pub(crate) trait Host {
 /// Answers the child's messages on `sync` until `until`. `pid` follows the child (the init
 /// may be a grandchild). Failures come back described, without the container's id.
 pub(crate) fn drive(
-    sync: RawFd,
+    sync: BorrowedFd<'_>,
     plan: &ChildPlan,
     pid: &mut i32,
     until: Until,

@@ -1,7 +1,6 @@
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -145,7 +144,7 @@ impl ContainerDir {
             Lock::None => 0,
         };
         if op != 0 {
-            husk_sys::flock(dir.as_raw_fd(), op).map_err(|e| StateError::Io {
+            husk_sys::flock(&dir, op).map_err(|e| StateError::Io {
                 id: id.into(),
                 op: "lock",
                 path: path.clone(),

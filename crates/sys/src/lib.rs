@@ -11,7 +11,7 @@
 //! layer").
 
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 pub mod buf;
 pub mod clone;
@@ -66,6 +66,11 @@ fn check_int(ret: libc::c_int) -> Result<libc::c_int> {
     }
 }
 
+/// `AT_FDCWD` as a descriptor: "relative to the current directory" for the `*at` calls.
+// SAFETY: AT_FDCWD is not -1 and is never closed; the kernel reads it as the working
+// directory, so a borrow of it is valid for as long as the process lives.
+pub const CWD: BorrowedFd<'static> = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
+
 fn opt_ptr(s: Option<&CStr>) -> *const libc::c_char {
     s.map_or(std::ptr::null(), CStr::as_ptr)
 }
@@ -81,11 +86,12 @@ unsafe fn owned(fd: libc::c_int) -> OwnedFd {
 
 /// `openat(2)`; `dirfd` may be `libc::AT_FDCWD`.
 pub fn openat(
-    dirfd: RawFd,
+    dirfd: impl AsFd,
     path: &CStr,
     flags: libc::c_int,
     mode: libc::mode_t,
 ) -> Result<OwnedFd> {
+    let dirfd = dirfd.as_fd().as_raw_fd();
     // SAFETY: path is NUL-terminated; the kernel does not keep the pointer.
     let fd =
         check_int(unsafe { libc::openat(dirfd, path.as_ptr(), flags | libc::O_CLOEXEC, mode) })?;
@@ -94,7 +100,14 @@ pub fn openat(
 }
 
 /// `openat2(2)` with a `resolve` mask such as `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`.
-pub fn openat2(dirfd: RawFd, path: &CStr, flags: u64, mode: u64, resolve: u64) -> Result<OwnedFd> {
+pub fn openat2(
+    dirfd: impl AsFd,
+    path: &CStr,
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+) -> Result<OwnedFd> {
+    let dirfd = dirfd.as_fd().as_raw_fd();
     #[repr(C)]
     struct OpenHow {
         flags: u64,
@@ -120,32 +133,44 @@ pub fn openat2(dirfd: RawFd, path: &CStr, flags: u64, mode: u64, resolve: u64) -
     Ok(unsafe { owned(fd as libc::c_int) })
 }
 
-pub fn mkdirat(dirfd: RawFd, path: &CStr, mode: libc::mode_t) -> Result<()> {
+pub fn mkdirat(dirfd: impl AsFd, path: &CStr, mode: libc::mode_t) -> Result<()> {
+    let dirfd = dirfd.as_fd().as_raw_fd();
     // SAFETY: path is NUL-terminated.
     check_int(unsafe { libc::mkdirat(dirfd, path.as_ptr(), mode) }).map(drop)
 }
 
-pub fn mknodat(dirfd: RawFd, path: &CStr, mode: libc::mode_t, dev: libc::dev_t) -> Result<()> {
+pub fn mknodat(dirfd: impl AsFd, path: &CStr, mode: libc::mode_t, dev: libc::dev_t) -> Result<()> {
+    let dirfd = dirfd.as_fd().as_raw_fd();
     // SAFETY: path is NUL-terminated.
     check_int(unsafe { libc::mknodat(dirfd, path.as_ptr(), mode, dev) }).map(drop)
 }
 
-pub fn symlinkat(target: &CStr, dirfd: RawFd, link: &CStr) -> Result<()> {
+pub fn symlinkat(target: &CStr, dirfd: impl AsFd, link: &CStr) -> Result<()> {
+    let dirfd = dirfd.as_fd().as_raw_fd();
     // SAFETY: both strings are NUL-terminated.
     check_int(unsafe { libc::symlinkat(target.as_ptr(), dirfd, link.as_ptr()) }).map(drop)
 }
 
-pub fn fchownat(dirfd: RawFd, path: &CStr, uid: u32, gid: u32, flags: libc::c_int) -> Result<()> {
+pub fn fchownat(
+    dirfd: impl AsFd,
+    path: &CStr,
+    uid: u32,
+    gid: u32,
+    flags: libc::c_int,
+) -> Result<()> {
+    let dirfd = dirfd.as_fd().as_raw_fd();
     // SAFETY: path is NUL-terminated.
     check_int(unsafe { libc::fchownat(dirfd, path.as_ptr(), uid, gid, flags) }).map(drop)
 }
 
-pub fn fchmod(fd: RawFd, mode: libc::mode_t) -> Result<()> {
+pub fn fchmod(fd: impl AsFd, mode: libc::mode_t) -> Result<()> {
+    let fd = fd.as_fd().as_raw_fd();
     // SAFETY: plain syscall on a descriptor.
     check_int(unsafe { libc::fchmod(fd, mode) }).map(drop)
 }
 
-pub fn fstatat(dirfd: RawFd, path: &CStr, flags: libc::c_int) -> Result<libc::stat> {
+pub fn fstatat(dirfd: impl AsFd, path: &CStr, flags: libc::c_int) -> Result<libc::stat> {
+    let dirfd = dirfd.as_fd().as_raw_fd();
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: st is a valid out-pointer; path is NUL-terminated.
     check_int(unsafe { libc::fstatat(dirfd, path.as_ptr(), st.as_mut_ptr(), flags) })?;
@@ -153,7 +178,8 @@ pub fn fstatat(dirfd: RawFd, path: &CStr, flags: libc::c_int) -> Result<libc::st
     Ok(unsafe { st.assume_init() })
 }
 
-pub fn write_all(fd: RawFd, mut data: &[u8]) -> Result<()> {
+pub fn write_all(fd: impl AsFd, mut data: &[u8]) -> Result<()> {
+    let fd = fd.as_fd().as_raw_fd();
     while !data.is_empty() {
         // SAFETY: data is a valid buffer of the given length.
         let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
@@ -170,7 +196,8 @@ pub fn write_all(fd: RawFd, mut data: &[u8]) -> Result<()> {
 }
 
 /// `read(2)`, retried on EINTR. Returns the byte count (0 at end of file).
-pub fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize> {
+pub fn read(fd: impl AsFd, buf: &mut [u8]) -> Result<usize> {
+    let fd = fd.as_fd().as_raw_fd();
     loop {
         // SAFETY: buf is a valid, writable buffer of the given length.
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
@@ -185,9 +212,9 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize> {
 }
 
 /// Writes `data` to the file at `path` (relative to `dirfd`), which must exist.
-pub fn write_file_at(dirfd: RawFd, path: &CStr, data: &[u8]) -> Result<()> {
+pub fn write_file_at(dirfd: impl AsFd, path: &CStr, data: &[u8]) -> Result<()> {
     let fd = openat(dirfd, path, libc::O_WRONLY | libc::O_NOCTTY, 0)?;
-    write_all(fd.as_raw_fd(), data)
+    write_all(fd, data)
 }
 
 pub fn chdir(path: &CStr) -> Result<()> {
@@ -221,7 +248,8 @@ pub fn setdomainname(name: &[u8]) -> Result<()> {
     check_int(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) }).map(drop)
 }
 
-pub fn setns(fd: RawFd, nstype: libc::c_int) -> Result<()> {
+pub fn setns(fd: impl AsFd, nstype: libc::c_int) -> Result<()> {
+    let fd = fd.as_fd().as_raw_fd();
     // SAFETY: plain syscall; a bad fd is reported as EBADF.
     check_int(unsafe { libc::setns(fd, nstype) }).map(drop)
 }
@@ -270,7 +298,8 @@ pub fn setsid() -> Result<()> {
     check_int(unsafe { libc::setsid() }).map(drop)
 }
 
-pub fn dup2(from: RawFd, to: RawFd) -> Result<()> {
+pub fn dup2(from: impl AsFd, to: RawFd) -> Result<()> {
+    let from = from.as_fd().as_raw_fd();
     if from == to {
         // Make sure it survives exec.
         // SAFETY: fcntl on a descriptor.
@@ -280,7 +309,8 @@ pub fn dup2(from: RawFd, to: RawFd) -> Result<()> {
     check_int(unsafe { libc::dup3(from, to, 0) }).map(drop)
 }
 
-pub fn ioctl_int(fd: RawFd, req: libc::c_ulong, arg: libc::c_ulong) -> Result<()> {
+pub fn ioctl_int(fd: impl AsFd, req: libc::c_ulong, arg: libc::c_ulong) -> Result<()> {
+    let fd = fd.as_fd().as_raw_fd();
     // SAFETY: ioctl with a scalar argument.
     check_int(unsafe { libc::ioctl(fd, req, arg) }).map(drop)
 }
@@ -300,7 +330,8 @@ pub fn cloexec_from(first: u32) -> Result<()> {
     .map(drop)
 }
 
-pub fn set_cloexec(fd: RawFd, on: bool) -> Result<()> {
+pub fn set_cloexec(fd: impl AsFd, on: bool) -> Result<()> {
+    let fd = fd.as_fd().as_raw_fd();
     let flag = if on { libc::FD_CLOEXEC } else { 0 };
     // SAFETY: fcntl on a descriptor.
     check_int(unsafe { libc::fcntl(fd, libc::F_SETFD, flag) }).map(drop)
@@ -334,12 +365,14 @@ pub fn exit_now(code: i32) -> ! {
 }
 
 /// Sends one byte and one descriptor over a connected unix socket (SCM_RIGHTS), no allocation.
-pub fn send_fd(sock: RawFd, fd: RawFd) -> Result<()> {
+pub fn send_fd(sock: impl AsFd, fd: impl AsFd) -> Result<()> {
     send_with_fd(sock, &[0u8], fd)
 }
 
 /// Sends `data` with one descriptor attached (SCM_RIGHTS) in a single message, no allocation.
-pub fn send_with_fd(sock: RawFd, data: &[u8], fd: RawFd) -> Result<()> {
+pub fn send_with_fd(sock: impl AsFd, data: &[u8], fd: impl AsFd) -> Result<()> {
+    let sock = sock.as_fd().as_raw_fd();
+    let fd = fd.as_fd().as_raw_fd();
     let mut iov = libc::iovec {
         iov_base: data.as_ptr() as *mut libc::c_void,
         iov_len: data.len(),
@@ -384,7 +417,8 @@ pub fn send_with_fd(sock: RawFd, data: &[u8], fd: RawFd) -> Result<()> {
 
 /// Receives a message into `buf` with at most one attached descriptor (close-on-exec).
 /// Returns the byte count (0 when the peer closed) and the descriptor, if any.
-pub fn recv_with_fd(sock: RawFd, buf: &mut [u8]) -> Result<(usize, Option<OwnedFd>)> {
+pub fn recv_with_fd(sock: impl AsFd, buf: &mut [u8]) -> Result<(usize, Option<OwnedFd>)> {
+    let sock = sock.as_fd().as_raw_fd();
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -428,7 +462,7 @@ pub fn recv_with_fd(sock: RawFd, buf: &mut [u8]) -> Result<(usize, Option<OwnedF
 }
 
 /// Receives one descriptor sent with [`send_fd`] (parent side; used by tests and tools).
-pub fn recv_fd(sock: RawFd) -> Result<Option<OwnedFd>> {
+pub fn recv_fd(sock: impl AsFd) -> Result<Option<OwnedFd>> {
     let mut byte = [0u8; 1];
     recv_with_fd(sock, &mut byte).map(|(_, fd)| fd)
 }
@@ -443,7 +477,8 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 }
 
 /// `accept4(2)` on a listening socket, close-on-exec, retried on EINTR.
-pub fn accept(fd: RawFd) -> Result<OwnedFd> {
+pub fn accept(fd: impl AsFd) -> Result<OwnedFd> {
+    let fd = fd.as_fd().as_raw_fd();
     loop {
         // SAFETY: null address pointers are allowed.
         let c = unsafe {
@@ -495,12 +530,7 @@ pub mod tty {
     /// Opens a new pty pair from `/dev/ptmx` (the container's devpts after pivot_root) and
     /// sets its window size. Returns `(master, slave)`.
     pub fn open_pty(size: Option<(u16, u16)>) -> Result<(OwnedFd, OwnedFd)> {
-        let master = openat(
-            libc::AT_FDCWD,
-            c"/dev/ptmx",
-            libc::O_RDWR | libc::O_NOCTTY,
-            0,
-        )?;
+        let master = openat(CWD, c"/dev/ptmx", libc::O_RDWR | libc::O_NOCTTY, 0)?;
         let m = master.as_raw_fd();
         let unlock: libc::c_int = 0;
         // SAFETY: TIOCSPTLCK reads an int through the pointer.
@@ -530,7 +560,8 @@ pub mod tty {
 
     /// Puts the terminal on `fd` in raw mode; returns the settings to restore, or `None`
     /// when `fd` is not a terminal.
-    pub fn make_raw(fd: RawFd) -> Option<libc::termios> {
+    pub fn make_raw(fd: impl AsFd) -> Option<libc::termios> {
+        let fd = fd.as_fd().as_raw_fd();
         // SAFETY: termios calls with valid pointers to stack values.
         unsafe {
             let mut saved = std::mem::zeroed::<libc::termios>();
@@ -547,13 +578,16 @@ pub mod tty {
     }
 
     /// Restores settings saved by [`make_raw`].
-    pub fn restore(fd: RawFd, saved: &libc::termios) {
+    pub fn restore(fd: impl AsFd, saved: &libc::termios) {
+        let fd = fd.as_fd().as_raw_fd();
         // SAFETY: tcsetattr with a valid termios.
         unsafe { libc::tcsetattr(fd, libc::TCSANOW, saved) };
     }
 
     /// Copies the window size of terminal `from` to terminal `to` (the pty master).
-    pub fn copy_size(from: RawFd, to: RawFd) {
+    pub fn copy_size(from: impl AsFd, to: impl AsFd) {
+        let from = from.as_fd().as_raw_fd();
+        let to = to.as_fd().as_raw_fd();
         // SAFETY: TIOCGWINSZ/TIOCSWINSZ with a valid winsize.
         unsafe {
             let mut ws = std::mem::zeroed::<libc::winsize>();
@@ -564,11 +598,11 @@ pub mod tty {
     }
 
     /// Makes `slave` the controlling terminal of a new session and the process's stdio.
-    pub fn make_controlling(slave: &OwnedFd) -> Result<()> {
+    pub fn make_controlling(slave: BorrowedFd<'_>) -> Result<()> {
         setsid()?;
-        ioctl_int(slave.as_raw_fd(), libc::TIOCSCTTY, 0)?;
+        ioctl_int(slave, libc::TIOCSCTTY, 0)?;
         for fd in 0..3 {
-            dup2(slave.as_raw_fd(), fd)?;
+            dup2(slave, fd)?;
         }
         Ok(())
     }
@@ -612,14 +646,16 @@ pub fn getcwd(buf: &mut [u8]) -> Result<&[u8]> {
 }
 
 /// `readlinkat(2)` into `buf`; returns the target's length.
-pub fn readlinkat(dirfd: RawFd, path: &CStr, buf: &mut [u8]) -> Result<usize> {
+pub fn readlinkat(dirfd: impl AsFd, path: &CStr, buf: &mut [u8]) -> Result<usize> {
+    let dirfd = dirfd.as_fd().as_raw_fd();
     // SAFETY: the kernel writes at most buf.len() bytes into buf.
     let n = unsafe { libc::readlinkat(dirfd, path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     check(n as libc::c_long).map(|n| n as usize)
 }
 
 /// `unlinkat(2)`.
-pub fn unlinkat(dirfd: RawFd, path: &CStr, flags: libc::c_int) -> Result<()> {
+pub fn unlinkat(dirfd: impl AsFd, path: &CStr, flags: libc::c_int) -> Result<()> {
+    let dirfd = dirfd.as_fd().as_raw_fd();
     // SAFETY: path is NUL-terminated.
     check_int(unsafe { libc::unlinkat(dirfd, path.as_ptr(), flags) }).map(drop)
 }
@@ -655,7 +691,8 @@ pub mod signals {
     }
 
     /// The next pending signal number on a signalfd.
-    pub fn read(fd: RawFd) -> Option<i32> {
+    pub fn read(fd: impl AsFd) -> Option<i32> {
+        let fd = fd.as_fd().as_raw_fd();
         // SAFETY: a zeroed signalfd_siginfo is valid; read fills at most its size.
         let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
         let len = std::mem::size_of::<libc::signalfd_siginfo>();
@@ -697,7 +734,8 @@ pub fn socketpair(kind: libc::c_int) -> Result<(OwnedFd, OwnedFd)> {
 }
 
 /// `send(2)` of one whole message on a socket, without SIGPIPE.
-pub fn send(fd: RawFd, data: &[u8]) -> Result<()> {
+pub fn send(fd: impl AsFd, data: &[u8]) -> Result<()> {
+    let fd = fd.as_fd().as_raw_fd();
     // SAFETY: data is a valid buffer of the given length.
     let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
     if n == data.len() as isize {
@@ -716,7 +754,8 @@ pub fn close_raw(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
-pub fn set_nonblocking(fd: RawFd) -> Result<()> {
+pub fn set_nonblocking(fd: impl AsFd) -> Result<()> {
+    let fd = fd.as_fd().as_raw_fd();
     // SAFETY: fcntl on a descriptor.
     let fl = check_int(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
     // SAFETY: as above.
@@ -724,7 +763,8 @@ pub fn set_nonblocking(fd: RawFd) -> Result<()> {
 }
 
 /// `flock(2)`, retried on EINTR.
-pub fn flock(fd: RawFd, op: libc::c_int) -> Result<()> {
+pub fn flock(fd: impl AsFd, op: libc::c_int) -> Result<()> {
+    let fd = fd.as_fd().as_raw_fd();
     loop {
         // SAFETY: flock on a descriptor.
         if unsafe { libc::flock(fd, op) } == 0 {
