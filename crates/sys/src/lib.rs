@@ -91,7 +91,15 @@ pub fn openat(
     flags: libc::c_int,
     mode: libc::mode_t,
 ) -> Result<OwnedFd> {
-    let dirfd = dirfd.as_fd().as_raw_fd();
+    openat_raw(dirfd.as_fd().as_raw_fd(), path, flags, mode)
+}
+
+fn openat_raw(
+    dirfd: RawFd,
+    path: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> Result<OwnedFd> {
     // SAFETY: path is NUL-terminated; the kernel does not keep the pointer.
     let fd =
         check_int(unsafe { libc::openat(dirfd, path.as_ptr(), flags | libc::O_CLOEXEC, mode) })?;
@@ -107,7 +115,10 @@ pub fn openat2(
     mode: u64,
     resolve: u64,
 ) -> Result<OwnedFd> {
-    let dirfd = dirfd.as_fd().as_raw_fd();
+    openat2_raw(dirfd.as_fd().as_raw_fd(), path, flags, mode, resolve)
+}
+
+fn openat2_raw(dirfd: RawFd, path: &CStr, flags: u64, mode: u64, resolve: u64) -> Result<OwnedFd> {
     #[repr(C)]
     struct OpenHow {
         flags: u64,
@@ -134,19 +145,28 @@ pub fn openat2(
 }
 
 pub fn mkdirat(dirfd: impl AsFd, path: &CStr, mode: libc::mode_t) -> Result<()> {
-    let dirfd = dirfd.as_fd().as_raw_fd();
+    mkdirat_raw(dirfd.as_fd().as_raw_fd(), path, mode)
+}
+
+fn mkdirat_raw(dirfd: RawFd, path: &CStr, mode: libc::mode_t) -> Result<()> {
     // SAFETY: path is NUL-terminated.
     check_int(unsafe { libc::mkdirat(dirfd, path.as_ptr(), mode) }).map(drop)
 }
 
 pub fn mknodat(dirfd: impl AsFd, path: &CStr, mode: libc::mode_t, dev: libc::dev_t) -> Result<()> {
-    let dirfd = dirfd.as_fd().as_raw_fd();
+    mknodat_raw(dirfd.as_fd().as_raw_fd(), path, mode, dev)
+}
+
+fn mknodat_raw(dirfd: RawFd, path: &CStr, mode: libc::mode_t, dev: libc::dev_t) -> Result<()> {
     // SAFETY: path is NUL-terminated.
     check_int(unsafe { libc::mknodat(dirfd, path.as_ptr(), mode, dev) }).map(drop)
 }
 
 pub fn symlinkat(target: &CStr, dirfd: impl AsFd, link: &CStr) -> Result<()> {
-    let dirfd = dirfd.as_fd().as_raw_fd();
+    symlinkat_raw(target, dirfd.as_fd().as_raw_fd(), link)
+}
+
+fn symlinkat_raw(target: &CStr, dirfd: RawFd, link: &CStr) -> Result<()> {
     // SAFETY: both strings are NUL-terminated.
     check_int(unsafe { libc::symlinkat(target.as_ptr(), dirfd, link.as_ptr()) }).map(drop)
 }
@@ -158,19 +178,28 @@ pub fn fchownat(
     gid: u32,
     flags: libc::c_int,
 ) -> Result<()> {
-    let dirfd = dirfd.as_fd().as_raw_fd();
+    fchownat_raw(dirfd.as_fd().as_raw_fd(), path, uid, gid, flags)
+}
+
+fn fchownat_raw(dirfd: RawFd, path: &CStr, uid: u32, gid: u32, flags: libc::c_int) -> Result<()> {
     // SAFETY: path is NUL-terminated.
     check_int(unsafe { libc::fchownat(dirfd, path.as_ptr(), uid, gid, flags) }).map(drop)
 }
 
 pub fn fchmod(fd: impl AsFd, mode: libc::mode_t) -> Result<()> {
-    let fd = fd.as_fd().as_raw_fd();
+    fchmod_raw(fd.as_fd().as_raw_fd(), mode)
+}
+
+fn fchmod_raw(fd: RawFd, mode: libc::mode_t) -> Result<()> {
     // SAFETY: plain syscall on a descriptor.
     check_int(unsafe { libc::fchmod(fd, mode) }).map(drop)
 }
 
 pub fn fstatat(dirfd: impl AsFd, path: &CStr, flags: libc::c_int) -> Result<libc::stat> {
-    let dirfd = dirfd.as_fd().as_raw_fd();
+    fstatat_raw(dirfd.as_fd().as_raw_fd(), path, flags)
+}
+
+fn fstatat_raw(dirfd: RawFd, path: &CStr, flags: libc::c_int) -> Result<libc::stat> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: st is a valid out-pointer; path is NUL-terminated.
     check_int(unsafe { libc::fstatat(dirfd, path.as_ptr(), st.as_mut_ptr(), flags) })?;
@@ -178,8 +207,11 @@ pub fn fstatat(dirfd: impl AsFd, path: &CStr, flags: libc::c_int) -> Result<libc
     Ok(unsafe { st.assume_init() })
 }
 
-pub fn write_all(fd: impl AsFd, mut data: &[u8]) -> Result<()> {
-    let fd = fd.as_fd().as_raw_fd();
+pub fn write_all(fd: impl AsFd, data: &[u8]) -> Result<()> {
+    write_all_raw(fd.as_fd().as_raw_fd(), data)
+}
+
+fn write_all_raw(fd: RawFd, mut data: &[u8]) -> Result<()> {
     while !data.is_empty() {
         // SAFETY: data is a valid buffer of the given length.
         let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
@@ -197,7 +229,10 @@ pub fn write_all(fd: impl AsFd, mut data: &[u8]) -> Result<()> {
 
 /// `read(2)`, retried on EINTR. Returns the byte count (0 at end of file).
 pub fn read(fd: impl AsFd, buf: &mut [u8]) -> Result<usize> {
-    let fd = fd.as_fd().as_raw_fd();
+    read_raw(fd.as_fd().as_raw_fd(), buf)
+}
+
+fn read_raw(fd: RawFd, buf: &mut [u8]) -> Result<usize> {
     loop {
         // SAFETY: buf is a valid, writable buffer of the given length.
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
@@ -249,7 +284,10 @@ pub fn setdomainname(name: &[u8]) -> Result<()> {
 }
 
 pub fn setns(fd: impl AsFd, nstype: libc::c_int) -> Result<()> {
-    let fd = fd.as_fd().as_raw_fd();
+    setns_raw(fd.as_fd().as_raw_fd(), nstype)
+}
+
+fn setns_raw(fd: RawFd, nstype: libc::c_int) -> Result<()> {
     // SAFETY: plain syscall; a bad fd is reported as EBADF.
     check_int(unsafe { libc::setns(fd, nstype) }).map(drop)
 }
@@ -299,7 +337,10 @@ pub fn setsid() -> Result<()> {
 }
 
 pub fn dup2(from: impl AsFd, to: RawFd) -> Result<()> {
-    let from = from.as_fd().as_raw_fd();
+    dup2_raw(from.as_fd().as_raw_fd(), to)
+}
+
+fn dup2_raw(from: RawFd, to: RawFd) -> Result<()> {
     if from == to {
         // Make sure it survives exec.
         // SAFETY: fcntl on a descriptor.
@@ -310,7 +351,10 @@ pub fn dup2(from: impl AsFd, to: RawFd) -> Result<()> {
 }
 
 pub fn ioctl_int(fd: impl AsFd, req: libc::c_ulong, arg: libc::c_ulong) -> Result<()> {
-    let fd = fd.as_fd().as_raw_fd();
+    ioctl_int_raw(fd.as_fd().as_raw_fd(), req, arg)
+}
+
+fn ioctl_int_raw(fd: RawFd, req: libc::c_ulong, arg: libc::c_ulong) -> Result<()> {
     // SAFETY: ioctl with a scalar argument.
     check_int(unsafe { libc::ioctl(fd, req, arg) }).map(drop)
 }
@@ -331,7 +375,10 @@ pub fn cloexec_from(first: u32) -> Result<()> {
 }
 
 pub fn set_cloexec(fd: impl AsFd, on: bool) -> Result<()> {
-    let fd = fd.as_fd().as_raw_fd();
+    set_cloexec_raw(fd.as_fd().as_raw_fd(), on)
+}
+
+fn set_cloexec_raw(fd: RawFd, on: bool) -> Result<()> {
     let flag = if on { libc::FD_CLOEXEC } else { 0 };
     // SAFETY: fcntl on a descriptor.
     check_int(unsafe { libc::fcntl(fd, libc::F_SETFD, flag) }).map(drop)
@@ -371,8 +418,10 @@ pub fn send_fd(sock: impl AsFd, fd: impl AsFd) -> Result<()> {
 
 /// Sends `data` with one descriptor attached (SCM_RIGHTS) in a single message, no allocation.
 pub fn send_with_fd(sock: impl AsFd, data: &[u8], fd: impl AsFd) -> Result<()> {
-    let sock = sock.as_fd().as_raw_fd();
-    let fd = fd.as_fd().as_raw_fd();
+    send_with_fd_raw(sock.as_fd().as_raw_fd(), data, fd.as_fd().as_raw_fd())
+}
+
+fn send_with_fd_raw(sock: RawFd, data: &[u8], fd: RawFd) -> Result<()> {
     let mut iov = libc::iovec {
         iov_base: data.as_ptr() as *mut libc::c_void,
         iov_len: data.len(),
@@ -418,7 +467,10 @@ pub fn send_with_fd(sock: impl AsFd, data: &[u8], fd: impl AsFd) -> Result<()> {
 /// Receives a message into `buf` with at most one attached descriptor (close-on-exec).
 /// Returns the byte count (0 when the peer closed) and the descriptor, if any.
 pub fn recv_with_fd(sock: impl AsFd, buf: &mut [u8]) -> Result<(usize, Option<OwnedFd>)> {
-    let sock = sock.as_fd().as_raw_fd();
+    recv_with_fd_raw(sock.as_fd().as_raw_fd(), buf)
+}
+
+fn recv_with_fd_raw(sock: RawFd, buf: &mut [u8]) -> Result<(usize, Option<OwnedFd>)> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -478,7 +530,10 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 
 /// `accept4(2)` on a listening socket, close-on-exec, retried on EINTR.
 pub fn accept(fd: impl AsFd) -> Result<OwnedFd> {
-    let fd = fd.as_fd().as_raw_fd();
+    accept_raw(fd.as_fd().as_raw_fd())
+}
+
+fn accept_raw(fd: RawFd) -> Result<OwnedFd> {
     loop {
         // SAFETY: null address pointers are allowed.
         let c = unsafe {
@@ -561,7 +616,10 @@ pub mod tty {
     /// Puts the terminal on `fd` in raw mode; returns the settings to restore, or `None`
     /// when `fd` is not a terminal.
     pub fn make_raw(fd: impl AsFd) -> Option<libc::termios> {
-        let fd = fd.as_fd().as_raw_fd();
+        make_raw_raw(fd.as_fd().as_raw_fd())
+    }
+
+    fn make_raw_raw(fd: RawFd) -> Option<libc::termios> {
         // SAFETY: termios calls with valid pointers to stack values.
         unsafe {
             let mut saved = std::mem::zeroed::<libc::termios>();
@@ -579,15 +637,20 @@ pub mod tty {
 
     /// Restores settings saved by [`make_raw`].
     pub fn restore(fd: impl AsFd, saved: &libc::termios) {
-        let fd = fd.as_fd().as_raw_fd();
+        restore_raw(fd.as_fd().as_raw_fd(), saved)
+    }
+
+    fn restore_raw(fd: RawFd, saved: &libc::termios) {
         // SAFETY: tcsetattr with a valid termios.
         unsafe { libc::tcsetattr(fd, libc::TCSANOW, saved) };
     }
 
     /// Copies the window size of terminal `from` to terminal `to` (the pty master).
     pub fn copy_size(from: impl AsFd, to: impl AsFd) {
-        let from = from.as_fd().as_raw_fd();
-        let to = to.as_fd().as_raw_fd();
+        copy_size_raw(from.as_fd().as_raw_fd(), to.as_fd().as_raw_fd())
+    }
+
+    fn copy_size_raw(from: RawFd, to: RawFd) {
         // SAFETY: TIOCGWINSZ/TIOCSWINSZ with a valid winsize.
         unsafe {
             let mut ws = std::mem::zeroed::<libc::winsize>();
@@ -647,7 +710,10 @@ pub fn getcwd(buf: &mut [u8]) -> Result<&[u8]> {
 
 /// `readlinkat(2)` into `buf`; returns the target's length.
 pub fn readlinkat(dirfd: impl AsFd, path: &CStr, buf: &mut [u8]) -> Result<usize> {
-    let dirfd = dirfd.as_fd().as_raw_fd();
+    readlinkat_raw(dirfd.as_fd().as_raw_fd(), path, buf)
+}
+
+fn readlinkat_raw(dirfd: RawFd, path: &CStr, buf: &mut [u8]) -> Result<usize> {
     // SAFETY: the kernel writes at most buf.len() bytes into buf.
     let n = unsafe { libc::readlinkat(dirfd, path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     check(n as libc::c_long).map(|n| n as usize)
@@ -655,7 +721,10 @@ pub fn readlinkat(dirfd: impl AsFd, path: &CStr, buf: &mut [u8]) -> Result<usize
 
 /// `unlinkat(2)`.
 pub fn unlinkat(dirfd: impl AsFd, path: &CStr, flags: libc::c_int) -> Result<()> {
-    let dirfd = dirfd.as_fd().as_raw_fd();
+    unlinkat_raw(dirfd.as_fd().as_raw_fd(), path, flags)
+}
+
+fn unlinkat_raw(dirfd: RawFd, path: &CStr, flags: libc::c_int) -> Result<()> {
     // SAFETY: path is NUL-terminated.
     check_int(unsafe { libc::unlinkat(dirfd, path.as_ptr(), flags) }).map(drop)
 }
@@ -692,7 +761,10 @@ pub mod signals {
 
     /// The next pending signal number on a signalfd.
     pub fn read(fd: impl AsFd) -> Option<i32> {
-        let fd = fd.as_fd().as_raw_fd();
+        read_raw(fd.as_fd().as_raw_fd())
+    }
+
+    fn read_raw(fd: RawFd) -> Option<i32> {
         // SAFETY: a zeroed signalfd_siginfo is valid; read fills at most its size.
         let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
         let len = std::mem::size_of::<libc::signalfd_siginfo>();
@@ -735,7 +807,10 @@ pub fn socketpair(kind: libc::c_int) -> Result<(OwnedFd, OwnedFd)> {
 
 /// `send(2)` of one whole message on a socket, without SIGPIPE.
 pub fn send(fd: impl AsFd, data: &[u8]) -> Result<()> {
-    let fd = fd.as_fd().as_raw_fd();
+    send_raw(fd.as_fd().as_raw_fd(), data)
+}
+
+fn send_raw(fd: RawFd, data: &[u8]) -> Result<()> {
     // SAFETY: data is a valid buffer of the given length.
     let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
     if n == data.len() as isize {
@@ -755,7 +830,10 @@ pub fn close_raw(fd: RawFd) {
 }
 
 pub fn set_nonblocking(fd: impl AsFd) -> Result<()> {
-    let fd = fd.as_fd().as_raw_fd();
+    set_nonblocking_raw(fd.as_fd().as_raw_fd())
+}
+
+fn set_nonblocking_raw(fd: RawFd) -> Result<()> {
     // SAFETY: fcntl on a descriptor.
     let fl = check_int(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
     // SAFETY: as above.
@@ -764,7 +842,10 @@ pub fn set_nonblocking(fd: impl AsFd) -> Result<()> {
 
 /// `flock(2)`, retried on EINTR.
 pub fn flock(fd: impl AsFd, op: libc::c_int) -> Result<()> {
-    let fd = fd.as_fd().as_raw_fd();
+    flock_raw(fd.as_fd().as_raw_fd(), op)
+}
+
+fn flock_raw(fd: RawFd, op: libc::c_int) -> Result<()> {
     loop {
         // SAFETY: flock on a descriptor.
         if unsafe { libc::flock(fd, op) } == 0 {

@@ -41,7 +41,10 @@ pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 
 /// `open_tree(2)`: with `OPEN_TREE_CLONE` a detached copy of the mount at `path`.
 pub fn open_tree(dirfd: impl AsFd, path: &CStr, flags: u32) -> Result<OwnedFd> {
-    let dirfd = dirfd.as_fd().as_raw_fd();
+    open_tree_raw(dirfd.as_fd().as_raw_fd(), path, flags)
+}
+
+fn open_tree_raw(dirfd: RawFd, path: &CStr, flags: u32) -> Result<OwnedFd> {
     // SAFETY: path is NUL-terminated.
     let fd = check(unsafe {
         libc::syscall(
@@ -63,8 +66,22 @@ pub fn move_mount(
     to: &CStr,
     flags: u32,
 ) -> Result<()> {
-    let from_dirfd = from_dirfd.as_fd().as_raw_fd();
-    let to_dirfd = to_dirfd.as_fd().as_raw_fd();
+    move_mount_raw(
+        from_dirfd.as_fd().as_raw_fd(),
+        from,
+        to_dirfd.as_fd().as_raw_fd(),
+        to,
+        flags,
+    )
+}
+
+fn move_mount_raw(
+    from_dirfd: RawFd,
+    from: &CStr,
+    to_dirfd: RawFd,
+    to: &CStr,
+    flags: u32,
+) -> Result<()> {
     // SAFETY: both paths are NUL-terminated.
     check(unsafe {
         libc::syscall(
@@ -95,7 +112,10 @@ pub fn mount_setattr(
     set: u64,
     clear: u64,
 ) -> Result<()> {
-    let dirfd = dirfd.as_fd().as_raw_fd();
+    mount_setattr_raw(dirfd.as_fd().as_raw_fd(), path, flags, set, clear)
+}
+
+fn mount_setattr_raw(dirfd: RawFd, path: &CStr, flags: u32, set: u64, clear: u64) -> Result<()> {
     let attr = MountAttr {
         attr_set: set,
         attr_clr: clear,
@@ -132,7 +152,10 @@ pub fn fsopen(fstype: &CStr) -> Result<OwnedFd> {
 
 /// `fsconfig(2)`: `key=value`, or the flag `key` when `value` is `None`.
 pub fn fsconfig_set(fs: impl AsFd, key: &CStr, value: Option<&CStr>) -> Result<()> {
-    let fs = fs.as_fd().as_raw_fd();
+    fsconfig_set_raw(fs.as_fd().as_raw_fd(), key, value)
+}
+
+fn fsconfig_set_raw(fs: RawFd, key: &CStr, value: Option<&CStr>) -> Result<()> {
     let (cmd, v) = match value {
         Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
         None => (FSCONFIG_SET_FLAG, std::ptr::null()),
@@ -144,7 +167,10 @@ pub fn fsconfig_set(fs: impl AsFd, key: &CStr, value: Option<&CStr>) -> Result<(
 /// `fsconfig(FSCONFIG_CMD_CREATE)` then `fsmount(2)`: a detached mount with `attrs`
 /// (`MOUNT_ATTR_*`).
 pub fn fsmount(fs: impl AsFd, attrs: u64) -> Result<OwnedFd> {
-    let fs = fs.as_fd().as_raw_fd();
+    fsmount_raw(fs.as_fd().as_raw_fd(), attrs)
+}
+
+fn fsmount_raw(fs: RawFd, attrs: u64) -> Result<OwnedFd> {
     // SAFETY: plain syscalls on a filesystem context descriptor.
     check(unsafe {
         libc::syscall(
