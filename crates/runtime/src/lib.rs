@@ -4,8 +4,14 @@
 //! Process model: one `clone3` makes the container's init with all its new namespaces (and, on
 //! cgroup v2, directly inside its cgroup). The init is a copy of this process, not a re-exec of
 //! the husk binary: it runs the prepared [`plan::ChildPlan`] with raw system calls only and
-//! reports to the parent through 16-byte messages ([`protocol`]). After `create` the init
-//! blocks in `accept()` on a socket in the state directory until `husk start` connects.
+//! reports to the parent through 16-byte messages ([`protocol`], whose top draws the order of
+//! the messages for create and exec). After `create` the init blocks in `accept()` on a socket
+//! in the state directory until `husk start` connects.
+//!
+//! `create` runs prepare → spawn → drive → record (`create.rs`); `exec` uses the same
+//! [`spawn::spawn`] and [`spawn::drive`] with a plan whose init-only part
+//! ([`plan::InitSetup`]) is `None`. Errors get the container's id once, in the public
+//! `Runtime` methods ([`RuntimeError::in_container`]).
 
 mod cgroup_ops;
 mod child;
