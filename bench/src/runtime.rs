@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -156,7 +156,12 @@ pub fn command(bin: &Path, mntns: Option<RawFd>) -> Command {
     let mut cmd = Command::new(bin);
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
     let hook = move || match mntns {
-        Some(fd) => husk_sys::setns(fd, libc::CLONE_NEWNS).map_err(Errno::to_io),
+        Some(fd) => {
+            // SAFETY: `fd` is the namespace descriptor the driver keeps open while any
+            // runtime command runs; the forked child only borrows it for this call.
+            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+            husk_sys::setns(fd, libc::CLONE_NEWNS).map_err(Errno::to_io)
+        }
         None => Ok(()),
     };
     // SAFETY: the hook runs between fork and exec and only makes the setns(2) system call
@@ -250,7 +255,7 @@ pub fn crun_mount_ns() -> Result<Option<OwnedFd>, BenchError> {
         open_ns().map(Some)
     };
     let ns = hide();
-    husk_sys::setns(host.as_raw_fd(), libc::CLONE_NEWNS)
+    husk_sys::setns(&host, libc::CLONE_NEWNS)
         .map_err(|e| sys("returning to the host mount namespace", e))?;
     ns
 }

@@ -37,7 +37,7 @@ fn notify_listener_reaches_the_agent_which_answers() {
     let agent = std::thread::spawn(move || {
         let (conn, _) = listener.accept().unwrap();
         let mut buf = vec![0u8; 65536];
-        let (n, fd) = husk_sys::recv_with_fd(conn.as_raw_fd(), &mut buf).unwrap();
+        let (n, fd) = husk_sys::recv_with_fd(&conn, &mut buf).unwrap();
         let state: Value = serde_json::from_slice(&buf[..n]).expect("ContainerProcessState JSON");
         let fd = fd.expect("listener fd attached");
         // Answer one intercepted syscall with ENOSPC.

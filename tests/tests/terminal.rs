@@ -2,7 +2,7 @@
 //! and husk's own relay for a foreground `run`/`exec -t`.
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::FromRawFd;
 use std::os::unix::net::UnixListener;
 
 use husk_tests::*;
@@ -12,7 +12,7 @@ fn console_receiver(sock: &std::path::Path) -> std::thread::JoinHandle<String> {
     let listener = UnixListener::bind(sock).unwrap();
     std::thread::spawn(move || {
         let (conn, _) = listener.accept().unwrap();
-        let fd = husk_sys::recv_fd(conn.as_raw_fd())
+        let fd = husk_sys::recv_fd(&conn)
             .unwrap()
             .expect("pty master over SCM_RIGHTS");
         // SAFETY: the descriptor was just received and is owned here.

@@ -214,12 +214,11 @@ fn clone_into_cgroup_and_self_join() {
     let envp = [std::ptr::null()];
     // SAFETY: the child only writes to files, calls execve and _exit: async-signal-safe.
     let forked =
-        unsafe { husk_sys::clone::clone3(0, into.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)) }
-            .unwrap();
+        unsafe { husk_sys::clone::clone3(0, into.as_ref().map(std::os::fd::AsFd::as_fd)) }.unwrap();
     let pid = match forked {
         husk_sys::clone::Forked::Child => {
             for f in &tasks {
-                if husk_sys::write_file_at(libc::AT_FDCWD, f, b"0").is_err() {
+                if husk_sys::write_file_at(husk_sys::CWD, f, b"0").is_err() {
                     husk_sys::exit_now(126);
                 }
             }

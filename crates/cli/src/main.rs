@@ -1,5 +1,7 @@
 //! `husk`: an OCI container runtime with runc's command line.
 
+#![forbid(unsafe_code)]
+
 mod commands;
 mod logging;
 

@@ -67,17 +67,17 @@ impl Labels {
     /// Child: writes the exec-time labels (after /proc of the container is mounted).
     pub fn apply(&self) -> Result<(), Failure> {
         if let Some(data) = &self.apparmor {
-            let first = husk_sys::write_file_at(libc::AT_FDCWD, APPARMOR_EXEC, data);
+            let first = husk_sys::write_file_at(husk_sys::CWD, APPARMOR_EXEC, data);
             match first {
                 Err(e) if e.0 == libc::ENOENT => {
-                    husk_sys::write_file_at(libc::AT_FDCWD, APPARMOR_EXEC_FALLBACK, data)
+                    husk_sys::write_file_at(husk_sys::CWD, APPARMOR_EXEC_FALLBACK, data)
                 }
                 other => other,
             }
             .map_err(|e| Failure::new(Step::Lsm, APPARMOR, e))?;
         }
         if let Some(label) = &self.selinux_label {
-            husk_sys::write_file_at(libc::AT_FDCWD, SELINUX_EXEC, label.as_bytes())
+            husk_sys::write_file_at(husk_sys::CWD, SELINUX_EXEC, label.as_bytes())
                 .map_err(|e| Failure::new(Step::Lsm, SELINUX, e))?;
         }
         Ok(())

@@ -57,7 +57,7 @@ fn non_root_user_keeps_ambient_capabilities_across_exec() {
         if plan.finalize_identity().is_err() {
             return 101;
         }
-        if husk_sys::dup2(std::os::fd::AsRawFd::as_raw_fd(&w), 1).is_err() {
+        if husk_sys::dup2(&w, 1).is_err() {
             return 102;
         }
         husk_sys::execve(sh, &argv, &envp);
@@ -136,7 +136,7 @@ fn child_failure(plan: &Plan, step: impl Fn(&Plan) -> Result<(), Failure>) -> Op
     let exit = fork_child(|| match step(plan) {
         Ok(()) => 0,
         Err(f) => {
-            let _ = husk_sys::write_all(std::os::fd::AsRawFd::as_raw_fd(&w), &f.to_bytes());
+            let _ = husk_sys::write_all(&w, &f.to_bytes());
             1
         }
     });

@@ -369,7 +369,9 @@ fn notify_hands_out_a_listener_the_agent_can_answer() {
             let Ok(Some(listener)) = p.install_seccomp() else {
                 return 101;
             };
-            if husk_sys::send_fd(child_end, listener.as_raw_fd()).is_err() {
+            // SAFETY: child_end is open in this process until it exits.
+            let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(child_end) };
+            if husk_sys::send_fd(sock, &listener).is_err() {
                 return 102;
             }
             drop(listener);
@@ -383,7 +385,8 @@ fn notify_hands_out_a_listener_the_agent_can_answer() {
     }
     // SAFETY: closing our copy of the child's end, so a dead child means EOF below.
     unsafe { libc::close(child_end) };
-    let listener = husk_sys::recv_fd(agent)
+    // SAFETY: agent stays open until it is closed below.
+    let listener = husk_sys::recv_fd(unsafe { std::os::fd::BorrowedFd::borrow_raw(agent) })
         .expect("recv_fd")
         .expect("the child sends a listener fd");
     // SAFETY: closing our end of the socket pair.
@@ -394,16 +397,16 @@ fn notify_hands_out_a_listener_the_agent_can_answer() {
         events: libc::POLLIN,
         revents: 0,
     };
-    // SAFETY: one valid pollfd.
     assert_eq!(
+        // SAFETY: one valid pollfd.
         unsafe { libc::poll(&mut pfd, 1, 10_000) },
         1,
         "no notification within 10s"
     );
     // SAFETY: SECCOMP_IOCTL_NOTIF_RECV fills a zeroed seccomp_notif.
     let mut req: SeccompNotif = unsafe { std::mem::zeroed() };
-    // SAFETY: req is a seccomp_notif of the size the ioctl number encodes.
     assert_eq!(
+        // SAFETY: req is a seccomp_notif of the size the ioctl number encodes.
         unsafe { libc::ioctl(listener.as_raw_fd(), SECCOMP_IOCTL_NOTIF_RECV, &mut req) },
         0
     );
@@ -415,8 +418,8 @@ fn notify_hands_out_a_listener_the_agent_can_answer() {
         error: 0,
         flags: 0,
     };
-    // SAFETY: resp is a seccomp_notif_resp of the size the ioctl number encodes.
     assert_eq!(
+        // SAFETY: resp is a seccomp_notif_resp of the size the ioctl number encodes.
         unsafe { libc::ioctl(listener.as_raw_fd(), SECCOMP_IOCTL_NOTIF_SEND, &resp) },
         0
     );

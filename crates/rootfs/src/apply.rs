@@ -2,7 +2,7 @@
 //! calls here — no allocation, no locks, no logging.
 
 use std::ffi::CStr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use husk_sys::mount::{
     self, mount_setattr, move_mount, open_tree, AT_RECURSIVE, MOUNT_ATTR_RDONLY,
@@ -21,12 +21,12 @@ pub struct Prepared {
 
 impl Prepared {
     /// The rootfs directory (still in the host's view, before pivot_root).
-    pub fn root_fd(&self) -> RawFd {
-        self.root.as_raw_fd()
+    pub fn root_fd(&self) -> BorrowedFd<'_> {
+        self.root.as_fd()
     }
 }
 
-fn bind_tree(source_dir: RawFd, source: &CStr, recursive: bool) -> Result<OwnedFd> {
+fn bind_tree(source_dir: BorrowedFd<'_>, source: &CStr, recursive: bool) -> Result<OwnedFd> {
     let mut flags = OPEN_TREE_CLONE;
     if recursive {
         flags |= AT_RECURSIVE;
@@ -43,22 +43,22 @@ fn bind_onto(
     all: (u64, u64),
     target: &OwnedFd,
 ) -> Result<()> {
-    let tree = bind_tree(libc::AT_FDCWD, source, recursive)?;
+    let tree = bind_tree(husk_sys::CWD, source, recursive)?;
     let here = libc::AT_EMPTY_PATH as u32;
     if top.0 | top.1 != 0 {
-        mount_setattr(tree.as_raw_fd(), c"", here, top.0, top.1)?;
+        mount_setattr(tree.as_fd(), c"", here, top.0, top.1)?;
     }
     if all.0 | all.1 != 0 {
-        mount_setattr(tree.as_raw_fd(), c"", here | AT_RECURSIVE, all.0, all.1)?;
+        mount_setattr(tree.as_fd(), c"", here | AT_RECURSIVE, all.0, all.1)?;
     }
     attach(&tree, target)
 }
 
 fn attach(tree: &OwnedFd, target: &OwnedFd) -> Result<()> {
     move_mount(
-        tree.as_raw_fd(),
+        tree.as_fd(),
         c"",
-        target.as_raw_fd(),
+        target.as_fd(),
         c"",
         MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
     )
@@ -97,14 +97,14 @@ impl RootfsPlan {
             }
         }
         let root = husk_sys::openat(
-            libc::AT_FDCWD,
+            husk_sys::CWD,
             &self.rootfs,
             libc::O_PATH | libc::O_DIRECTORY,
             0,
         )
         .map_err(fail(Step::OpenRootfs, 0))?;
         husk_sys::umask(0);
-        let rfd = root.as_raw_fd();
+        let rfd = root.as_fd();
         for (i, m) in self.mounts.iter().enumerate() {
             self.mount_one(rfd, m, i as u32)?;
         }
@@ -115,7 +115,12 @@ impl RootfsPlan {
         Ok(Prepared { root })
     }
 
-    fn mount_one(&self, root: RawFd, m: &MountOp, i: u32) -> std::result::Result<(), Failure> {
+    fn mount_one(
+        &self,
+        root: BorrowedFd<'_>,
+        m: &MountOp,
+        i: u32,
+    ) -> std::result::Result<(), Failure> {
         let target = mountpoint(root, &m.dest, m.file).map_err(fail(Step::Mountpoint, i))?;
         match &m.kind {
             MountKind::Fs {
@@ -124,7 +129,7 @@ impl RootfsPlan {
                 data,
                 bind_on_eperm,
             } => {
-                let path = fd_path(target.as_raw_fd()).map_err(fail(Step::Mount, i))?;
+                let path = fd_path(target.as_fd()).map_err(fail(Step::Mount, i))?;
                 match mount::mount(
                     source.as_deref(),
                     path.as_cstr(),
@@ -160,25 +165,25 @@ impl RootfsPlan {
             }
             MountKind::Attach(mnt) => attach(mnt, &target).map_err(fail(Step::Mount, i))?,
             MountKind::SetAttr { set } => {
-                mount_setattr(target.as_raw_fd(), c"", libc::AT_EMPTY_PATH as u32, *set, 0)
+                mount_setattr(target.as_fd(), c"", libc::AT_EMPTY_PATH as u32, *set, 0)
                     .map_err(fail(Step::Mount, i))?;
             }
         }
         if m.propagation != 0 {
             // Reopen: the old descriptor names the directory underneath the new mount.
             let top = open_in_root(root, &m.dest, false).map_err(fail(Step::Propagation, i))?;
-            let path = fd_path(top.as_raw_fd()).map_err(fail(Step::Propagation, i))?;
+            let path = fd_path(top.as_fd()).map_err(fail(Step::Propagation, i))?;
             mount::mount(None, path.as_cstr(), None, m.propagation, None)
                 .map_err(fail(Step::Propagation, i))?;
         }
         Ok(())
     }
 
-    fn make_devices(&self, root: RawFd) -> std::result::Result<(), Failure> {
+    fn make_devices(&self, root: BorrowedFd<'_>) -> std::result::Result<(), Failure> {
         for (i, d) in self.devices.iter().enumerate() {
             let i = i as u32;
             let dir = mkdir_all(root, &d.dir, 0o755).map_err(fail(Step::Device, i))?;
-            let dfd = dir.as_raw_fd();
+            let dfd = dir.as_fd();
             if self.bind_devices {
                 match husk_sys::mknodat(dfd, &d.name, libc::S_IFREG | 0o644, 0) {
                     Ok(()) | Err(Errno(libc::EEXIST)) => {}
@@ -201,9 +206,9 @@ impl RootfsPlan {
         Ok(())
     }
 
-    fn dev_symlinks(&self, root: RawFd) -> Result<()> {
+    fn dev_symlinks(&self, root: BorrowedFd<'_>) -> Result<()> {
         let dev = open_in_root(root, c"dev", true)?;
-        let dfd = dev.as_fd().as_raw_fd();
+        let dfd = dev.as_fd();
         for (target, name) in [
             (c"/proc/self/fd", c"fd"),
             (c"/proc/self/fd/0", c"stdin"),
@@ -254,7 +259,7 @@ impl RootfsPlan {
                 Err(Errno(libc::ENOENT)) => continue,
                 Err(e) => return Err(f(e)),
             }
-            mount_setattr(libc::AT_FDCWD, p, AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0).map_err(f)?;
+            mount_setattr(husk_sys::CWD, p, AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0).map_err(f)?;
         }
         for (i, p) in self.masked.iter().enumerate() {
             let f = fail(Step::Mask, i as u32);
@@ -268,7 +273,7 @@ impl RootfsPlan {
             }
         }
         if self.readonly_root {
-            mount_setattr(libc::AT_FDCWD, c"/", 0, MOUNT_ATTR_RDONLY, 0)
+            mount_setattr(husk_sys::CWD, c"/", 0, MOUNT_ATTR_RDONLY, 0)
                 .map_err(fail(Step::ReadonlyRoot, 0))?;
         }
         // Last, so that an unbindable `/` does not stop the binds of readonly paths.

@@ -5,7 +5,7 @@
 
 use std::ffi::CString;
 use std::fs;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -43,7 +43,7 @@ pub(crate) fn detached_tmpfs(
             .map(CString::new)
             .transpose()
             .map_err(|e| err("option", &e))?;
-        fsconfig_set(fs_ctx.as_raw_fd(), &key_c, value_c.as_deref())
+        fsconfig_set(fs_ctx.as_fd(), &key_c, value_c.as_deref())
             .map_err(|e| err(&format!("option {opt}"), &e))?;
     }
     let mut attrs = 0;
@@ -56,12 +56,12 @@ pub(crate) fn detached_tmpfs(
             attrs |= attr;
         }
     }
-    let mnt = fsmount(fs_ctx.as_raw_fd(), attrs).map_err(|e| err("fsmount", &e))?;
+    let mnt = fsmount(fs_ctx.as_fd(), attrs).map_err(|e| err("fsmount", &e))?;
 
     let root = fs::File::open(rootfs)
         .map_err(|e| err(&format!("open rootfs {}", rootfs.display()), &e))?;
     let rel = CString::new(dest.to_vec()).map_err(|e| err("destination", &e))?;
-    match open_in_root(root.as_raw_fd(), &rel, true) {
+    match open_in_root(root.as_fd(), &rel, true) {
         Ok(src) => copy_tree(&fd_path(&src), &fd_path(&mnt), true)
             .map_err(|e| err("copy the image's directory", &e))?,
         Err(husk_sys::Errno(libc::ENOENT)) => {}
@@ -69,7 +69,7 @@ pub(crate) fn detached_tmpfs(
     }
     if flags & libc::MS_RDONLY != 0 {
         mount_setattr(
-            mnt.as_raw_fd(),
+            mnt.as_fd(),
             c"",
             libc::AT_EMPTY_PATH as u32,
             MOUNT_ATTR_RDONLY,

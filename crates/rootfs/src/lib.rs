@@ -4,11 +4,16 @@
 //! [`RootfsPlan::prepare`], [`RootfsPlan::enter`] and [`RootfsPlan::finalize`] run in the cloned
 //! child, inside the new mount namespace, and only make system calls.
 
+#![forbid(unsafe_code)]
+
 mod apply;
 mod copyup;
 mod options;
 mod plan;
 mod walk;
+
+#[cfg(test)]
+mod plan_tests;
 
 pub use apply::Prepared;
 pub use options::{propagation_of, Options, KNOWN_OPTIONS};

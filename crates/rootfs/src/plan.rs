@@ -160,135 +160,19 @@ impl RootfsPlan {
         let mut mount_names = Vec::new();
         let mut dev_is_bound = false;
         for (i, m) in spec.mounts().iter().flatten().enumerate() {
-            let idx = i as u32;
             mount_names.push(m.destination().display().to_string());
-            let what = format!("mounts[{i}]");
-            let opts_list = m.options().clone().unwrap_or_default();
-            let o = Options::parse(&opts_list);
-            let typ = m.typ().as_deref().unwrap_or("");
             let dest = relative(m.destination());
-            if typ == "cgroup" || typ == "cgroup2" {
-                push_cgroup_mounts(&mut mounts, &opts.cgroups, &dest, &o, idx)?;
-                continue;
-            }
-            if o.bind || typ == "bind" {
-                let src = m.source().as_deref().ok_or_else(|| {
-                    RootfsError::Invalid(format!("{what}.source: a bind mount needs a source"))
-                })?;
-                let src = if src.is_absolute() {
-                    src.to_path_buf()
-                } else {
-                    bundle.join(src)
-                };
-                if dest == b"dev" {
-                    dev_is_bound = true;
-                }
-                let file = std::fs::metadata(&src)
-                    .map(|md| !md.is_dir())
-                    .unwrap_or(false);
-                let (set, clr) = o.attrs();
-                mounts.push(MountOp {
-                    kind: MountKind::Bind {
-                        source: cstr(src.as_os_str().as_bytes(), &what)?,
-                        recursive: o.recursive,
-                        set,
-                        clr,
-                        rec_set: o.rec_set,
-                        rec_clr: o.rec_clr,
-                    },
-                    dest: cstr(&dest, &what)?,
-                    file,
-                    flags: 0,
-                    propagation: o.propagation,
-                    spec_index: idx,
-                });
-                continue;
-            }
-            let source = m
-                .source()
-                .as_ref()
-                .map(|s| cstr(s.as_os_str().as_bytes(), &what))
-                .transpose()?;
-            let fstype = if typ.is_empty() { "none" } else { typ };
-            if o.tmpcopyup && fstype == "tmpfs" {
-                let detached =
-                    crate::copyup::detached_tmpfs(rootfs, &dest, &o.data, o.flags, &what)?;
-                mounts.push(MountOp {
-                    kind: MountKind::Attach(detached),
-                    dest: cstr(&dest, &what)?,
-                    file: false,
-                    flags: 0,
-                    propagation: o.propagation,
-                    spec_index: idx,
-                });
-                continue;
-            }
-            let bind_on_eperm =
-                (typ == "sysfs" && opts.new_userns).then(|| (c"/sys".to_owned(), o.attrs().0));
-            mounts.push(MountOp {
-                kind: MountKind::Fs {
-                    source,
-                    fstype: cstr(fstype, &what)?,
-                    data: if o.data.is_empty() {
-                        None
-                    } else {
-                        Some(cstr(&o.data, &what)?)
-                    },
-                    bind_on_eperm,
-                },
-                dest: cstr(&dest, &what)?,
-                file: false,
-                flags: o.flags,
-                propagation: o.propagation,
-                spec_index: idx,
-            });
+            let is_dev = dest == b"dev";
+            let bind = push_mount(&mut mounts, m, i as u32, dest, rootfs, bundle, opts)?;
+            dev_is_bound |= bind && is_dev;
         }
 
-        let mut devices = Vec::new();
         let setup_dev = !dev_is_bound;
-        if setup_dev {
-            let spec_devices = linux.and_then(|l| l.devices().as_ref());
-            let overridden =
-                |p: &str| spec_devices.is_some_and(|d| d.iter().any(|d| d.path() == Path::new(p)));
-            for (path, major, minor) in DEFAULT_DEVICES {
-                if !overridden(path) {
-                    devices.push(device_op(
-                        Path::new(path),
-                        libc::S_IFCHR,
-                        major,
-                        minor,
-                        0o666,
-                        0,
-                        0,
-                        "default device",
-                    )?);
-                }
-            }
-            for (i, d) in spec_devices.into_iter().flatten().enumerate() {
-                let what = format!("linux.devices[{i}]");
-                let kind = match d.typ() {
-                    LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
-                    LinuxDeviceType::B => libc::S_IFBLK,
-                    LinuxDeviceType::P => libc::S_IFIFO,
-                    LinuxDeviceType::A => {
-                        return Err(RootfsError::Invalid(format!(
-                            "{what}.type: \"a\" is not a device node type"
-                        )))
-                    }
-                };
-                let mode = d.file_mode().unwrap_or(0o666) & 0o7777;
-                devices.push(device_op(
-                    d.path(),
-                    kind,
-                    d.major() as u64,
-                    d.minor() as u64,
-                    mode,
-                    d.uid().unwrap_or(0),
-                    d.gid().unwrap_or(0),
-                    &what,
-                )?);
-            }
-        }
+        let devices = if setup_dev {
+            device_ops(linux.and_then(|l| l.devices().as_ref()))?
+        } else {
+            Vec::new()
+        };
 
         let paths = |v: Option<&Vec<String>>, what: &str| -> Result<Vec<CString>, RootfsError> {
             v.into_iter().flatten().map(|p| cstr(p, what)).collect()
@@ -318,6 +202,144 @@ impl RootfsPlan {
             mount_names,
         })
     }
+}
+
+/// The mount operations for the spec's `mounts[idx]`, appended to `mounts`. Returns whether
+/// it is a bind mount.
+fn push_mount(
+    mounts: &mut Vec<MountOp>,
+    m: &oci_spec::runtime::Mount,
+    idx: u32,
+    dest: Vec<u8>,
+    rootfs: &Path,
+    bundle: &Path,
+    opts: &PlanOptions,
+) -> Result<bool, RootfsError> {
+    let what = format!("mounts[{idx}]");
+    let opts_list = m.options().clone().unwrap_or_default();
+    let o = Options::parse(&opts_list);
+    let typ = m.typ().as_deref().unwrap_or("");
+    if typ == "cgroup" || typ == "cgroup2" {
+        push_cgroup_mounts(mounts, &opts.cgroups, &dest, &o, idx)?;
+        return Ok(false);
+    }
+    if o.bind || typ == "bind" {
+        let src = m.source().as_deref().ok_or_else(|| {
+            RootfsError::Invalid(format!("{what}.source: a bind mount needs a source"))
+        })?;
+        let src = if src.is_absolute() {
+            src.to_path_buf()
+        } else {
+            bundle.join(src)
+        };
+        let file = std::fs::metadata(&src)
+            .map(|md| !md.is_dir())
+            .unwrap_or(false);
+        let (set, clr) = o.attrs();
+        mounts.push(MountOp {
+            kind: MountKind::Bind {
+                source: cstr(src.as_os_str().as_bytes(), &what)?,
+                recursive: o.recursive,
+                set,
+                clr,
+                rec_set: o.rec_set,
+                rec_clr: o.rec_clr,
+            },
+            dest: cstr(&dest, &what)?,
+            file,
+            flags: 0,
+            propagation: o.propagation,
+            spec_index: idx,
+        });
+        return Ok(true);
+    }
+    let source = m
+        .source()
+        .as_ref()
+        .map(|s| cstr(s.as_os_str().as_bytes(), &what))
+        .transpose()?;
+    let fstype = if typ.is_empty() { "none" } else { typ };
+    if o.tmpcopyup && fstype == "tmpfs" {
+        let detached = crate::copyup::detached_tmpfs(rootfs, &dest, &o.data, o.flags, &what)?;
+        mounts.push(MountOp {
+            kind: MountKind::Attach(detached),
+            dest: cstr(&dest, &what)?,
+            file: false,
+            flags: 0,
+            propagation: o.propagation,
+            spec_index: idx,
+        });
+        return Ok(false);
+    }
+    let bind_on_eperm =
+        (typ == "sysfs" && opts.new_userns).then(|| (c"/sys".to_owned(), o.attrs().0));
+    mounts.push(MountOp {
+        kind: MountKind::Fs {
+            source,
+            fstype: cstr(fstype, &what)?,
+            data: if o.data.is_empty() {
+                None
+            } else {
+                Some(cstr(&o.data, &what)?)
+            },
+            bind_on_eperm,
+        },
+        dest: cstr(&dest, &what)?,
+        file: false,
+        flags: o.flags,
+        propagation: o.propagation,
+        spec_index: idx,
+    });
+    Ok(false)
+}
+
+/// The device nodes to make: the default ones (unless the spec lists the same path) and the
+/// spec's `linux.devices`.
+fn device_ops(
+    spec_devices: Option<&Vec<oci_spec::runtime::LinuxDevice>>,
+) -> Result<Vec<DeviceOp>, RootfsError> {
+    let mut devices = Vec::new();
+    let overridden =
+        |p: &str| spec_devices.is_some_and(|d| d.iter().any(|d| d.path() == Path::new(p)));
+    for (path, major, minor) in DEFAULT_DEVICES {
+        if !overridden(path) {
+            devices.push(device_op(
+                Path::new(path),
+                libc::S_IFCHR,
+                major,
+                minor,
+                0o666,
+                0,
+                0,
+                "default device",
+            )?);
+        }
+    }
+    for (i, d) in spec_devices.into_iter().flatten().enumerate() {
+        let what = format!("linux.devices[{i}]");
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+            LinuxDeviceType::B => libc::S_IFBLK,
+            LinuxDeviceType::P => libc::S_IFIFO,
+            LinuxDeviceType::A => {
+                return Err(RootfsError::Invalid(format!(
+                    "{what}.type: \"a\" is not a device node type"
+                )))
+            }
+        };
+        let mode = d.file_mode().unwrap_or(0o666) & 0o7777;
+        devices.push(device_op(
+            d.path(),
+            kind,
+            d.major() as u64,
+            d.minor() as u64,
+            mode,
+            d.uid().unwrap_or(0),
+            d.gid().unwrap_or(0),
+            &what,
+        )?);
+    }
+    Ok(devices)
 }
 
 #[allow(clippy::too_many_arguments)]

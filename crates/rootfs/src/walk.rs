@@ -2,7 +2,7 @@
 //! an image can never send a mount or mknod outside the container's root.
 
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use husk_sys::buf::PathBuf;
 use husk_sys::{openat2, Errno, Result};
@@ -11,7 +11,7 @@ const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// Opens `rel` below `root` as an O_PATH descriptor, following symlinks only inside the root.
-pub fn open_in_root(root: RawFd, rel: &CStr, dir: bool) -> Result<OwnedFd> {
+pub fn open_in_root(root: BorrowedFd<'_>, rel: &CStr, dir: bool) -> Result<OwnedFd> {
     let mut flags = libc::O_PATH as u64;
     if dir {
         flags |= libc::O_DIRECTORY as u64;
@@ -22,7 +22,7 @@ pub fn open_in_root(root: RawFd, rel: &CStr, dir: bool) -> Result<OwnedFd> {
 /// `mkdir -p` of `rel` below `root`, confined to the root; returns the directory, opened.
 /// A dangling symlink on the way is followed (inside the root) and its target created, as
 /// runc's securejoin does; symlink loops end with ELOOP.
-pub fn mkdir_all(root: RawFd, rel: &CStr, mode: libc::mode_t) -> Result<OwnedFd> {
+pub fn mkdir_all(root: BorrowedFd<'_>, rel: &CStr, mode: libc::mode_t) -> Result<OwnedFd> {
     match open_in_root(root, rel, true) {
         Err(Errno(libc::ENOENT)) => {}
         other => return other,
@@ -42,7 +42,7 @@ pub fn mkdir_all(root: RawFd, rel: &CStr, mode: libc::mode_t) -> Result<OwnedFd>
 /// Creates `path` component by component. `None` when a dangling symlink was met: `next` then
 /// holds the path (relative to the root) to create instead.
 fn walk_once(
-    root: RawFd,
+    root: BorrowedFd<'_>,
     path: &PathBuf,
     mode: libc::mode_t,
     next: &mut PathBuf,
@@ -69,12 +69,12 @@ fn walk_once(
         }
         let mut name = PathBuf::new();
         name.push_bytes(comp)?;
-        match husk_sys::mkdirat(dir.as_raw_fd(), name.as_cstr(), mode) {
+        match husk_sys::mkdirat(dir.as_fd(), name.as_cstr(), mode) {
             Ok(()) => {}
             Err(Errno(libc::EEXIST)) => {
                 // Something is there but does not resolve: a dangling symlink.
                 let mut target = [0u8; 4096];
-                if let Ok(n) = husk_sys::readlinkat(dir.as_raw_fd(), name.as_cstr(), &mut target) {
+                if let Ok(n) = husk_sys::readlinkat(dir.as_fd(), name.as_cstr(), &mut target) {
                     let target = &target[..n];
                     next.clear();
                     if target.first() != Some(&b'/') {
@@ -97,7 +97,7 @@ fn walk_once(
 
 /// Makes sure a mount point exists at `rel` (a directory, or an empty file when `file`), and
 /// returns it opened as O_PATH.
-pub fn mountpoint(root: RawFd, rel: &CStr, file: bool) -> Result<OwnedFd> {
+pub fn mountpoint(root: BorrowedFd<'_>, rel: &CStr, file: bool) -> Result<OwnedFd> {
     if !file {
         return mkdir_all(root, rel, 0o755);
     }
@@ -115,7 +115,7 @@ pub fn mountpoint(root: RawFd, rel: &CStr, file: bool) -> Result<OwnedFd> {
     let dir = mkdir_all(root, p.as_cstr(), 0o755)?;
     let mut n = PathBuf::new();
     n.push_bytes(name)?;
-    match husk_sys::mknodat(dir.as_raw_fd(), n.as_cstr(), libc::S_IFREG | 0o644, 0) {
+    match husk_sys::mknodat(dir.as_fd(), n.as_cstr(), libc::S_IFREG | 0o644, 0) {
         Ok(()) | Err(Errno(libc::EEXIST)) => {}
         Err(e) => return Err(e),
     }
@@ -123,8 +123,9 @@ pub fn mountpoint(root: RawFd, rel: &CStr, file: bool) -> Result<OwnedFd> {
 }
 
 /// `/proc/self/fd/N`: a path that names exactly the object behind `fd`.
-pub fn fd_path(fd: RawFd) -> Result<PathBuf> {
+pub fn fd_path(fd: BorrowedFd<'_>) -> Result<PathBuf> {
     let mut p = PathBuf::new();
-    p.push_bytes(b"/proc/self/fd/")?.push_u64(fd as u64)?;
+    p.push_bytes(b"/proc/self/fd/")?
+        .push_u64(fd.as_raw_fd() as u64)?;
     Ok(p)
 }

@@ -8,6 +8,7 @@ use husk_state::{Lock, Status};
 use oci_spec::runtime::LinuxResources;
 use serde::Serialize;
 
+use crate::error::{Operation, StatusError};
 use crate::{Result, Runtime, RuntimeError};
 
 /// One line of `events` output, as runc prints it.
@@ -35,55 +36,56 @@ impl Runtime {
     }
 
     pub fn pause(&self, id: &str) -> Result<()> {
+        self.pause_container(id).map_err(|e| e.in_container(id))
+    }
+
+    fn pause_container(&self, id: &str) -> Result<()> {
         let (dir, rec, cg) = self.cgroup_of(id, Lock::Exclusive)?;
         match rec.status(&dir) {
             Status::Running | Status::Created => {}
-            Status::Paused => {
-                return Err(RuntimeError::Usage(format!(
-                    "container {id} is already paused"
-                )))
-            }
-            _ => return Err(RuntimeError::Usage("container not running".into())),
+            status => return Err(StatusError::new(Operation::Pause, status).into()),
         }
-        cg.freeze().map_err(|source| RuntimeError::Cgroup {
-            id: id.into(),
-            source,
-        })
+        cg.freeze().map_err(RuntimeError::Cgroup)
     }
 
     pub fn resume(&self, id: &str) -> Result<()> {
+        self.resume_container(id).map_err(|e| e.in_container(id))
+    }
+
+    fn resume_container(&self, id: &str) -> Result<()> {
         let (dir, rec, cg) = self.cgroup_of(id, Lock::Exclusive)?;
-        if rec.status(&dir) != Status::Paused {
-            return Err(RuntimeError::Usage("container not paused".into()));
+        let status = rec.status(&dir);
+        if status != Status::Paused {
+            return Err(StatusError::new(Operation::Resume, status).into());
         }
-        cg.thaw().map_err(|source| RuntimeError::Cgroup {
-            id: id.into(),
-            source,
-        })
+        cg.thaw().map_err(RuntimeError::Cgroup)
     }
 
     /// Host pids of every process of the container.
     pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
+        self.pids_of(id).map_err(|e| e.in_container(id))
+    }
+
+    fn pids_of(&self, id: &str) -> Result<Vec<i32>> {
         let (dir, rec, cg) = self.cgroup_of(id, Lock::Shared)?;
         if rec.status(&dir) == Status::Stopped && rec.pid_ns {
             return Ok(Vec::new());
         }
-        cg.pids().map_err(|source| RuntimeError::Cgroup {
-            id: id.into(),
-            source,
-        })
+        cg.pids().map_err(RuntimeError::Cgroup)
     }
 
     /// Applies new limits to the live cgroup and records them in the container's spec.
     pub fn update(&self, id: &str, resources: &LinuxResources) -> Result<()> {
+        self.update_container(id, resources)
+            .map_err(|e| e.in_container(id))
+    }
+
+    fn update_container(&self, id: &str, resources: &LinuxResources) -> Result<()> {
         let (dir, mut rec, cg) = self.cgroup_of(id, Lock::Exclusive)?;
         if rec.status(&dir) == Status::Stopped {
-            return Err(RuntimeError::Usage("container not running".into()));
+            return Err(StatusError::new(Operation::Update, Status::Stopped).into());
         }
-        cg.apply(resources).map_err(|source| RuntimeError::Cgroup {
-            id: id.into(),
-            source,
-        })?;
+        cg.apply(resources).map_err(RuntimeError::Cgroup)?;
         if let Some(linux) = rec.spec.linux_mut().as_mut() {
             let merged = merge(linux.resources().clone().unwrap_or_default(), resources);
             linux.set_resources(Some(merged));
@@ -93,36 +95,37 @@ impl Runtime {
     }
 
     pub fn stats(&self, id: &str) -> Result<Stats> {
+        self.stats_of(id).map_err(|e| e.in_container(id))
+    }
+
+    fn stats_of(&self, id: &str) -> Result<Stats> {
         let (dir, rec, cg) = self.cgroup_of(id, Lock::None)?;
         if rec.status(&dir) == Status::Stopped {
-            return Err(RuntimeError::Usage("container not running".into()));
+            return Err(StatusError::new(Operation::Stats, Status::Stopped).into());
         }
-        cg.stats().map_err(|source| RuntimeError::Cgroup {
-            id: id.into(),
-            source,
-        })
+        cg.stats().map_err(RuntimeError::Cgroup)
     }
 
     /// `events` without `--stats`: a stats event every `interval`, and an `oom` event when
     /// the OOM-kill counter moves, until the container stops.
-    pub fn events(
+    pub fn events(&self, id: &str, interval: Duration, emit: impl FnMut(&Event<'_>)) -> Result<()> {
+        self.events_of(id, interval, emit)
+            .map_err(|e| e.in_container(id))
+    }
+
+    fn events_of(
         &self,
         id: &str,
         interval: Duration,
         mut emit: impl FnMut(&Event<'_>),
     ) -> Result<()> {
         let (_, _, cg) = self.cgroup_of(id, Lock::None)?;
-        let ooms_now = || {
-            cg.oom_kills().map_err(|source| RuntimeError::Cgroup {
-                id: id.into(),
-                source,
-            })
-        };
+        let ooms_now = || cg.oom_kills().map_err(RuntimeError::Cgroup);
         let mut ooms = ooms_now()?;
         loop {
             let stats = match self.stats(id) {
                 Ok(s) => s,
-                Err(RuntimeError::Usage(_)) | Err(RuntimeError::State(_)) => return Ok(()),
+                Err(RuntimeError::Status(_)) | Err(RuntimeError::State(_)) => return Ok(()),
                 Err(e) => return Err(e),
             };
             let now = ooms_now()?;

@@ -2,13 +2,13 @@
 //! allocation, no locks, no logging. Failures travel to the parent as a fixed-size message.
 
 use std::convert::Infallible;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use husk_sys::buf::PathBuf;
 use husk_sys::{Errno, Result as SysResult};
 
-use crate::plan::{ChildHook, ChildPlan, StartGate};
-use crate::protocol::{self, Domain, Msg};
+use crate::plan::{ChildHook, ChildPlan, InitSetup, StartGate};
+use crate::protocol::{self, Domain, ToChild, ToParent};
 use crate::trace::InitPhase;
 
 husk_sys::step_enum! {
@@ -75,12 +75,12 @@ impl From<husk_hardening::Failure> for Fail {
 /// Entry point in the cloned child. Never returns.
 pub(crate) fn main(plan: &ChildPlan) -> ! {
     let Err(f) = run(plan);
-    fail_and_exit(plan.sync, f)
+    fail_and_exit(plan.child_sync(), f)
 }
 
 /// Tells whoever waits on `fd` which step failed, then exits.
-fn fail_and_exit(fd: RawFd, f: Fail) -> ! {
-    let msg = Msg::Failed {
+fn fail_and_exit(fd: BorrowedFd<'_>, f: Fail) -> ! {
+    let msg = ToParent::Failed {
         domain: f.domain,
         step: f.step,
         index: f.index,
@@ -95,8 +95,8 @@ fn mark(plan: &ChildPlan, phase: InitPhase) {
     if plan.trace {
         let ns = husk_sys::monotonic_ns();
         let _ = protocol::send(
-            plan.sync,
-            Msg::Mark {
+            plan.child_sync(),
+            ToParent::Mark {
                 phase: phase as u16,
                 ns,
             },
@@ -104,8 +104,8 @@ fn mark(plan: &ChildPlan, phase: InitPhase) {
     }
 }
 
-fn expect(sync: RawFd, want: Msg) -> Result<(), Fail> {
-    match protocol::recv(sync) {
+fn expect(sync: BorrowedFd<'_>, want: ToChild) -> Result<(), Fail> {
+    match protocol::recv::<ToChild>(sync) {
         Ok(Some(m)) if m == want => Ok(()),
         // The parent went away or said something else: stop quietly.
         Ok(_) => husk_sys::exit_now(1),
@@ -125,33 +125,67 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     // Join the v1 cgroups ourselves, before doing anything that is accounted: a thread moving
     // itself does not take the kernel's global threadgroup lock (an RCU grace period).
     for (i, tasks) in plan.cgroup_tasks.iter().enumerate() {
-        husk_sys::write_file_at(libc::AT_FDCWD, tasks, b"0")
+        husk_sys::write_file_at(husk_sys::CWD, tasks, b"0")
             .map_err(rt(Step::CgroupJoin, i as u32))?;
     }
     mark(plan, InitPhase::Cgroups);
-    if plan.wait_setup {
-        expect(plan.sync, Msg::SetupDone)?;
+    if let Some(init) = &plan.init {
+        init_namespaces(plan, init)?;
     }
-    if !plan.create_container_hooks.is_empty() || !plan.start_container_hooks.is_empty() {
-        for state in &plan.hook_state {
+    if let Some((pidfd, flags)) = &plan.join_init {
+        husk_sys::setns(pidfd.as_fd(), *flags).map_err(rt(Step::Setns, u32::MAX))?;
+    }
+    mark(plan, InitPhase::Namespaces);
+    if let Some(init) = &plan.init {
+        init_mounts(plan, init)?;
+    }
+    mark(plan, InitPhase::PivotRoot);
+    if plan.process.terminal {
+        setup_console(plan).map_err(rt(Step::Console, 0))?;
+    }
+    if let Some(init) = &plan.init {
+        for (i, s) in init.sysctls.iter().enumerate() {
+            husk_sys::write_file_at(husk_sys::CWD, &s.path, s.value.as_bytes())
+                .map_err(rt(Step::Sysctl, i as u32))?;
+        }
+        init.rootfs.finalize()?;
+    }
+    mark(plan, InitPhase::Finish);
+    let exe = harden(plan)?;
+    mark(plan, InitPhase::Security);
+
+    protocol::send(plan.child_sync(), ToParent::Ready).map_err(rt(Step::Sync, 3))?;
+    // Whoever started us waits on this channel: end of file (it is close-on-exec) means the
+    // user process runs; a Failed message means it never will.
+    let conn = wait_for_start(plan)?;
+    let report = conn.as_ref().map_or(plan.child_sync(), |c| c.as_fd());
+    let Err(f) = after_start(plan, &exe, report);
+    fail_and_exit(report, f)
+}
+
+/// The init's namespaces: wait for the parent's setup (id maps, hook state), join and
+/// unshare, become root in a new user namespace, keyring, hostname and domainname.
+fn init_namespaces(plan: &ChildPlan, init: &InitSetup) -> Result<(), Fail> {
+    if init.wait_setup {
+        expect(plan.child_sync(), ToChild::SetupDone)?;
+    }
+    if init.container_hooks() {
+        for state in &init.hook_state {
             let mut buf = state.borrow_mut();
-            let n = husk_sys::read(plan.sync, &mut buf).map_err(rt(Step::Sync, 1))?;
+            let n = husk_sys::read(plan.child_sync(), &mut buf).map_err(rt(Step::Sync, 1))?;
             buf.truncate(n);
         }
     }
-    if let Some((pidfd, flags)) = &plan.join_init {
-        husk_sys::setns(pidfd.as_raw_fd(), *flags).map_err(rt(Step::Setns, u32::MAX))?;
+    for (i, j) in init.child_joins.iter().enumerate() {
+        husk_sys::setns(j.fd.as_fd(), j.flag).map_err(rt(Step::Setns, i as u32))?;
     }
-    for (i, j) in plan.child_joins.iter().enumerate() {
-        husk_sys::setns(j.fd.as_raw_fd(), j.flag).map_err(rt(Step::Setns, i as u32))?;
+    if init.child_unshare != 0 {
+        husk_sys::unshare(init.child_unshare).map_err(rt(Step::Unshare, 0))?;
     }
-    if plan.child_unshare != 0 {
-        husk_sys::unshare(plan.child_unshare).map_err(rt(Step::Unshare, 0))?;
+    if init.fork_again {
+        fork_again(plan, init)?;
     }
-    if plan.fork_again {
-        fork_again(plan)?;
-    }
-    if plan.new_user {
+    if init.new_user {
         // Become the namespace's root for the setup (when 0 is mapped at all).
         for r in [husk_sys::setresgid(0), husk_sys::setresuid(0)] {
             match r {
@@ -160,52 +194,47 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
             }
         }
     }
-    if let Some(name) = &plan.keyring {
+    if let Some(name) = &init.keyring {
         // Keyrings may be disabled or unavailable in a user namespace: as runc, go on then.
         match husk_sys::new_session_keyring(name) {
             Ok(()) | Err(Errno(libc::ENOSYS | libc::EPERM | libc::EACCES | libc::EDQUOT)) => {}
             Err(e) => return Err(rt(Step::Keyring, 0)(e)),
         }
     }
-    if let Some(h) = &plan.hostname {
+    if let Some(h) = &init.hostname {
         husk_sys::sethostname(h.as_bytes()).map_err(rt(Step::Hostname, 0))?;
     }
-    if let Some(d) = &plan.domainname {
+    if let Some(d) = &init.domainname {
         husk_sys::setdomainname(d.as_bytes()).map_err(rt(Step::Domainname, 0))?;
     }
-    mark(plan, InitPhase::Namespaces);
-    // The mounts are in place but the root is still the host's: prestart, createRuntime (by
-    // the parent) and createContainer hooks run now, then pivot_root.
-    let prepared = plan.rootfs.as_ref().map(|r| r.prepare()).transpose()?;
+    Ok(())
+}
+
+/// The init's mounts, the hooks that run while the root is still the host's (prestart,
+/// createRuntime by the parent, createContainer here), then pivot_root.
+fn init_mounts(plan: &ChildPlan, init: &InitSetup) -> Result<(), Fail> {
+    let prepared = init.rootfs.prepare()?;
     mark(plan, InitPhase::Mounts);
-    if plan.hooks_in_parent {
-        protocol::send(plan.sync, Msg::RunHooks).map_err(rt(Step::Sync, 2))?;
-        expect(plan.sync, Msg::HooksDone)?;
+    if init.hooks_in_parent {
+        protocol::send(plan.child_sync(), ToParent::RunHooks).map_err(rt(Step::Sync, 2))?;
+        expect(plan.child_sync(), ToChild::HooksDone)?;
     }
     run_hooks(
-        plan,
-        &plan.create_container_hooks,
+        init,
+        &init.create_container_hooks,
         0,
         Step::CreateContainerHook,
     )?;
-    if plan.hooks_in_parent || !plan.create_container_hooks.is_empty() {
+    if init.hooks_in_parent || !init.create_container_hooks.is_empty() {
         mark(plan, InitPhase::Hooks);
     }
-    if let (Some(rootfs), Some(prepared)) = (&plan.rootfs, prepared) {
-        rootfs.enter(prepared)?;
-    }
-    mark(plan, InitPhase::PivotRoot);
-    if plan.process.terminal {
-        setup_console(plan).map_err(rt(Step::Console, 0))?;
-    }
-    for (i, s) in plan.sysctls.iter().enumerate() {
-        husk_sys::write_file_at(libc::AT_FDCWD, &s.path, s.value.as_bytes())
-            .map_err(rt(Step::Sysctl, i as u32))?;
-    }
-    if let Some(rootfs) = &plan.rootfs {
-        rootfs.finalize()?;
-    }
-    mark(plan, InitPhase::Finish);
+    init.rootfs.enter(prepared)?;
+    Ok(())
+}
+
+/// LSM label, rlimits, scheduling, cwd, no_new_privs, an early seccomp filter and the
+/// identity switch; then finds the program. Returns its path.
+fn harden(plan: &ChildPlan) -> Result<PathBuf, Fail> {
     let h = &plan.process.hardening;
     h.apply_lsm_exec_label()?;
     h.apply_rlimits()?;
@@ -224,23 +253,15 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     h.finalize_identity()?;
     let mut exe = PathBuf::new();
     lookup(plan, &mut exe).map_err(rt(Step::Lookup, 0))?;
-    mark(plan, InitPhase::Security);
-
-    protocol::send(plan.sync, Msg::Ready).map_err(rt(Step::Sync, 3))?;
-    // Whoever started us waits on this channel: end of file (it is close-on-exec) means the
-    // user process runs; a Failed message means it never will.
-    let conn = wait_for_start(plan)?;
-    let report = conn.as_ref().map_or(plan.sync, |c| c.as_raw_fd());
-    let Err(f) = after_start(plan, &exe, report);
-    fail_and_exit(report, f)
+    Ok(exe)
 }
 
 /// A new pid (or time) namespace made after joining a user namespace only applies to
 /// children: fork, report the grandchild's pid, and let the grandchild be the init.
-fn fork_again(plan: &ChildPlan) -> Result<(), Fail> {
-    if let Some(offsets) = &plan.time_offsets {
+fn fork_again(plan: &ChildPlan, init: &InitSetup) -> Result<(), Fail> {
+    if let Some(offsets) = &init.time_offsets {
         husk_sys::write_file_at(
-            libc::AT_FDCWD,
+            husk_sys::CWD,
             c"/proc/self/timens_offsets",
             offsets.as_bytes(),
         )
@@ -250,20 +271,26 @@ fn fork_again(plan: &ChildPlan) -> Result<(), Fail> {
     match unsafe { husk_sys::clone::clone3(0, None) }.map_err(rt(Step::Unshare, 2))? {
         husk_sys::clone::Forked::Child => Ok(()),
         husk_sys::clone::Forked::Parent { pid } => {
-            let _ = protocol::send(plan.sync, Msg::Pid(pid));
+            let _ = protocol::send(plan.child_sync(), ToParent::Pid(pid));
             husk_sys::exit_now(0)
         }
     }
 }
 
 /// startContainer hooks, a late seccomp filter, and the exec itself.
-fn after_start(plan: &ChildPlan, exe: &PathBuf, report: RawFd) -> Result<Infallible, Fail> {
-    run_hooks(
-        plan,
-        &plan.start_container_hooks,
-        1,
-        Step::StartContainerHook,
-    )?;
+fn after_start(
+    plan: &ChildPlan,
+    exe: &PathBuf,
+    report: BorrowedFd<'_>,
+) -> Result<Infallible, Fail> {
+    if let Some(init) = &plan.init {
+        run_hooks(
+            init,
+            &init.start_container_hooks,
+            1,
+            Step::StartContainerHook,
+        )?;
+    }
     let h = &plan.process.hardening;
     if h.no_new_privs() && !h.seccomp_notify() {
         // As late as possible: fewer syscalls of ours for the profile to allow.
@@ -273,13 +300,13 @@ fn after_start(plan: &ChildPlan, exe: &PathBuf, report: RawFd) -> Result<Infalli
     let p = &plan.process;
     // The trampoline is handed the report descriptor (one byte of its argv[0]) and makes it
     // close-on-exec itself, so whoever waits sees end-of-file exactly at the user's exec.
-    if let (Some(trampoline), Ok(fd)) = (&p.trampoline, u8::try_from(report)) {
+    if let (Some(trampoline), Ok(fd)) = (&p.trampoline, u8::try_from(report.as_raw_fd())) {
         let fd_name = [fd, 0u8];
         let mut argv = p.trampoline_argv.borrow_mut();
         argv[0] = fd_name.as_ptr().cast();
         argv[1] = exe.as_cstr().as_ptr();
         husk_sys::set_cloexec(report, false).map_err(rt(Step::Exec, 1))?;
-        match husk_sys::exe_guard::exec_via(trampoline, &argv, p.envp.as_ptrs()) {
+        match husk_sys::exe_guard::exec_via(trampoline.as_fd(), &argv, p.envp.as_ptrs()) {
             // A seccomp profile that forbids execveat: exec directly (without the guard).
             Errno(libc::EPERM | libc::ENOSYS | libc::EACCES) => {
                 husk_sys::set_cloexec(report, true).map_err(rt(Step::Exec, 1))?;
@@ -295,7 +322,8 @@ fn after_start(plan: &ChildPlan, exe: &PathBuf, report: RawFd) -> Result<Infalli
 /// seccomp agent, never to the container).
 fn install_seccomp(plan: &ChildPlan) -> Result<(), Fail> {
     if let Some(listener) = plan.process.hardening.install_seccomp()? {
-        protocol::send_seccomp_fd(plan.sync, listener.as_raw_fd()).map_err(rt(Step::Sync, 4))?;
+        protocol::send_seccomp_fd(plan.child_sync(), listener.as_fd())
+            .map_err(rt(Step::Sync, 4))?;
     }
     Ok(())
 }
@@ -303,24 +331,24 @@ fn install_seccomp(plan: &ChildPlan) -> Result<(), Fail> {
 fn setup_console(plan: &ChildPlan) -> SysResult<()> {
     let (master, slave) = husk_sys::tty::open_pty(plan.process.console_size)?;
     if let Some(sock) = &plan.console {
-        husk_sys::send_fd(sock.as_raw_fd(), master.as_raw_fd())?;
+        husk_sys::send_fd(sock.as_fd(), master.as_fd())?;
     }
     drop(master);
-    husk_sys::tty::make_controlling(&slave)
+    husk_sys::tty::make_controlling(slave.as_fd())
 }
 
 fn change_dir(plan: &ChildPlan) -> Result<(), Fail> {
     let cwd = &plan.process.cwd;
     match husk_sys::chdir(cwd) {
-        Err(Errno(libc::ENOENT)) if plan.rootfs.is_some() => {
+        Err(Errno(libc::ENOENT)) if plan.init.is_some() => {
             // Like runc, make a missing working directory (not in `exec`).
-            let root = husk_sys::openat(libc::AT_FDCWD, c"/", libc::O_PATH | libc::O_DIRECTORY, 0)
+            let root = husk_sys::openat(husk_sys::CWD, c"/", libc::O_PATH | libc::O_DIRECTORY, 0)
                 .map_err(rt(Step::Cwd, 0))?;
             let mut rel = PathBuf::new();
             let bytes = cwd.to_bytes();
             rel.push_bytes(bytes.strip_prefix(b"/").unwrap_or(bytes))
                 .map_err(rt(Step::Cwd, 0))?;
-            mkdir_p(root.as_raw_fd(), &rel).map_err(rt(Step::Cwd, 0))?;
+            mkdir_p(root.as_fd(), &rel).map_err(rt(Step::Cwd, 0))?;
             husk_sys::chdir(cwd).map_err(rt(Step::Cwd, 0))?;
         }
         other => other.map_err(rt(Step::Cwd, 0))?,
@@ -335,7 +363,7 @@ fn change_dir(plan: &ChildPlan) -> Result<(), Fail> {
     }
 }
 
-fn mkdir_p(root: RawFd, rel: &PathBuf) -> SysResult<()> {
+fn mkdir_p(root: BorrowedFd<'_>, rel: &PathBuf) -> SysResult<()> {
     let bytes = rel.as_bytes();
     let mut prefix = PathBuf::new();
     for comp in bytes.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
@@ -352,7 +380,7 @@ fn mkdir_p(root: RawFd, rel: &PathBuf) -> SysResult<()> {
 }
 
 fn is_executable_file(path: &std::ffi::CStr) -> SysResult<()> {
-    let st = husk_sys::fstatat(libc::AT_FDCWD, path, 0)?;
+    let st = husk_sys::fstatat(husk_sys::CWD, path, 0)?;
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(Errno(libc::EACCES));
     }
@@ -385,16 +413,16 @@ fn lookup(plan: &ChildPlan, out: &mut PathBuf) -> SysResult<()> {
 /// the connection, which must stay open until exec.
 fn wait_for_start(plan: &ChildPlan) -> Result<Option<OwnedFd>, Fail> {
     match &plan.gate {
-        StartGate::Sync => expect(plan.sync, Msg::Start).map(|()| None),
+        StartGate::Sync => expect(plan.child_sync(), ToChild::Start).map(|()| None),
         StartGate::Open => Ok(None),
-        StartGate::Socket(listener) => husk_sys::accept(listener.as_raw_fd())
+        StartGate::Socket(listener) => husk_sys::accept(listener.as_fd())
             .map(Some)
             .map_err(rt(Step::StartWait, 0)),
     }
 }
 
-fn run_hooks(plan: &ChildPlan, hooks: &[ChildHook], state: usize, step: Step) -> Result<(), Fail> {
-    let state = plan.hook_state[state].borrow();
+fn run_hooks(init: &InitSetup, hooks: &[ChildHook], state: usize, step: Step) -> Result<(), Fail> {
+    let state = init.hook_state[state].borrow();
     for (i, h) in hooks.iter().enumerate() {
         run_hook(h, &state).map_err(rt(step, i as u32))?;
     }
@@ -407,7 +435,7 @@ fn run_hook(h: &ChildHook, state: &[u8]) -> SysResult<()> {
     // SAFETY: we are the single-threaded container init; the hook child only dup2s and execs.
     match unsafe { husk_sys::clone::clone3(0, None) }? {
         husk_sys::clone::Forked::Child => {
-            if husk_sys::dup2(r.as_raw_fd(), 0).is_ok() {
+            if husk_sys::dup2(r.as_fd(), 0).is_ok() {
                 husk_sys::execve(&h.path, h.argv.as_ptrs(), h.envp.as_ptrs());
             }
             husk_sys::exit_now(127)
@@ -415,7 +443,7 @@ fn run_hook(h: &ChildHook, state: &[u8]) -> SysResult<()> {
         husk_sys::clone::Forked::Parent { pid } => {
             drop(r);
             // A hook that does not read its stdin must not block us: ignore EPIPE.
-            let _ = husk_sys::write_all(w.as_raw_fd(), state);
+            let _ = husk_sys::write_all(w.as_fd(), state);
             drop(w);
             let pidfd = husk_sys::proc::pidfd_open(pid)?;
             if !husk_sys::proc::pidfd_wait_exit(&pidfd, h.timeout_ms)? {

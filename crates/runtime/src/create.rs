@@ -2,19 +2,20 @@
 //! setup over the sync socket, then record the container.
 
 use std::cell::RefCell;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 use husk_state::{ContainerDir, Status};
-use husk_sys::clone::{clone3, Forked};
 
+use crate::error::InitError;
 use crate::namespaces::{write_id_maps, Namespaces, ParentSwitch};
-use crate::plan::{cstring, sysctls, ChildHook, ChildPlan, ProcessPlan, StartGate};
-use crate::protocol::{self, Msg};
+use crate::plan::{cstring, sysctls, ChildHook, ChildPlan, InitSetup, ProcessPlan, StartGate};
+use crate::protocol::{self, ToChild};
 use crate::record::{Record, START_SOCKET};
 use crate::relay::Console;
-use crate::{child, describe, hooks, Result, Runtime, RuntimeError};
+use crate::spawn::{self, spawn, Until};
+use crate::{hooks, Result, Runtime, RuntimeError};
 
 /// The `create`/`run` flags.
 #[derive(Debug, Default, Clone)]
@@ -88,15 +89,108 @@ pub(crate) enum Gate {
     Sync { relay: bool },
 }
 
+/// Everything `create` made before the clone, owned in one place.
+struct Prepared {
+    bundle: husk_spec::Bundle,
+    /// Undoes it all unless disarmed.
+    cleanup: Cleanup,
+    cgroup: husk_cgroups::Manager,
+    /// The cgroup v2 directory the child is born in (CLONE_INTO_CGROUP).
+    clone_cgroup: Option<OwnedFd>,
+    ns: Namespaces,
+    has_mount_ns: bool,
+    console: Console,
+    parent_sync: OwnedFd,
+    child_sync: OwnedFd,
+    plan: ChildPlan,
+}
+
+/// Refuses a terminal without anywhere for its pty master to go, and a console socket without
+/// a terminal (runc's wording). `detached`: husk will not stay to relay the terminal itself.
+pub(crate) fn check_console(terminal: bool, console_socket: bool, detached: bool) -> Result<()> {
+    if terminal && !console_socket && detached {
+        return Err(RuntimeError::Usage(
+            "cannot allocate tty if husk will detach without setting console socket".into(),
+        ));
+    }
+    if !terminal && console_socket {
+        return Err(RuntimeError::Usage(
+            "cannot use console socket if husk will not detach or allocate tty".into(),
+        ));
+    }
+    Ok(())
+}
+
 impl Runtime {
     pub fn create(&self, opts: &CreateOptions) -> Result<()> {
-        let created = self.create_container(opts, Gate::Socket)?;
+        let created = self
+            .create_container(opts, Gate::Socket)
+            .map_err(|e| e.in_container(&opts.id))?;
         drop(created);
         Ok(())
     }
 
+    /// prepare → spawn → drive the init through its setup → record.
     pub(crate) fn create_container(&self, opts: &CreateOptions, gate: Gate) -> Result<Created> {
+        let id = opts.id.as_str();
         let mut phases = crate::trace::Phases::new();
+        let mut p = self.prepare(opts, gate, &mut phases)?;
+        phases.mark("plan");
+        phases.init_begins();
+        // Clone with the parent standing in the joined namespaces, then step back out.
+        let switch = ParentSwitch::enter(&p.ns)?;
+        let pid = spawn(
+            &p.plan,
+            p.child_sync,
+            p.ns.clone_flags,
+            p.clone_cgroup.as_ref(),
+            switch,
+            "of the init process",
+        )?;
+        phases.mark("clone");
+        p.cleanup.pid = Some(pid);
+        let mut record = Record {
+            id: id.to_string(),
+            pid,
+            pid_start: 0,
+            bundle: p.bundle.dir.clone(),
+            rootfs: p.bundle.rootfs.clone(),
+            created: husk_state::rfc3339_now(),
+            annotations: p
+                .bundle
+                .spec
+                .annotations()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            cgroup: Some(p.cgroup.clone()),
+            pid_ns: p.ns.pid_ns,
+            mount_ns: p.has_mount_ns,
+            spec: p.bundle.spec.clone(),
+        };
+        let sync = p.parent_sync.as_fd();
+        setup_init(sync, &p.plan, &p.ns, &record)?;
+        let mut host = CreateHost {
+            record: &mut record,
+            cleanup: &mut p.cleanup,
+            phases: &mut phases,
+        };
+        let mut pid = pid;
+        spawn::drive(sync, &p.plan, &mut pid, Until::Ready, &mut host)?;
+        phases.mark("init-setup");
+        drop(p.plan);
+        self.record(opts, record, p.cleanup, p.console, p.parent_sync, phases)
+    }
+
+    /// Everything before the clone: the spec, the state directory, the cgroup, the
+    /// namespaces, the rootfs plan and the [`ChildPlan`].
+    fn prepare(
+        &self,
+        opts: &CreateOptions,
+        gate: Gate,
+        phases: &mut crate::trace::Phases,
+    ) -> Result<Prepared> {
         let bundle = husk_spec::load_bundle(&opts.bundle)?;
         phases.mark("spec");
         let spec = &bundle.spec;
@@ -105,18 +199,9 @@ impl Runtime {
             .as_ref()
             .ok_or_else(|| RuntimeError::Spec("process: missing".into()))?;
         let terminal = process.terminal().unwrap_or(false);
-        let relay =
-            terminal && opts.console_socket.is_none() && matches!(gate, Gate::Sync { relay: true });
-        if terminal && opts.console_socket.is_none() && !relay {
-            return Err(RuntimeError::Usage(
-                "cannot allocate tty if husk will detach without setting console socket".into(),
-            ));
-        }
-        if !terminal && opts.console_socket.is_some() {
-            return Err(RuntimeError::Usage(
-                "cannot use console socket if husk will not detach or allocate tty".into(),
-            ));
-        }
+        let may_relay = matches!(gate, Gate::Sync { relay: true });
+        check_console(terminal, opts.console_socket.is_some(), !may_relay)?;
+        let relay = terminal && opts.console_socket.is_none() && may_relay;
 
         let id = opts.id.as_str();
         let process_plan = ProcessPlan::new(process, spec.linux().as_ref())?;
@@ -129,52 +214,26 @@ impl Runtime {
             pid: None,
             host_rootfs: None,
         };
-        let dir = cleanup.dir.as_ref().expect("just set");
-
-        let linux = spec.linux().as_ref();
-        let cg_path = linux
-            .and_then(|l| l.cgroups_path().as_ref())
-            .map(|p| p.display().to_string());
-        let layout = husk_cgroups::detect().map_err(|source| RuntimeError::Cgroup {
-            id: id.into(),
-            source,
-        })?;
-        let cgroup =
-            husk_cgroups::Manager::new(&layout, id, cg_path.as_deref(), self.systemd_cgroup)
-                .map_err(|source| RuntimeError::Cgroup {
-                    id: id.into(),
-                    source,
-                })?;
-        let cg_err = |source| RuntimeError::Cgroup {
-            id: id.to_string(),
-            source,
-        };
-        cgroup
-            .create(crate::devices::effective_resources(spec).as_ref())
-            .map_err(cg_err)?;
+        let cgroup = self.make_cgroup(id, spec)?;
         cleanup.cgroup = Some(cgroup.clone());
-        let clone_cgroup: Option<OwnedFd> = cgroup.clone_into_fd().transpose().map_err(cg_err)?;
-
+        let clone_cgroup = cgroup
+            .clone_into_fd()
+            .transpose()
+            .map_err(RuntimeError::Cgroup)?;
         phases.mark("cgroup");
         // A new cgroup namespace can be made at clone time only when the child is born in all
         // its cgroups (v2); on v1 it joins them first, then unshares.
         let mut ns = Namespaces::plan(spec, cgroup.mode() == husk_cgroups::Mode::Unified)?;
-        let has_mount_ns = ns.clone_flags & libc::CLONE_NEWNS as u64 != 0
-            || ns.child_joins.iter().any(|j| j.flag == libc::CLONE_NEWNS)
-            || ns.child_unshare & libc::CLONE_NEWNS != 0;
+        let has_mount_ns = ns.has_mount_ns();
         if !has_mount_ns {
             // Mounts will land in the host's table: put them all on a bind of the rootfs that
             // husk made itself, so a failed create or a delete can detach them at once.
-            bind_rootfs(&bundle.rootfs).map_err(|e| {
-                RuntimeError::Init(format!(
-                    "container {id}: bind rootfs {}: {e}",
-                    bundle.rootfs.display()
-                ))
-            })?;
+            bind_rootfs(&bundle.rootfs).map_err(RuntimeError::io(format!(
+                "bind rootfs {}",
+                bundle.rootfs.display()
+            )))?;
             cleanup.host_rootfs = Some(bundle.rootfs.clone());
         }
-        let cgroupns = ns.clone_flags & libc::CLONE_NEWCGROUP as u64 != 0
-            || ns.child_unshare & libc::CLONE_NEWCGROUP != 0;
         let rootfs = husk_rootfs::RootfsPlan::new(
             spec,
             &bundle.rootfs,
@@ -183,13 +242,14 @@ impl Runtime {
                 no_pivot: opts.no_pivot,
                 new_userns: ns.new_user || ns.joined_user,
                 host_mount_ns: !has_mount_ns,
-                cgroups: cgroup_view(&cgroup, cgroupns),
+                cgroups: cgroup_view(&cgroup, ns.has_cgroup_ns()),
             },
         )?;
 
         let mut console = Console::new(opts.console_socket.as_deref(), relay)?;
         let (parent_sync, child_sync) =
             protocol::socketpair().map_err(RuntimeError::io("create sync socket"))?;
+        let dir = cleanup.dir.as_ref().expect("just set");
         let start_gate = match gate {
             Gate::Socket => {
                 let path = dir.socket_path(START_SOCKET);
@@ -201,226 +261,236 @@ impl Runtime {
             }
             Gate::Sync { .. } => StartGate::Sync,
         };
-
-        let hooks = spec.hooks().as_ref();
-        let child_hooks =
-            |list: Option<&Vec<oci_spec::runtime::Hook>>, kind: &str| -> Result<Vec<ChildHook>> {
-                list.into_iter()
-                    .flatten()
-                    .enumerate()
-                    .map(|(i, h)| ChildHook::new(h, &format!("hooks.{kind}[{i}]")))
-                    .collect()
-            };
-        let create_container_hooks = child_hooks(
-            hooks.and_then(|h| h.create_container().as_ref()),
-            "createContainer",
-        )?;
-        let start_container_hooks = child_hooks(
-            hooks.and_then(|h| h.start_container().as_ref()),
-            "startContainer",
-        )?;
-        #[allow(deprecated)]
-        let hooks_in_parent = hooks.is_some_and(|h| {
-            h.prestart().as_ref().is_some_and(|v| !v.is_empty())
-                || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
-        });
-        let container_hooks =
-            !create_container_hooks.is_empty() || !start_container_hooks.is_empty();
-
+        let init = init_setup(spec, opts, &mut ns, rootfs)?;
         let plan = ChildPlan {
             sync: child_sync.as_raw_fd(),
             gate: start_gate,
             console: console.child_end.take(),
             close_first: vec![dir.fd().as_raw_fd(), parent_sync.as_raw_fd()],
             preserve_fds: opts.preserve_fds,
-            wait_setup: ns.new_user || container_hooks || ns.fork_again,
             cgroup_tasks: self_join(&cgroup)?,
-            child_joins: std::mem::take(&mut ns.child_joins),
-            child_unshare: ns.child_unshare,
-            fork_again: ns.fork_again,
-            time_offsets: match (&ns.time_offsets, ns.fork_again) {
-                (Some(o), true) => Some(cstring(o.as_str(), "linux.timeOffsets")?),
-                _ => None,
-            },
-            new_user: ns.new_user || ns.joined_user,
-            keyring: if opts.no_new_keyring {
-                None
-            } else {
-                Some(cstring(id, "container id")?)
-            },
-            hostname: spec
-                .hostname()
-                .as_deref()
-                .filter(|h| !h.is_empty() || ns.new_uts)
-                .map(|h| cstring(h, "hostname"))
-                .transpose()?,
-            domainname: spec
-                .domainname()
-                .as_deref()
-                .map(|h| cstring(h, "domainname"))
-                .transpose()?,
-            sysctls: sysctls(spec)?,
-            rootfs: Some(rootfs),
             join_init: None,
-            hooks_in_parent,
-            create_container_hooks,
-            start_container_hooks,
-            hook_state: [(); 2].map(|_| {
-                RefCell::new(if container_hooks {
-                    vec![0u8; 1 << 20]
-                } else {
-                    Vec::new()
-                })
-            }),
+            init: Some(init),
             process: process_plan,
             trace: phases.enabled(),
         };
+        Ok(Prepared {
+            bundle,
+            cleanup,
+            cgroup,
+            clone_cgroup,
+            ns,
+            has_mount_ns,
+            console,
+            parent_sync,
+            child_sync,
+            plan,
+        })
+    }
 
-        phases.mark("plan");
-        phases.init_begins();
-        // Clone with the parent standing in the joined namespaces, then step back out.
-        let mut switch = ParentSwitch::enter(&ns)?;
-        // SAFETY: husk is single-threaded; the child only runs `child::main`, which makes raw
-        // system calls on memory prepared above and never returns.
-        let forked =
-            unsafe { clone3(ns.clone_flags, clone_cgroup.as_ref().map(|f| f.as_raw_fd())) };
-        let mut pid = match forked {
-            Ok(Forked::Child) => child::main(&plan),
-            Ok(Forked::Parent { pid }) => pid,
-            Err(e) => {
-                return Err(RuntimeError::Init(format!(
-                    "container {id}: clone3 of the init process: {e}"
-                )));
-            }
-        };
-        switch.restore();
-        phases.mark("clone");
-        cleanup.pid = Some(pid);
-        drop(child_sync);
-        let sync = parent_sync.as_raw_fd();
-        let io = |what: &'static str| {
-            move |e: husk_sys::Errno| RuntimeError::Init(format!("container {id}: {what}: {e}"))
-        };
+    /// The container's cgroup, created with its resources.
+    fn make_cgroup(
+        &self,
+        id: &str,
+        spec: &oci_spec::runtime::Spec,
+    ) -> Result<husk_cgroups::Manager> {
+        let cg_path = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_ref())
+            .map(|p| p.display().to_string());
+        let layout = husk_cgroups::detect().map_err(RuntimeError::Cgroup)?;
+        let cgroup =
+            husk_cgroups::Manager::new(&layout, id, cg_path.as_deref(), self.systemd_cgroup)
+                .map_err(RuntimeError::Cgroup)?;
+        cgroup
+            .create(crate::devices::effective_resources(spec).as_ref())
+            .map_err(RuntimeError::Cgroup)?;
+        Ok(cgroup)
+    }
 
-        if ns.new_user {
-            write_id_maps(pid, &ns)?;
-        }
-        if let Some(adj) = process.oom_score_adj() {
-            let path = format!("/proc/{pid}/oom_score_adj");
-            std::fs::write(&path, adj.to_string())
-                .map_err(RuntimeError::io(format!("container {id}: write {path}")))?;
-        }
-        let mut record = Record {
-            id: id.to_string(),
-            pid,
-            pid_start: 0,
-            bundle: bundle.dir.clone(),
-            rootfs: bundle.rootfs.clone(),
-            created: husk_state::rfc3339_now(),
-            annotations: spec
-                .annotations()
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
-            cgroup: Some(cgroup.clone()),
-            pid_ns: ns.pid_ns,
-            mount_ns: has_mount_ns,
-            spec: spec.clone(),
-        };
-        if plan.wait_setup {
-            protocol::send(sync, Msg::SetupDone).map_err(io("sync"))?;
-        }
-        if container_hooks {
-            for status in [Status::Creating, Status::Created] {
-                let state = serde_json::to_vec(&record.oci_state(status)).unwrap_or_default();
-                protocol::send_blob(sync, &state).map_err(io("send state to init"))?;
-            }
-        }
-        loop {
-            match protocol::recv_with_fd(sync).map_err(io("sync"))? {
-                Some((Msg::Ready, _)) => break,
-                Some((Msg::Mark { phase, ns }, _)) => phases.init_mark(phase, ns),
-                Some((Msg::Pid(init), _)) => {
-                    // The intermediate child is done; its child is the container's init.
-                    let _ = husk_sys::waitpid(pid);
-                    pid = init;
-                    cleanup.pid = Some(init);
-                    record.pid = init;
-                }
-                Some((Msg::SeccompFd, Some(listener))) => {
-                    crate::seccomp_agent::hand_over(
-                        spec,
-                        pid,
-                        &record.oci_state(Status::Creating),
-                        listener,
-                    )?;
-                }
-                Some((Msg::RunHooks, _)) => {
-                    let hooks = spec.hooks().as_ref();
-                    // prestart keeps its runtime-spec 1.0 meaning ("after start is called"):
-                    // its state says created, as crun and the validation suite have it.
-                    let created =
-                        serde_json::to_vec(&record.oci_state(Status::Created)).unwrap_or_default();
-                    #[allow(deprecated)]
-                    let prestart = hooks.and_then(|h| h.prestart().as_ref());
-                    hooks::run_all("prestart", prestart, &created)?;
-                    let creating =
-                        serde_json::to_vec(&record.oci_state(Status::Creating)).unwrap_or_default();
-                    hooks::run_all(
-                        "createRuntime",
-                        hooks.and_then(|h| h.create_runtime().as_ref()),
-                        &creating,
-                    )?;
-                    protocol::send(sync, Msg::HooksDone).map_err(io("sync"))?;
-                }
-                Some((
-                    Msg::Failed {
-                        domain,
-                        step,
-                        index,
-                        errno,
-                    },
-                    _,
-                )) => {
-                    let what = describe::failure(&plan, domain, step, index, errno);
-                    return Err(RuntimeError::Init(format!("container {id}: {what}")));
-                }
-                Some((other, _)) => {
-                    return Err(RuntimeError::Init(format!(
-                        "container {id}: unexpected message {other:?} from init"
-                    )))
-                }
-                None => {
-                    let status = husk_sys::waitpid(pid).unwrap_or(0);
-                    cleanup.pid = None;
-                    return Err(RuntimeError::Init(format!(
-                        "container {id}: init exited during setup ({})",
-                        describe::wait_status(status)
-                    )));
-                }
-            }
-        }
-        phases.mark("init-setup");
-        record.pid_start = husk_sys::proc::start_time(pid).ok_or_else(|| {
-            RuntimeError::Init(format!("container {id}: init process {pid} vanished"))
-        })?;
-        let dir_ref = cleanup.dir.as_ref().expect("present");
-        dir_ref.save(&record)?;
+    /// The init is set up: record the container (its state file unlocks it for the other
+    /// commands), write the pid file, and hand back what `run` needs.
+    fn record(
+        &self,
+        opts: &CreateOptions,
+        mut record: Record,
+        cleanup: Cleanup,
+        console: Console,
+        sync: OwnedFd,
+        mut phases: crate::trace::Phases,
+    ) -> Result<Created> {
+        let id = opts.id.as_str();
+        let pid = record.pid;
+        record.pid_start = husk_sys::proc::start_time(pid).ok_or(InitError::Vanished(pid))?;
+        let dir = cleanup.dir.as_ref().expect("present");
+        dir.save(&record)?;
         if let Some(pid_file) = &opts.pid_file {
             write_pid_file(pid_file, pid)?;
         }
-        drop(plan);
         phases.mark("record");
         phases.report("create", id);
         // Unlocks the container: `state`, `kill` and the rest may work on it now.
-        let console_master = console.master(id)?;
+        let console_master = console.master()?;
         drop(cleanup.disarm());
         Ok(Created {
             record,
-            sync: parent_sync,
+            sync,
             console_master,
         })
+    }
+}
+
+/// The init-only part of the plan: namespaces the child joins or makes, identity, hostname,
+/// sysctls, the rootfs and the hooks that run inside the container.
+fn init_setup(
+    spec: &oci_spec::runtime::Spec,
+    opts: &CreateOptions,
+    ns: &mut Namespaces,
+    rootfs: husk_rootfs::RootfsPlan,
+) -> Result<InitSetup> {
+    let hooks = spec.hooks().as_ref();
+    let child_hooks =
+        |list: Option<&Vec<oci_spec::runtime::Hook>>, kind: &str| -> Result<Vec<ChildHook>> {
+            list.into_iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, h)| ChildHook::new(h, &format!("hooks.{kind}[{i}]")))
+                .collect()
+        };
+    let create_container_hooks = child_hooks(
+        hooks.and_then(|h| h.create_container().as_ref()),
+        "createContainer",
+    )?;
+    let start_container_hooks = child_hooks(
+        hooks.and_then(|h| h.start_container().as_ref()),
+        "startContainer",
+    )?;
+    #[allow(deprecated)]
+    let hooks_in_parent = hooks.is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    let container_hooks = !create_container_hooks.is_empty() || !start_container_hooks.is_empty();
+    Ok(InitSetup {
+        wait_setup: ns.new_user || container_hooks || ns.fork_again,
+        child_joins: std::mem::take(&mut ns.child_joins),
+        child_unshare: ns.child_unshare,
+        fork_again: ns.fork_again,
+        time_offsets: match (&ns.time_offsets, ns.fork_again) {
+            (Some(o), true) => Some(cstring(o.as_str(), "linux.timeOffsets")?),
+            _ => None,
+        },
+        new_user: ns.new_user || ns.joined_user,
+        keyring: if opts.no_new_keyring {
+            None
+        } else {
+            Some(cstring(opts.id.as_str(), "container id")?)
+        },
+        hostname: spec
+            .hostname()
+            .as_deref()
+            .filter(|h| !h.is_empty() || ns.new_uts)
+            .map(|h| cstring(h, "hostname"))
+            .transpose()?,
+        domainname: spec
+            .domainname()
+            .as_deref()
+            .map(|h| cstring(h, "domainname"))
+            .transpose()?,
+        sysctls: sysctls(spec)?,
+        rootfs,
+        hooks_in_parent,
+        create_container_hooks,
+        start_container_hooks,
+        hook_state: [(); 2].map(|_| {
+            RefCell::new(if container_hooks {
+                vec![0u8; 1 << 20]
+            } else {
+                Vec::new()
+            })
+        }),
+    })
+}
+
+/// Between the clone and the init's first message: the id maps of a new user namespace, the
+/// init's OOM score, then SetupDone and the state JSON for the hooks the init runs.
+fn setup_init(
+    sync: BorrowedFd<'_>,
+    plan: &ChildPlan,
+    ns: &Namespaces,
+    record: &Record,
+) -> Result<()> {
+    let pid = record.pid;
+    if ns.new_user {
+        write_id_maps(pid, ns)?;
+    }
+    let process = record.spec.process().as_ref();
+    if let Some(adj) = process.and_then(|p| p.oom_score_adj()) {
+        let path = format!("/proc/{pid}/oom_score_adj");
+        std::fs::write(&path, adj.to_string())
+            .map_err(RuntimeError::io(format!("write {path}")))?;
+    }
+    let Some(init) = &plan.init else {
+        return Ok(());
+    };
+    if init.wait_setup {
+        protocol::send(sync, ToChild::SetupDone).map_err(InitError::step("sync"))?;
+    }
+    if init.container_hooks() {
+        for status in [Status::Creating, Status::Created] {
+            let state = serde_json::to_vec(&record.oci_state(status)).unwrap_or_default();
+            protocol::send_blob(sync, &state).map_err(InitError::step("send state to init"))?;
+        }
+    }
+    Ok(())
+}
+
+/// `create`'s answers to the init: hooks in the runtime's namespaces, the seccomp agent, the
+/// init's pid when it is a grandchild, and traced phases.
+struct CreateHost<'a> {
+    record: &'a mut Record,
+    cleanup: &'a mut Cleanup,
+    phases: &'a mut crate::trace::Phases,
+}
+
+impl spawn::Host for CreateHost<'_> {
+    fn new_pid(&mut self, pid: i32) {
+        self.cleanup.pid = Some(pid);
+        self.record.pid = pid;
+    }
+
+    fn reaped(&mut self) {
+        self.cleanup.pid = None;
+    }
+
+    fn mark(&mut self, phase: u16, ns: u64) {
+        self.phases.init_mark(phase, ns);
+    }
+
+    fn seccomp_listener(&mut self, pid: i32, listener: OwnedFd) -> Result<()> {
+        let state = self.record.oci_state(Status::Creating);
+        crate::seccomp_agent::hand_over(&self.record.spec, pid, &state, listener)
+    }
+
+    fn run_hooks(&mut self) -> Result<Option<()>> {
+        let spec = &self.record.spec;
+        let hooks = spec.hooks().as_ref();
+        // prestart keeps its runtime-spec 1.0 meaning ("after start is called"): its state
+        // says created, as crun and the validation suite have it.
+        let created =
+            serde_json::to_vec(&self.record.oci_state(Status::Created)).unwrap_or_default();
+        #[allow(deprecated)]
+        let prestart = hooks.and_then(|h| h.prestart().as_ref());
+        hooks::run_all("prestart", prestart, &created)?;
+        let creating =
+            serde_json::to_vec(&self.record.oci_state(Status::Creating)).unwrap_or_default();
+        hooks::run_all(
+            "createRuntime",
+            hooks.and_then(|h| h.create_runtime().as_ref()),
+            &creating,
+        )?;
+        Ok(Some(()))
     }
 }
 

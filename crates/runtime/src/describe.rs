@@ -15,8 +15,11 @@ pub(crate) fn failure(
     errno: Errno,
 ) -> String {
     match domain {
-        Domain::Rootfs => match (husk_rootfs::Step::from_u16(step), &plan.rootfs) {
-            (Some(step), Some(r)) => r.describe(&husk_rootfs::Failure { step, index, errno }),
+        Domain::Rootfs => match (husk_rootfs::Step::from_u16(step), &plan.init) {
+            (Some(step), Some(init)) => {
+                init.rootfs
+                    .describe(&husk_rootfs::Failure { step, index, errno })
+            }
             _ => format!("rootfs setup step {step}: {errno}"),
         },
         Domain::Hardening => match husk_hardening::Step::try_from(step).ok() {
@@ -34,9 +37,9 @@ fn runtime_step(plan: &ChildPlan, step: u16, index: u32, errno: Errno) -> String
     let Some(step) = Step::from_u16(step) else {
         return format!("init step {step}: {errno}");
     };
-    let hook = |hooks: &Vec<crate::plan::ChildHook>, kind: &str| {
+    let hook = |hooks: Option<&Vec<crate::plan::ChildHook>>, kind: &str| {
         let path = hooks
-            .get(i)
+            .and_then(|h| h.get(i))
             .map_or_else(|| "?".into(), |h| h.path.to_string_lossy().into_owned());
         let why = match errno.0 {
             libc::ETIMEDOUT => "timed out".to_string(),
@@ -60,8 +63,9 @@ fn runtime_step(plan: &ChildPlan, step: u16, index: u32, errno: Errno) -> String
         Step::Domainname => format!("set domainname: {errno}"),
         Step::Sysctl => {
             let name = plan
-                .sysctls
-                .get(i)
+                .init
+                .as_ref()
+                .and_then(|init| init.sysctls.get(i))
                 .map_or_else(|| "?".into(), |s| s.path.to_string_lossy().into_owned());
             format!("write sysctl {name}: {errno}")
         }
@@ -77,8 +81,14 @@ fn runtime_step(plan: &ChildPlan, step: u16, index: u32, errno: Errno) -> String
             plan.process.cwd, plan.process.cwd_origin
         ),
         Step::Lookup => exec_lookup(plan, errno),
-        Step::CreateContainerHook => hook(&plan.create_container_hooks, "createContainer"),
-        Step::StartContainerHook => hook(&plan.start_container_hooks, "startContainer"),
+        Step::CreateContainerHook => hook(
+            plan.init.as_ref().map(|i| &i.create_container_hooks),
+            "createContainer",
+        ),
+        Step::StartContainerHook => hook(
+            plan.init.as_ref().map(|i| &i.start_container_hooks),
+            "startContainer",
+        ),
         Step::StartWait => format!("wait for start: {errno}"),
         Step::Keyring => format!("join a new session keyring: {errno}"),
         Step::CgroupJoin => {

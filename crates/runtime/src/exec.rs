@@ -2,19 +2,21 @@
 //! namespace (the parent joins it around `clone3`) and cgroup, then joins every other namespace
 //! of the init in one `setns(pidfd, flags)` call, and execs the process spec's program.
 
-use std::cell::RefCell;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use husk_state::{Lock, Status};
-use husk_sys::clone::{clone3, Forked};
 use oci_spec::runtime::{Capability, Process, Spec};
 
+use crate::create::check_console;
+use crate::error::{InitError, Operation, StatusError};
 use crate::namespaces::{flag_of, Join, ParentSwitch};
-use crate::plan::{ChildPlan, ProcessPlan, StartGate};
-use crate::protocol::{self, Msg};
+use crate::plan::{ChildPlan, JoinInit, ProcessPlan, StartGate};
+use crate::protocol;
+use crate::record::Record;
 use crate::relay::Console;
-use crate::{child, describe, Result, Runtime, RuntimeError};
+use crate::spawn::{self, spawn, Until};
+use crate::{Result, Runtime, RuntimeError};
 
 /// `husk exec` flags.
 #[derive(Debug, Default, Clone)]
@@ -45,22 +47,22 @@ pub struct ExecOptions {
 impl Runtime {
     /// Returns the exit code for husk (the process's, unless detached).
     pub fn exec(&self, o: &ExecOptions) -> Result<i32> {
+        self.exec_process(o).map_err(|e| e.in_container(&o.id))
+    }
+
+    fn exec_process(&self, o: &ExecOptions) -> Result<i32> {
         let id = o.id.as_str();
         let (dir, rec) = self.load(id, Lock::Shared)?;
         match rec.status(&dir) {
-            Status::Stopped => {
-                return Err(RuntimeError::Usage(
-                    "cannot exec in a stopped container".into(),
-                ))
+            status @ Status::Stopped => {
+                return Err(StatusError::new(Operation::Exec, status).into())
             }
-            Status::Paused if !o.ignore_paused => {
-                return Err(RuntimeError::Usage(
-                    "cannot exec in a paused container".into(),
-                ))
+            status @ Status::Paused if !o.ignore_paused => {
+                return Err(StatusError::new(Operation::Exec, status).into())
             }
             _ => {}
         }
-        let process = exec_process(o, &rec.spec)?;
+        let process = process_of(o, &rec.spec)?;
         let mut process_plan = ProcessPlan::new(&process, rec.spec.linux().as_ref())?;
         process_plan.cwd_origin = match (&o.process, &o.cwd) {
             (Some(_), _) => "set in the --process file",
@@ -69,104 +71,41 @@ impl Runtime {
         };
         crate::seccomp_agent::check(&rec.spec, process_plan.hardening.seccomp_notify())?;
         let terminal = process.terminal().unwrap_or(false);
-        if terminal && o.console_socket.is_none() && o.detach {
-            return Err(RuntimeError::Usage(
-                "cannot allocate tty if husk will detach without setting console socket".into(),
-            ));
-        }
-        if !terminal && o.console_socket.is_some() {
-            return Err(RuntimeError::Usage(
-                "cannot use console socket if husk will not detach or allocate tty".into(),
-            ));
-        }
+        check_console(terminal, o.console_socket.is_some(), o.detach)?;
 
         let init = husk_sys::proc::pidfd_open(rec.pid).map_err(|e| match e.0 {
             // The init exited since the status check: the container stopped.
-            libc::ESRCH => RuntimeError::Usage("cannot exec in a stopped container".into()),
-            _ => RuntimeError::Init(format!(
-                "container {id}: open init process {}: {e}",
-                rec.pid
-            )),
+            libc::ESRCH => StatusError::new(Operation::Exec, Status::Stopped).into(),
+            _ => InitError::step(format!("open init process {}", rec.pid))(e),
         })?;
         if !rec.alive() {
-            return Err(RuntimeError::Usage(
-                "cannot exec in a stopped container".into(),
-            ));
+            return Err(StatusError::new(Operation::Exec, Status::Stopped).into());
         }
-        let mut flags = 0;
-        for n in rec
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().as_ref())
-            .into_iter()
-            .flatten()
-        {
-            flags |= flag_of(n.typ());
-        }
-        let pid_join = if flags & libc::CLONE_NEWPID != 0 {
-            vec![Join {
-                fd: dup(&init)?,
-                flag: libc::CLONE_NEWPID,
-            }]
-        } else {
-            Vec::new()
-        };
-        let child_flags = flags & !libc::CLONE_NEWPID;
-        let cg_err = |source| RuntimeError::Cgroup {
-            id: id.to_string(),
-            source,
-        };
-        let mut cgroup = rec.cgroup.clone();
-        for spec in &o.cgroups {
-            let (controller, rel) = match spec.split_once(':') {
-                Some((c, r)) => (Some(c), r),
-                None => (None, spec.as_str()),
-            };
-            let Some(cg) = &cgroup else {
-                return Err(RuntimeError::Usage(format!(
-                    "exec: --cgroup {spec}: container {id} has no cgroup"
-                )));
-            };
-            cgroup = Some(cg.sub_cgroup(controller, rel).map_err(cg_err)?);
-        }
+        let (pid_join, join_init) = namespaces_of(&rec.spec, &init)?;
+        let cgroup = exec_cgroup(o, &rec)?;
         let clone_cgroup: Option<OwnedFd> = match &cgroup {
-            Some(cg) => cg.clone_into_fd().transpose().map_err(cg_err)?,
+            Some(cg) => cg
+                .clone_into_fd()
+                .transpose()
+                .map_err(RuntimeError::Cgroup)?,
             None => None,
         };
         // In the foreground without a console socket, husk relays the terminal itself.
         let mut console = Console::new(o.console_socket.as_deref(), terminal)?;
         let (parent_sync, child_sync) =
             protocol::socketpair().map_err(RuntimeError::io("create sync socket"))?;
-        let cgroup_tasks = match &cgroup {
-            Some(cg) => crate::create::self_join(cg)?,
-            None => Vec::new(),
-        };
         let plan = ChildPlan {
             sync: child_sync.as_raw_fd(),
             gate: StartGate::Open,
             console: console.child_end.take(),
             close_first: vec![dir.fd().as_raw_fd(), parent_sync.as_raw_fd()],
             preserve_fds: o.preserve_fds,
-            wait_setup: false,
-            cgroup_tasks,
-            child_joins: Vec::new(),
-            child_unshare: 0,
-            fork_again: false,
-            time_offsets: None,
-            new_user: false,
-            keyring: None,
-            hostname: None,
-            domainname: None,
-            sysctls: Vec::new(),
-            rootfs: None,
-            join_init: (child_flags != 0)
-                .then(|| dup(&init).map(|fd| (fd, child_flags)))
-                .transpose()?,
-            hooks_in_parent: false,
-            create_container_hooks: Vec::new(),
-            start_container_hooks: Vec::new(),
-            hook_state: [RefCell::new(Vec::new()), RefCell::new(Vec::new())],
+            cgroup_tasks: match &cgroup {
+                Some(cg) => crate::create::self_join(cg)?,
+                None => Vec::new(),
+            },
+            join_init,
+            init: None,
             process: process_plan,
             trace: false,
         };
@@ -176,55 +115,26 @@ impl Runtime {
         if !o.detach {
             husk_sys::signals::block(&set);
         }
-        let mut switch = ParentSwitch::join(&pid_join)?;
-        // SAFETY: husk is single-threaded; the child only runs `child::main`.
-        let forked = unsafe { clone3(0, clone_cgroup.as_ref().map(|f| f.as_raw_fd())) };
-        let pid = match forked {
-            Ok(Forked::Child) => child::main(&plan),
-            Ok(Forked::Parent { pid }) => pid,
-            Err(e) => {
-                return Err(RuntimeError::Init(format!(
-                    "container {id}: clone3 for exec: {e}"
-                )))
-            }
-        };
-        switch.restore();
-        drop(child_sync);
+        let switch = ParentSwitch::join(&pid_join)?;
+        let mut pid = spawn(
+            &plan,
+            child_sync,
+            0,
+            clone_cgroup.as_ref(),
+            switch,
+            "for exec",
+        )?;
         // The container may be deleted while the process runs: do not hold its lock.
         drop(dir);
-        let sync = parent_sync.as_raw_fd();
-        let fail = |msg: String| {
+        let mut host = ExecHost {
+            spec: &rec.spec,
+            state: rec.oci_state(Status::Running),
+        };
+        let sync = parent_sync.as_fd();
+        if let Err(e) = spawn::drive(sync, &plan, &mut pid, Until::Exec, &mut host) {
             let _ = husk_sys::proc::kill(pid, libc::SIGKILL);
             let _ = husk_sys::waitpid(pid);
-            RuntimeError::Init(format!("container {id}: exec: {msg}"))
-        };
-        loop {
-            match protocol::recv_with_fd(sync) {
-                Ok(Some((Msg::SeccompFd, Some(listener)))) => {
-                    let state = rec.oci_state(Status::Running);
-                    if let Err(e) =
-                        crate::seccomp_agent::hand_over(&rec.spec, pid, &state, listener)
-                    {
-                        return Err(fail(e.to_string()));
-                    }
-                }
-                Ok(Some((Msg::Ready, _))) => continue,
-                // End of file: the process exec'd (the child's end is close-on-exec).
-                Ok(None) => break,
-                Ok(Some((
-                    Msg::Failed {
-                        domain,
-                        step,
-                        index,
-                        errno,
-                    },
-                    _,
-                ))) => {
-                    return Err(fail(describe::failure(&plan, domain, step, index, errno)));
-                }
-                Ok(Some((other, _))) => return Err(fail(format!("unexpected {other:?}"))),
-                Err(e) => return Err(fail(e.to_string())),
-            }
+            return Err(InitError::Exec(Box::new(e)).into());
         }
         drop(plan);
         if let Some(pid_file) = &o.pid_file {
@@ -233,10 +143,72 @@ impl Runtime {
         if o.detach {
             return Ok(0);
         }
-        let mut relay = console.master(id)?.map(crate::relay::Relay::new);
+        let mut relay = console.master()?.map(crate::relay::Relay::new);
         let status = crate::run::wait_forwarding(pid, &set, relay.as_mut())?;
         Ok(crate::run::exit_code(status))
     }
+}
+
+/// `exec`'s answer to its process: only the seccomp agent.
+struct ExecHost<'a> {
+    spec: &'a Spec,
+    state: husk_state::OciState,
+}
+
+impl spawn::Host for ExecHost<'_> {
+    fn seccomp_listener(&mut self, pid: i32, listener: OwnedFd) -> Result<()> {
+        crate::seccomp_agent::hand_over(self.spec, pid, &self.state, listener)
+    }
+}
+
+/// The container's namespaces for an exec'd process: its pid namespace, which the parent
+/// joins around the clone, and the others, which the child joins through the init's pidfd.
+fn namespaces_of(spec: &Spec, init: &OwnedFd) -> Result<(Vec<Join>, Option<JoinInit>)> {
+    let mut flags = 0;
+    for n in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        flags |= flag_of(n.typ());
+    }
+    let pid_join = if flags & libc::CLONE_NEWPID != 0 {
+        vec![Join {
+            fd: dup(init)?,
+            flag: libc::CLONE_NEWPID,
+        }]
+    } else {
+        Vec::new()
+    };
+    let child_flags = flags & !libc::CLONE_NEWPID;
+    let join_init = (child_flags != 0)
+        .then(|| dup(init).map(|fd| (fd, child_flags)))
+        .transpose()?;
+    Ok((pid_join, join_init))
+}
+
+/// The cgroup the process is born in: the container's, or `--cgroup` sub-cgroups of it.
+fn exec_cgroup(o: &ExecOptions, rec: &Record) -> Result<Option<husk_cgroups::Manager>> {
+    let id = o.id.as_str();
+    let mut cgroup = rec.cgroup.clone();
+    for spec in &o.cgroups {
+        let (controller, rel) = match spec.split_once(':') {
+            Some((c, r)) => (Some(c), r),
+            None => (None, spec.as_str()),
+        };
+        let Some(cg) = &cgroup else {
+            return Err(RuntimeError::Usage(format!(
+                "exec: --cgroup {spec}: container {id} has no cgroup"
+            )));
+        };
+        cgroup = Some(
+            cg.sub_cgroup(controller, rel)
+                .map_err(RuntimeError::Cgroup)?,
+        );
+    }
+    Ok(cgroup)
 }
 
 fn dup(fd: &OwnedFd) -> Result<OwnedFd> {
@@ -245,7 +217,7 @@ fn dup(fd: &OwnedFd) -> Result<OwnedFd> {
 
 /// The process to exec: `--process FILE`, or the container's own process with the flags'
 /// changes (as runc builds it).
-fn exec_process(o: &ExecOptions, spec: &Spec) -> Result<Process> {
+fn process_of(o: &ExecOptions, spec: &Spec) -> Result<Process> {
     if let Some(path) = &o.process {
         return Ok(husk_spec::load_process(path)?);
     }

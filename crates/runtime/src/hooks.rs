@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 
 use oci_spec::runtime::Hook;
 
+use crate::error::HookError;
 use crate::RuntimeError;
 
 /// Runs `hooks` in order with `state` on stdin; the first failure stops and is returned.
@@ -16,8 +17,11 @@ pub(crate) fn run_all(
     state: &[u8],
 ) -> Result<(), RuntimeError> {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
-        run_one(h, state).map_err(|e| {
-            RuntimeError::Hook(format!("{kind} hook #{i} ({}): {e}", h.path().display()))
+        run_one(h, state).map_err(|reason| HookError {
+            kind: kind.into(),
+            index: i,
+            path: h.path().clone(),
+            reason,
         })?;
     }
     Ok(())

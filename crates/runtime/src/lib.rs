@@ -4,29 +4,42 @@
 //! Process model: one `clone3` makes the container's init with all its new namespaces (and, on
 //! cgroup v2, directly inside its cgroup). The init is a copy of this process, not a re-exec of
 //! the husk binary: it runs the prepared [`plan::ChildPlan`] with raw system calls only and
-//! reports to the parent through 16-byte messages ([`protocol`]). After `create` the init
-//! blocks in `accept()` on a socket in the state directory until `husk start` connects.
+//! reports to the parent through 16-byte messages ([`protocol`], whose top draws the order of
+//! the messages for create and exec). After `create` the init blocks in `accept()` on a socket
+//! in the state directory until `husk start` connects.
+//!
+//! `create` runs prepare → spawn → drive → record (`create.rs`); `exec` uses the same
+//! [`spawn::spawn`] and [`spawn::drive`] with a plan whose init-only part
+//! ([`plan::InitSetup`]) is `None`. Errors get the container's id once, in the public
+//! `Runtime` methods ([`RuntimeError::in_container`]).
 
 mod cgroup_ops;
 mod child;
 mod create;
 mod describe;
 mod devices;
+mod error;
 mod exec;
+mod features;
 mod hooks;
 mod namespaces;
 mod ops;
 mod plan;
+#[cfg(test)]
+mod plan_tests;
 mod protocol;
 mod record;
 mod relay;
 mod run;
 mod seccomp_agent;
+mod spawn;
 mod trace;
 
 pub use cgroup_ops::Event;
 pub use create::CreateOptions;
+pub use error::{Result, RuntimeError};
 pub use exec::ExecOptions;
+pub use features::{features, SPEC_VERSION};
 pub use husk_cgroups::Stats;
 pub use husk_state::{OciState, Status};
 pub use ops::parse_signal;
@@ -34,49 +47,6 @@ pub use ops::parse_signal;
 use std::path::{Path, PathBuf};
 
 use husk_state::Store;
-
-#[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
-    /// Spec problems found while planning (beyond what husk-spec validates).
-    #[error("config.json: {0}")]
-    Spec(String),
-    #[error(transparent)]
-    Bundle(#[from] husk_spec::SpecError),
-    #[error(transparent)]
-    State(#[from] husk_state::StateError),
-    #[error("container {id}: cgroup: {source}")]
-    Cgroup {
-        id: String,
-        source: husk_cgroups::CgroupError,
-    },
-    #[error(transparent)]
-    Rootfs(#[from] husk_rootfs::RootfsError),
-    #[error(transparent)]
-    Hardening(#[from] husk_hardening::HardeningError),
-    #[error("{0}")]
-    Namespace(String),
-    #[error("{0}")]
-    Hook(String),
-    /// A failure inside the container's init during create, already described.
-    #[error("{0}")]
-    Init(String),
-    #[error("{0}")]
-    Usage(String),
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
-}
-
-impl RuntimeError {
-    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RuntimeError {
-        let what = what.into();
-        move |source| RuntimeError::Io { what, source }
-    }
-}
-
-pub type Result<T> = std::result::Result<T, RuntimeError>;
 
 /// The runtime as the CLI sees it: a state root and global options.
 pub struct Runtime {

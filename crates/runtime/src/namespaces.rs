@@ -6,11 +6,12 @@
 //! unshared in the parent too, because its offsets must be written before a process enters it.
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 
+use crate::error::{Cause, NamespaceError};
 use crate::RuntimeError;
 
 pub(crate) fn flag_of(t: LinuxNamespaceType) -> libc::c_int {
@@ -106,12 +107,10 @@ impl Namespaces {
             match n.path() {
                 Some(path) if !path.as_os_str().is_empty() => {
                     let fd: OwnedFd = File::open(path)
-                        .map_err(|e| {
-                            RuntimeError::Namespace(format!(
-                                "open {} namespace {}: {e}",
-                                proc_name(flag),
-                                path.display()
-                            ))
+                        .map_err(|e| NamespaceError {
+                            step: format!("open {} namespace", proc_name(flag)),
+                            path: Some(path.clone()),
+                            source: e.into(),
                         })?
                         .into();
                     let join = Join { fd, flag };
@@ -161,6 +160,21 @@ impl Namespaces {
     }
 }
 
+impl Namespaces {
+    /// The container has a mount namespace of its own (new, joined, or unshared by the child).
+    pub fn has_mount_ns(&self) -> bool {
+        self.clone_flags & libc::CLONE_NEWNS as u64 != 0
+            || self.child_joins.iter().any(|j| j.flag == libc::CLONE_NEWNS)
+            || self.child_unshare & libc::CLONE_NEWNS != 0
+    }
+
+    /// The container gets a new cgroup namespace (at clone time or unshared by the child).
+    pub fn has_cgroup_ns(&self) -> bool {
+        self.clone_flags & libc::CLONE_NEWCGROUP as u64 != 0
+            || self.child_unshare & libc::CLONE_NEWCGROUP != 0
+    }
+}
+
 fn time_offsets(spec: &Spec) -> String {
     let mut out = String::new();
     if let Some(offsets) = spec
@@ -190,11 +204,18 @@ impl ParentSwitch {
         let mut sw = ParentSwitch::join(&ns.parent_joins)?;
         if let Some(offsets) = ns.time_offsets.as_ref().filter(|_| !ns.fork_again) {
             sw.save(libc::CLONE_NEWTIME)?;
-            husk_sys::unshare(libc::CLONE_NEWTIME)
-                .map_err(|e| RuntimeError::Namespace(format!("create time namespace: {e}")))?;
+            husk_sys::unshare(libc::CLONE_NEWTIME).map_err(|e| NamespaceError {
+                step: "create time namespace".into(),
+                path: None,
+                source: e.into(),
+            })?;
             if !offsets.is_empty() {
                 std::fs::write("/proc/self/timens_offsets", offsets).map_err(|e| {
-                    RuntimeError::Namespace(format!("write time namespace offsets: {e}"))
+                    NamespaceError {
+                        step: "write time namespace offsets".into(),
+                        path: None,
+                        source: e.into(),
+                    }
                 })?;
             }
         }
@@ -206,23 +227,28 @@ impl ParentSwitch {
         let mut sw = ParentSwitch { saved: Vec::new() };
         for j in joins {
             sw.save(j.flag)?;
-            husk_sys::setns(j.fd.as_raw_fd(), j.flag).map_err(|e| {
+            husk_sys::setns(&j.fd, j.flag).map_err(|e| NamespaceError {
+                step: format!("join {} namespace", proc_name(j.flag)),
+                path: None,
                 // ESRCH: the process behind the pidfd exited (a kill raced with exec).
-                let why = if e.0 == libc::ESRCH {
-                    "the container stopped (its init process exited)".to_string()
+                source: if e.0 == libc::ESRCH {
+                    Cause::Stopped
                 } else {
-                    e.to_string()
-                };
-                RuntimeError::Namespace(format!("join {} namespace: {why}", proc_name(j.flag)))
+                    e.into()
+                },
             })?;
         }
         Ok(sw)
     }
 
     fn save(&mut self, flag: libc::c_int) -> Result<(), RuntimeError> {
-        let path = format!("/proc/self/ns/{}", proc_name(flag));
+        let path = Path::new("/proc/self/ns").join(proc_name(flag));
         let fd: OwnedFd = File::open(&path)
-            .map_err(|e| RuntimeError::Namespace(format!("open {path}: {e}")))?
+            .map_err(|e| NamespaceError {
+                step: "open".into(),
+                path: Some(path),
+                source: e.into(),
+            })?
             .into();
         self.saved.push(Join { fd, flag });
         Ok(())
@@ -231,7 +257,7 @@ impl ParentSwitch {
     /// Back to the parent's own namespaces (also on error paths, via Drop).
     pub fn restore(&mut self) {
         for j in self.saved.drain(..).rev() {
-            if let Err(e) = husk_sys::setns(j.fd.as_raw_fd(), j.flag) {
+            if let Err(e) = husk_sys::setns(&j.fd, j.flag) {
                 tracing::warn!("cannot return to own {} namespace: {e}", proc_name(j.flag));
             }
         }
@@ -248,8 +274,11 @@ impl Drop for ParentSwitch {
 pub(crate) fn write_id_maps(pid: i32, ns: &Namespaces) -> Result<(), RuntimeError> {
     for (file, map) in [("uid_map", &ns.uid_map), ("gid_map", &ns.gid_map)] {
         let path = Path::new("/proc").join(pid.to_string()).join(file);
-        std::fs::write(&path, map)
-            .map_err(|e| RuntimeError::Namespace(format!("write {}: {e}", path.display())))?;
+        std::fs::write(&path, map).map_err(|e| NamespaceError {
+            step: "write".into(),
+            path: Some(path),
+            source: e.into(),
+        })?;
     }
     Ok(())
 }

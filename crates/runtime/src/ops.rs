@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use husk_state::{ContainerDir, Lock, OciState, StateError, Status};
 
+use crate::error::{InitError, Operation, StatusError};
 use crate::record::{Record, START_SOCKET};
 use crate::{hooks, Result, Runtime, RuntimeError};
 
@@ -117,68 +118,65 @@ impl Runtime {
     }
 
     pub fn start(&self, id: &str) -> Result<()> {
+        self.start_container(id).map_err(|e| e.in_container(id))
+    }
+
+    fn start_container(&self, id: &str) -> Result<()> {
         let (dir, rec) = self.load(id, Lock::Exclusive)?;
         match rec.status(&dir) {
             Status::Created => {}
-            Status::Stopped => {
-                return Err(RuntimeError::Usage(
-                    "cannot start a container that has stopped".into(),
-                ))
-            }
-            _ => {
-                return Err(RuntimeError::Usage(
-                    "cannot start an already running container".into(),
-                ))
-            }
+            status => return Err(StatusError::new(Operation::Start, status).into()),
         }
         let path = dir.socket_path(START_SOCKET);
         let mut conn = UnixStream::connect(&path).map_err(RuntimeError::io(format!(
-            "container {id}: connect to init at {}",
+            "connect to init at {}",
             dir.file(START_SOCKET).display()
         )))?;
         let _ = std::fs::remove_file(&path);
         // End of file: the init exec'd (the connection is close-on-exec). A message: it failed.
         let mut buf = [0u8; 16];
-        let n = read_full(&mut conn, &mut buf)
-            .map_err(RuntimeError::io(format!("container {id}: wait for init")))?;
+        let n = read_full(&mut conn, &mut buf).map_err(RuntimeError::io("wait for init"))?;
         if n != 0 {
-            return Err(RuntimeError::Init(match crate::protocol::decode(&buf) {
-                Some(crate::protocol::Msg::Failed {
+            return Err(InitError::Reported(match crate::protocol::decode(&buf) {
+                Some(crate::protocol::ToParent::Failed {
                     domain,
                     step,
                     index,
                     errno,
-                }) => {
-                    format!(
-                        "container {id}: {}",
-                        crate::describe::after_start(&rec.spec, domain, step, index, errno)
-                    )
-                }
-                _ => format!("container {id}: init failed to start"),
-            }));
+                }) => crate::describe::after_start(&rec.spec, domain, step, index, errno),
+                _ => "init failed to start".into(),
+            })
+            .into());
         }
         rec.run_poststart();
         Ok(())
     }
 
     pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
+        self.kill_container(id, signal, all)
+            .map_err(|e| e.in_container(id))
+    }
+
+    fn kill_container(&self, id: &str, signal: i32, all: bool) -> Result<()> {
         let (dir, rec) = self.load(id, Lock::Shared)?;
         let status = rec.status(&dir);
         if all {
             if let Some(cg) = &rec.cgroup {
-                return cg.kill_all(signal).map_err(|source| RuntimeError::Cgroup {
-                    id: id.into(),
-                    source,
-                });
+                return cg.kill_all(signal).map_err(RuntimeError::Cgroup);
             }
         }
         if status == Status::Stopped {
-            return Err(RuntimeError::Usage("container not running".into()));
+            return Err(StatusError::new(Operation::Kill, status).into());
         }
         signal_init(&rec, signal)
     }
 
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        self.delete_container(id, force)
+            .map_err(|e| e.in_container(id))
+    }
+
+    fn delete_container(&self, id: &str, force: bool) -> Result<()> {
         let (dir, rec) = match self.load(id, Lock::Exclusive) {
             Ok(v) => v,
             Err(RuntimeError::State(StateError::NotFound { .. })) if force => {
@@ -193,9 +191,7 @@ impl Runtime {
         let status = rec.status(&dir);
         if status != Status::Stopped {
             if !force {
-                return Err(RuntimeError::Usage(format!(
-                    "cannot delete container {id} that is not stopped: {status}"
-                )));
+                return Err(StatusError::new(Operation::Delete, status).into());
             }
             stop_now(&rec)?;
         }
@@ -205,7 +201,6 @@ impl Runtime {
     /// Removes a stopped container: what is left of its processes, poststop hooks, a host
     /// rootfs bind, its cgroup and its state directory (whose lock `dir` holds).
     pub(crate) fn destroy(&self, dir: ContainerDir, rec: &Record) -> Result<()> {
-        let id = rec.id.as_str();
         if !rec.pid_ns {
             // Without its own pid namespace, the init's death leaves the other processes alive.
             if let Some(cg) = &rec.cgroup {
@@ -225,10 +220,7 @@ impl Runtime {
             crate::create::unbind_rootfs(&rec.rootfs);
         }
         if let Some(cg) = &rec.cgroup {
-            cg.destroy().map_err(|source| RuntimeError::Cgroup {
-                id: id.into(),
-                source,
-            })?;
+            cg.destroy().map_err(RuntimeError::Cgroup)?;
         }
         dir.remove()?;
         Ok(())
@@ -250,18 +242,14 @@ fn read_full(conn: &mut UnixStream, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 fn signal_init(rec: &Record, signal: i32) -> Result<()> {
-    let pidfd = husk_sys::proc::pidfd_open(rec.pid).map_err(|e| {
-        RuntimeError::Init(format!(
-            "container {}: open init process {}: {e}",
-            rec.id, rec.pid
-        ))
-    })?;
+    let pidfd = husk_sys::proc::pidfd_open(rec.pid)
+        .map_err(InitError::step(format!("open init process {}", rec.pid)))?;
     // The pidfd pins the process; check it is still ours before signalling.
     if !rec.alive() {
-        return Err(RuntimeError::Usage("container not running".into()));
+        return Err(StatusError::new(Operation::Kill, Status::Stopped).into());
     }
     husk_sys::proc::pidfd_send_signal(&pidfd, signal)
-        .map_err(|e| RuntimeError::Init(format!("container {}: send signal {signal}: {e}", rec.id)))
+        .map_err(InitError::step(format!("send signal {signal}")))
 }
 
 /// SIGKILL the container and wait until its init is gone (thawing a paused one first).
@@ -280,14 +268,8 @@ fn stop_now(rec: &Record) -> Result<()> {
     let timeout = Duration::from_secs(10);
     match husk_sys::proc::pidfd_wait_exit(&pidfd, timeout.as_millis() as i32) {
         Ok(true) => Ok(()),
-        Ok(false) => Err(RuntimeError::Init(format!(
-            "container {}: init {} did not die within 10s of SIGKILL",
-            rec.id, rec.pid
-        ))),
-        Err(e) => Err(RuntimeError::Init(format!(
-            "container {}: wait for init: {e}",
-            rec.id
-        ))),
+        Ok(false) => Err(InitError::Unkillable(rec.pid).into()),
+        Err(e) => Err(InitError::step("wait for init")(e)),
     }
 }
 

@@ -3,7 +3,7 @@
 //! is serialized or sent.
 
 use std::ffi::CString;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -92,6 +92,13 @@ pub(crate) enum StartGate {
     Open,
 }
 
+/// `husk exec`'s way into the container: the init's pidfd and the namespace flags for
+/// `setns(pidfd, flags)`.
+pub(crate) type JoinInit = (OwnedFd, libc::c_int);
+
+/// Everything the child needs, for the container's init (`create`, `run`) and for `exec`'s
+/// process alike: the descriptors it keeps or closes, how it joins its cgroup, the process to
+/// exec, and, for the init only, [`InitSetup`].
 pub(crate) struct ChildPlan {
     pub sync: RawFd,
     pub gate: StartGate,
@@ -101,6 +108,30 @@ pub(crate) struct ChildPlan {
     pub preserve_fds: u32,
     /// v1 `tasks` files the child writes "0" to first thing, joining its cgroups itself.
     pub cgroup_tasks: Vec<CString>,
+    /// `husk exec`: the container's init as a pidfd, and the namespaces to join through it.
+    pub join_init: Option<JoinInit>,
+    /// The container's own setup: namespaces, rootfs, hostname, sysctls, hooks. `None` for
+    /// `exec`, whose process enters a container that is set up already.
+    pub init: Option<InitSetup>,
+    pub process: ProcessPlan,
+    /// Send a [`ToParent::Mark`](crate::protocol::ToParent::Mark) at the end of each setup phase.
+    pub trace: bool,
+}
+
+impl ChildPlan {
+    /// The child's end of the sync socket, in the child (between clone and exec).
+    pub fn child_sync(&self) -> BorrowedFd<'_> {
+        // SAFETY: `sync` is the number of the child's end of the socketpair, which the
+        // parent's OwnedFd keeps open across the clone; the child's copy is never closed
+        // before exec (it is close-on-exec), and only the child calls this.
+        unsafe { BorrowedFd::borrow_raw(self.sync) }
+    }
+}
+
+/// The init-only part of the [`ChildPlan`].
+pub(crate) struct InitSetup {
+    /// Wait for [`ToChild::SetupDone`](crate::protocol::ToChild::SetupDone) before going on (id maps,
+    /// hook state, the grandchild's pid).
     pub wait_setup: bool,
     pub child_joins: Vec<Join>,
     pub child_unshare: libc::c_int,
@@ -114,18 +145,20 @@ pub(crate) struct ChildPlan {
     pub hostname: Option<CString>,
     pub domainname: Option<CString>,
     pub sysctls: Vec<Sysctl>,
-    pub rootfs: Option<husk_rootfs::RootfsPlan>,
-    /// `husk exec`: the container's init as a pidfd, and the namespaces to join through it.
-    pub join_init: Option<(OwnedFd, libc::c_int)>,
+    pub rootfs: husk_rootfs::RootfsPlan,
     pub hooks_in_parent: bool,
     pub create_container_hooks: Vec<ChildHook>,
     pub start_container_hooks: Vec<ChildHook>,
     /// Buffers the parent's state JSON is received into, for the hooks above (status
     /// "creating" for createContainer, "created" for startContainer).
     pub hook_state: [std::cell::RefCell<Vec<u8>>; 2],
-    pub process: ProcessPlan,
-    /// Send a [`Msg::Mark`](crate::protocol::Msg::Mark) at the end of each setup phase.
-    pub trace: bool,
+}
+
+impl InitSetup {
+    /// Hooks the init runs itself, which need the state JSON from the parent.
+    pub fn container_hooks(&self) -> bool {
+        !self.create_container_hooks.is_empty() || !self.start_container_hooks.is_empty()
+    }
 }
 
 /// The part of the plan that describes the process itself, shared by `create` and `exec`.

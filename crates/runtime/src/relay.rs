@@ -5,6 +5,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
+use crate::error::InitError;
 use crate::RuntimeError;
 
 /// Where the pty master goes: to the caller's `--console-socket`, or, for a foreground process
@@ -40,12 +41,11 @@ impl Console {
     }
 
     /// The pty master the child sent, when husk relays the terminal itself.
-    pub fn master(&self, id: &str) -> Result<Option<OwnedFd>, RuntimeError> {
+    pub fn master(&self) -> Result<Option<OwnedFd>, RuntimeError> {
         let Some(sock) = &self.relay_end else {
             return Ok(None);
         };
-        husk_sys::recv_fd(sock.as_raw_fd())
-            .map_err(|e| RuntimeError::Init(format!("container {id}: receive the pty master: {e}")))
+        husk_sys::recv_fd(sock).map_err(InitError::step("receive the pty master"))
     }
 }
 
@@ -58,8 +58,8 @@ pub(crate) struct Relay {
 
 impl Relay {
     pub fn new(master: OwnedFd) -> Relay {
-        let saved = husk_sys::tty::make_raw(0);
-        husk_sys::tty::copy_size(0, master.as_raw_fd());
+        let saved = husk_sys::tty::make_raw(std::io::stdin());
+        husk_sys::tty::copy_size(std::io::stdin(), &master);
         Relay {
             master,
             saved,
@@ -77,16 +77,16 @@ impl Relay {
 
     /// The caller's window changed size: pass it on (the kernel signals the container).
     pub fn resize(&self) {
-        husk_sys::tty::copy_size(0, self.master.as_raw_fd());
+        husk_sys::tty::copy_size(std::io::stdin(), &self.master);
     }
 
     /// Moves what is available from stdin to the container.
     pub fn pump_stdin(&mut self) {
         let mut buf = [0u8; 4096];
-        match husk_sys::read(0, &mut buf) {
+        match husk_sys::read(std::io::stdin(), &mut buf) {
             Ok(0) | Err(_) => self.stdin_open = false,
             Ok(n) => {
-                let _ = husk_sys::write_all(self.master.as_raw_fd(), &buf[..n]);
+                let _ = husk_sys::write_all(&self.master, &buf[..n]);
             }
         }
     }
@@ -94,15 +94,15 @@ impl Relay {
     /// Moves what the container wrote to stdout; false once the pty is closed.
     pub fn pump_stdout(&self) -> bool {
         let mut buf = [0u8; 4096];
-        match husk_sys::read(self.master.as_raw_fd(), &mut buf) {
+        match husk_sys::read(&self.master, &mut buf) {
             Ok(0) | Err(_) => false,
-            Ok(n) => husk_sys::write_all(1, &buf[..n]).is_ok(),
+            Ok(n) => husk_sys::write_all(std::io::stdout(), &buf[..n]).is_ok(),
         }
     }
 
     /// After the process exited: whatever is still buffered in the pty.
     pub fn drain(&self) {
-        let _ = husk_sys::set_nonblocking(self.master.as_raw_fd());
+        let _ = husk_sys::set_nonblocking(&self.master);
         while self.pump_stdout() {}
     }
 }
@@ -110,7 +110,7 @@ impl Relay {
 impl Drop for Relay {
     fn drop(&mut self) {
         if let Some(saved) = &self.saved {
-            husk_sys::tty::restore(0, saved);
+            husk_sys::tty::restore(std::io::stdin(), saved);
         }
     }
 }

@@ -1,12 +1,13 @@
 //! `run`: create and start in one process. In the foreground husk stays the init's parent,
 //! forwards signals to it, and exits with its exit code (128+signal when it was killed).
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use crate::create::{CreateOptions, Gate};
-use crate::protocol::{self, Msg};
+use crate::error::InitError;
+use crate::protocol::{self, ToChild, ToParent};
 use crate::relay::Relay;
-use crate::{Result, Runtime, RuntimeError};
+use crate::{Result, Runtime};
 
 /// Signals a foreground `run` passes on to the container (SIGCHLD is ours).
 const FORWARDED: [i32; 11] = [
@@ -30,6 +31,11 @@ pub(crate) fn signal_set() -> libc::sigset_t {
 impl Runtime {
     /// Returns the exit code husk should exit with.
     pub fn run(&self, opts: &CreateOptions, detach: bool) -> Result<i32> {
+        self.run_container(opts, detach)
+            .map_err(|e| e.in_container(&opts.id))
+    }
+
+    fn run_container(&self, opts: &CreateOptions, detach: bool) -> Result<i32> {
         // Block the forwarded signals before the clone so none is lost; the init unblocks
         // everything before it execs.
         let set = signal_set();
@@ -44,13 +50,12 @@ impl Runtime {
         let created = self.create_container(opts, Gate::Sync { relay: !detach })?;
         let id = opts.id.as_str();
         let rec = &created.record;
-        let sync = created.sync.as_raw_fd();
-        protocol::send(sync, Msg::Start)
-            .map_err(|e| RuntimeError::Init(format!("container {id}: start: {e}")))?;
+        let sync = created.sync.as_fd();
+        protocol::send(sync, ToChild::Start).map_err(InitError::step("start"))?;
         // End of file: the init exec'd (its end is close-on-exec).
-        match protocol::recv(sync) {
+        match protocol::recv::<ToParent>(sync) {
             Ok(None) => {}
-            Ok(Some(Msg::Failed {
+            Ok(Some(ToParent::Failed {
                 domain,
                 step,
                 index,
@@ -59,18 +64,10 @@ impl Runtime {
                 let _ = husk_sys::waitpid(rec.pid);
                 let msg = crate::describe::after_start(&rec.spec, domain, step, index, errno);
                 let _ = self.destroy_after_run(rec);
-                return Err(RuntimeError::Init(format!("container {id}: {msg}")));
+                return Err(InitError::Reported(msg).into());
             }
-            Ok(Some(other)) => {
-                return Err(RuntimeError::Init(format!(
-                    "container {id}: unexpected {other:?} from init"
-                )))
-            }
-            Err(e) => {
-                return Err(RuntimeError::Init(format!(
-                    "container {id}: wait for exec: {e}"
-                )))
-            }
+            Ok(Some(other)) => return Err(InitError::Unexpected(format!("{other:?}")).into()),
+            Err(e) => return Err(InitError::step("wait for exec")(e)),
         }
         rec.run_poststart();
         if detach {
@@ -115,7 +112,7 @@ pub(crate) fn wait_forwarding(
     mut relay: Option<&mut Relay>,
 ) -> Result<i32> {
     let err = |what: &str, e: husk_sys::Errno| {
-        RuntimeError::Init(format!("wait for container process {pid}: {what}: {e}"))
+        InitError::step(format!("wait for container process {pid}: {what}"))(e)
     };
     let sfd = husk_sys::signals::signalfd(set).map_err(|e| err("signalfd", e))?;
     let pidfd = husk_sys::proc::pidfd_open(pid).map_err(|e| err("pidfd_open", e))?;
@@ -141,7 +138,7 @@ pub(crate) fn wait_forwarding(
         ];
         husk_sys::poll(&mut fds, -1).map_err(|e| err("poll", e))?;
         if fds[0].revents & libc::POLLIN != 0 {
-            match (husk_sys::signals::read(sfd.as_raw_fd()), relay.as_deref()) {
+            match (husk_sys::signals::read(&sfd), relay.as_deref()) {
                 // The pty itself tells the container when its window changes.
                 (Some(libc::SIGWINCH), Some(r)) => r.resize(),
                 (Some(sig), _) => {

@@ -2,7 +2,7 @@
 //! with the container process state (runtime-spec "ContainerProcessState") and the listener
 //! attached as SCM_RIGHTS.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 
 use oci_spec::runtime::Spec;
@@ -55,18 +55,10 @@ pub(crate) fn hand_over(spec: &Spec, pid: i32, state: &OciState, listener: Owned
         state,
     };
     let json = serde_json::to_vec(&msg).unwrap_or_default();
-    let what = || {
-        format!(
-            "container {}: seccomp agent at {}",
-            state.id,
-            path.display()
-        )
-    };
+    let what = || format!("seccomp agent at {}", path.display());
     let sock = UnixStream::connect(path).map_err(RuntimeError::io(what()))?;
-    husk_sys::send_with_fd(sock.as_raw_fd(), &json, listener.as_raw_fd()).map_err(|e| {
-        RuntimeError::Io {
-            what: what(),
-            source: e.to_io(),
-        }
+    husk_sys::send_with_fd(&sock, &json, &listener).map_err(|e| RuntimeError::Io {
+        what: what(),
+        source: e.to_io(),
     })
 }

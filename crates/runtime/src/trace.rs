@@ -1,6 +1,6 @@
 //! Phase timing for one container start: `HUSK_TRACE=1` (or `--debug`) prints how long each
 //! setup phase took, so users can see where their start time goes. The init reports its own
-//! phases with [`Msg::Mark`](crate::protocol::Msg::Mark) messages (only when tracing: the
+//! phases with [`ToParent::Mark`](crate::protocol::ToParent::Mark) messages (only when tracing: the
 //! plan says so), timed on the same monotonic clock.
 
 husk_sys::step_enum! {

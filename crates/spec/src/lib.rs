@@ -4,6 +4,8 @@
 //! start (one read, one parse, a handful of stats), runc-compatible validation with
 //! one-line errors naming the file and the field, and the `runc spec` default config.
 
+#![forbid(unsafe_code)]
+
 mod default;
 mod error;
 mod locate;

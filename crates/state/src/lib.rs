@@ -5,6 +5,8 @@
 //! persists (any `Serialize` record). This crate owns ids, directories, locking, atomic writes
 //! and the OCI `state` output format.
 
+#![forbid(unsafe_code)]
+
 mod id;
 mod oci;
 mod store;

@@ -145,7 +145,7 @@ impl ContainerDir {
             Lock::None => 0,
         };
         if op != 0 {
-            husk_sys::flock(dir.as_raw_fd(), op).map_err(|e| StateError::Io {
+            husk_sys::flock(&dir, op).map_err(|e| StateError::Io {
                 id: id.into(),
                 op: "lock",
                 path: path.clone(),

@@ -1,7 +1,7 @@
 //! `clone3(2)`: one call that creates the container's init with all its new namespaces, and
 //! on cgroup v2 places it straight into its cgroup (`CLONE_INTO_CGROUP`).
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use crate::{check, Result};
 
@@ -35,7 +35,7 @@ pub enum Forked {
 /// # Safety
 /// The caller must be single-threaded, and the child must only do async-signal-safe work
 /// until it execs or exits (it is a copy of the parent's address space).
-pub unsafe fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> Result<Forked> {
+pub unsafe fn clone3(flags: u64, cgroup_fd: Option<BorrowedFd<'_>>) -> Result<Forked> {
     let mut args = CloneArgs {
         flags,
         exit_signal: libc::SIGCHLD as u64,
@@ -43,7 +43,7 @@ pub unsafe fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> Result<Forked> {
     };
     if let Some(fd) = cgroup_fd {
         args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = fd as u64;
+        args.cgroup = fd.as_raw_fd() as u64;
     }
     // SAFETY: args is a valid clone_args of the size we pass; no CLONE_VM, so the child gets
     // its own copy of memory and returns here like fork(2). The caller upholds the rest.

@@ -8,7 +8,7 @@
 //! a sealed memfd. While it runs, `/proc/self/exe` is that sealed memfd (which cannot be
 //! written), and it immediately execs the real program: `execve(argv[0], &argv[1], envp)`.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use crate::{check, Errno, Result};
 
@@ -82,7 +82,7 @@ pub fn trampoline() -> Result<Option<OwnedFd>> {
     };
     // SAFETY: a fresh descriptor from the kernel.
     let fd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
-    crate::write_all(fd.as_raw_fd(), TRAMPOLINE)?;
+    crate::write_all(&fd, TRAMPOLINE)?;
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
     // SAFETY: fcntl on our own descriptor.
     check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } as libc::c_long)?;
@@ -94,7 +94,7 @@ pub fn trampoline() -> Result<Option<OwnedFd>> {
 /// must not be close-on-exec (the trampoline makes it so for the final exec). Returns only on
 /// failure.
 pub fn exec_via(
-    fd: &OwnedFd,
+    fd: BorrowedFd<'_>,
     tramp_argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
 ) -> Errno {

@@ -7,10 +7,11 @@
 //! * never allocates, locks or logs (so it is safe to call in the cloned child),
 //! * returns [`Errno`] on failure, which the child reports to the parent over the sync socket.
 //!
-//! Parent-side code may use these too, but usually prefers the richer `nix` API.
+//! Parent-side code uses these too (husk has no `nix`: README, "Why husk has its own system
+//! layer").
 
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 pub mod buf;
 pub mod clone;
@@ -65,6 +66,11 @@ fn check_int(ret: libc::c_int) -> Result<libc::c_int> {
     }
 }
 
+/// `AT_FDCWD` as a descriptor: "relative to the current directory" for the `*at` calls.
+// SAFETY: AT_FDCWD is not -1 and is never closed; the kernel reads it as the working
+// directory, so a borrow of it is valid for as long as the process lives.
+pub const CWD: BorrowedFd<'static> = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
+
 fn opt_ptr(s: Option<&CStr>) -> *const libc::c_char {
     s.map_or(std::ptr::null(), CStr::as_ptr)
 }
@@ -80,6 +86,15 @@ unsafe fn owned(fd: libc::c_int) -> OwnedFd {
 
 /// `openat(2)`; `dirfd` may be `libc::AT_FDCWD`.
 pub fn openat(
+    dirfd: impl AsFd,
+    path: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> Result<OwnedFd> {
+    openat_raw(dirfd.as_fd().as_raw_fd(), path, flags, mode)
+}
+
+fn openat_raw(
     dirfd: RawFd,
     path: &CStr,
     flags: libc::c_int,
@@ -93,7 +108,17 @@ pub fn openat(
 }
 
 /// `openat2(2)` with a `resolve` mask such as `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`.
-pub fn openat2(dirfd: RawFd, path: &CStr, flags: u64, mode: u64, resolve: u64) -> Result<OwnedFd> {
+pub fn openat2(
+    dirfd: impl AsFd,
+    path: &CStr,
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+) -> Result<OwnedFd> {
+    openat2_raw(dirfd.as_fd().as_raw_fd(), path, flags, mode, resolve)
+}
+
+fn openat2_raw(dirfd: RawFd, path: &CStr, flags: u64, mode: u64, resolve: u64) -> Result<OwnedFd> {
     #[repr(C)]
     struct OpenHow {
         flags: u64,
@@ -119,32 +144,62 @@ pub fn openat2(dirfd: RawFd, path: &CStr, flags: u64, mode: u64, resolve: u64) -
     Ok(unsafe { owned(fd as libc::c_int) })
 }
 
-pub fn mkdirat(dirfd: RawFd, path: &CStr, mode: libc::mode_t) -> Result<()> {
+pub fn mkdirat(dirfd: impl AsFd, path: &CStr, mode: libc::mode_t) -> Result<()> {
+    mkdirat_raw(dirfd.as_fd().as_raw_fd(), path, mode)
+}
+
+fn mkdirat_raw(dirfd: RawFd, path: &CStr, mode: libc::mode_t) -> Result<()> {
     // SAFETY: path is NUL-terminated.
     check_int(unsafe { libc::mkdirat(dirfd, path.as_ptr(), mode) }).map(drop)
 }
 
-pub fn mknodat(dirfd: RawFd, path: &CStr, mode: libc::mode_t, dev: libc::dev_t) -> Result<()> {
+pub fn mknodat(dirfd: impl AsFd, path: &CStr, mode: libc::mode_t, dev: libc::dev_t) -> Result<()> {
+    mknodat_raw(dirfd.as_fd().as_raw_fd(), path, mode, dev)
+}
+
+fn mknodat_raw(dirfd: RawFd, path: &CStr, mode: libc::mode_t, dev: libc::dev_t) -> Result<()> {
     // SAFETY: path is NUL-terminated.
     check_int(unsafe { libc::mknodat(dirfd, path.as_ptr(), mode, dev) }).map(drop)
 }
 
-pub fn symlinkat(target: &CStr, dirfd: RawFd, link: &CStr) -> Result<()> {
+pub fn symlinkat(target: &CStr, dirfd: impl AsFd, link: &CStr) -> Result<()> {
+    symlinkat_raw(target, dirfd.as_fd().as_raw_fd(), link)
+}
+
+fn symlinkat_raw(target: &CStr, dirfd: RawFd, link: &CStr) -> Result<()> {
     // SAFETY: both strings are NUL-terminated.
     check_int(unsafe { libc::symlinkat(target.as_ptr(), dirfd, link.as_ptr()) }).map(drop)
 }
 
-pub fn fchownat(dirfd: RawFd, path: &CStr, uid: u32, gid: u32, flags: libc::c_int) -> Result<()> {
+pub fn fchownat(
+    dirfd: impl AsFd,
+    path: &CStr,
+    uid: u32,
+    gid: u32,
+    flags: libc::c_int,
+) -> Result<()> {
+    fchownat_raw(dirfd.as_fd().as_raw_fd(), path, uid, gid, flags)
+}
+
+fn fchownat_raw(dirfd: RawFd, path: &CStr, uid: u32, gid: u32, flags: libc::c_int) -> Result<()> {
     // SAFETY: path is NUL-terminated.
     check_int(unsafe { libc::fchownat(dirfd, path.as_ptr(), uid, gid, flags) }).map(drop)
 }
 
-pub fn fchmod(fd: RawFd, mode: libc::mode_t) -> Result<()> {
+pub fn fchmod(fd: impl AsFd, mode: libc::mode_t) -> Result<()> {
+    fchmod_raw(fd.as_fd().as_raw_fd(), mode)
+}
+
+fn fchmod_raw(fd: RawFd, mode: libc::mode_t) -> Result<()> {
     // SAFETY: plain syscall on a descriptor.
     check_int(unsafe { libc::fchmod(fd, mode) }).map(drop)
 }
 
-pub fn fstatat(dirfd: RawFd, path: &CStr, flags: libc::c_int) -> Result<libc::stat> {
+pub fn fstatat(dirfd: impl AsFd, path: &CStr, flags: libc::c_int) -> Result<libc::stat> {
+    fstatat_raw(dirfd.as_fd().as_raw_fd(), path, flags)
+}
+
+fn fstatat_raw(dirfd: RawFd, path: &CStr, flags: libc::c_int) -> Result<libc::stat> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: st is a valid out-pointer; path is NUL-terminated.
     check_int(unsafe { libc::fstatat(dirfd, path.as_ptr(), st.as_mut_ptr(), flags) })?;
@@ -152,7 +207,11 @@ pub fn fstatat(dirfd: RawFd, path: &CStr, flags: libc::c_int) -> Result<libc::st
     Ok(unsafe { st.assume_init() })
 }
 
-pub fn write_all(fd: RawFd, mut data: &[u8]) -> Result<()> {
+pub fn write_all(fd: impl AsFd, data: &[u8]) -> Result<()> {
+    write_all_raw(fd.as_fd().as_raw_fd(), data)
+}
+
+fn write_all_raw(fd: RawFd, mut data: &[u8]) -> Result<()> {
     while !data.is_empty() {
         // SAFETY: data is a valid buffer of the given length.
         let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
@@ -169,7 +228,11 @@ pub fn write_all(fd: RawFd, mut data: &[u8]) -> Result<()> {
 }
 
 /// `read(2)`, retried on EINTR. Returns the byte count (0 at end of file).
-pub fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize> {
+pub fn read(fd: impl AsFd, buf: &mut [u8]) -> Result<usize> {
+    read_raw(fd.as_fd().as_raw_fd(), buf)
+}
+
+fn read_raw(fd: RawFd, buf: &mut [u8]) -> Result<usize> {
     loop {
         // SAFETY: buf is a valid, writable buffer of the given length.
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
@@ -184,9 +247,9 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize> {
 }
 
 /// Writes `data` to the file at `path` (relative to `dirfd`), which must exist.
-pub fn write_file_at(dirfd: RawFd, path: &CStr, data: &[u8]) -> Result<()> {
+pub fn write_file_at(dirfd: impl AsFd, path: &CStr, data: &[u8]) -> Result<()> {
     let fd = openat(dirfd, path, libc::O_WRONLY | libc::O_NOCTTY, 0)?;
-    write_all(fd.as_raw_fd(), data)
+    write_all(fd, data)
 }
 
 pub fn chdir(path: &CStr) -> Result<()> {
@@ -220,7 +283,11 @@ pub fn setdomainname(name: &[u8]) -> Result<()> {
     check_int(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) }).map(drop)
 }
 
-pub fn setns(fd: RawFd, nstype: libc::c_int) -> Result<()> {
+pub fn setns(fd: impl AsFd, nstype: libc::c_int) -> Result<()> {
+    setns_raw(fd.as_fd().as_raw_fd(), nstype)
+}
+
+fn setns_raw(fd: RawFd, nstype: libc::c_int) -> Result<()> {
     // SAFETY: plain syscall; a bad fd is reported as EBADF.
     check_int(unsafe { libc::setns(fd, nstype) }).map(drop)
 }
@@ -269,7 +336,11 @@ pub fn setsid() -> Result<()> {
     check_int(unsafe { libc::setsid() }).map(drop)
 }
 
-pub fn dup2(from: RawFd, to: RawFd) -> Result<()> {
+pub fn dup2(from: impl AsFd, to: RawFd) -> Result<()> {
+    dup2_raw(from.as_fd().as_raw_fd(), to)
+}
+
+fn dup2_raw(from: RawFd, to: RawFd) -> Result<()> {
     if from == to {
         // Make sure it survives exec.
         // SAFETY: fcntl on a descriptor.
@@ -279,7 +350,11 @@ pub fn dup2(from: RawFd, to: RawFd) -> Result<()> {
     check_int(unsafe { libc::dup3(from, to, 0) }).map(drop)
 }
 
-pub fn ioctl_int(fd: RawFd, req: libc::c_ulong, arg: libc::c_ulong) -> Result<()> {
+pub fn ioctl_int(fd: impl AsFd, req: libc::c_ulong, arg: libc::c_ulong) -> Result<()> {
+    ioctl_int_raw(fd.as_fd().as_raw_fd(), req, arg)
+}
+
+fn ioctl_int_raw(fd: RawFd, req: libc::c_ulong, arg: libc::c_ulong) -> Result<()> {
     // SAFETY: ioctl with a scalar argument.
     check_int(unsafe { libc::ioctl(fd, req, arg) }).map(drop)
 }
@@ -299,7 +374,11 @@ pub fn cloexec_from(first: u32) -> Result<()> {
     .map(drop)
 }
 
-pub fn set_cloexec(fd: RawFd, on: bool) -> Result<()> {
+pub fn set_cloexec(fd: impl AsFd, on: bool) -> Result<()> {
+    set_cloexec_raw(fd.as_fd().as_raw_fd(), on)
+}
+
+fn set_cloexec_raw(fd: RawFd, on: bool) -> Result<()> {
     let flag = if on { libc::FD_CLOEXEC } else { 0 };
     // SAFETY: fcntl on a descriptor.
     check_int(unsafe { libc::fcntl(fd, libc::F_SETFD, flag) }).map(drop)
@@ -333,12 +412,16 @@ pub fn exit_now(code: i32) -> ! {
 }
 
 /// Sends one byte and one descriptor over a connected unix socket (SCM_RIGHTS), no allocation.
-pub fn send_fd(sock: RawFd, fd: RawFd) -> Result<()> {
+pub fn send_fd(sock: impl AsFd, fd: impl AsFd) -> Result<()> {
     send_with_fd(sock, &[0u8], fd)
 }
 
 /// Sends `data` with one descriptor attached (SCM_RIGHTS) in a single message, no allocation.
-pub fn send_with_fd(sock: RawFd, data: &[u8], fd: RawFd) -> Result<()> {
+pub fn send_with_fd(sock: impl AsFd, data: &[u8], fd: impl AsFd) -> Result<()> {
+    send_with_fd_raw(sock.as_fd().as_raw_fd(), data, fd.as_fd().as_raw_fd())
+}
+
+fn send_with_fd_raw(sock: RawFd, data: &[u8], fd: RawFd) -> Result<()> {
     let mut iov = libc::iovec {
         iov_base: data.as_ptr() as *mut libc::c_void,
         iov_len: data.len(),
@@ -383,7 +466,11 @@ pub fn send_with_fd(sock: RawFd, data: &[u8], fd: RawFd) -> Result<()> {
 
 /// Receives a message into `buf` with at most one attached descriptor (close-on-exec).
 /// Returns the byte count (0 when the peer closed) and the descriptor, if any.
-pub fn recv_with_fd(sock: RawFd, buf: &mut [u8]) -> Result<(usize, Option<OwnedFd>)> {
+pub fn recv_with_fd(sock: impl AsFd, buf: &mut [u8]) -> Result<(usize, Option<OwnedFd>)> {
+    recv_with_fd_raw(sock.as_fd().as_raw_fd(), buf)
+}
+
+fn recv_with_fd_raw(sock: RawFd, buf: &mut [u8]) -> Result<(usize, Option<OwnedFd>)> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -427,7 +514,7 @@ pub fn recv_with_fd(sock: RawFd, buf: &mut [u8]) -> Result<(usize, Option<OwnedF
 }
 
 /// Receives one descriptor sent with [`send_fd`] (parent side; used by tests and tools).
-pub fn recv_fd(sock: RawFd) -> Result<Option<OwnedFd>> {
+pub fn recv_fd(sock: impl AsFd) -> Result<Option<OwnedFd>> {
     let mut byte = [0u8; 1];
     recv_with_fd(sock, &mut byte).map(|(_, fd)| fd)
 }
@@ -442,7 +529,11 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 }
 
 /// `accept4(2)` on a listening socket, close-on-exec, retried on EINTR.
-pub fn accept(fd: RawFd) -> Result<OwnedFd> {
+pub fn accept(fd: impl AsFd) -> Result<OwnedFd> {
+    accept_raw(fd.as_fd().as_raw_fd())
+}
+
+fn accept_raw(fd: RawFd) -> Result<OwnedFd> {
     loop {
         // SAFETY: null address pointers are allowed.
         let c = unsafe {
@@ -494,12 +585,7 @@ pub mod tty {
     /// Opens a new pty pair from `/dev/ptmx` (the container's devpts after pivot_root) and
     /// sets its window size. Returns `(master, slave)`.
     pub fn open_pty(size: Option<(u16, u16)>) -> Result<(OwnedFd, OwnedFd)> {
-        let master = openat(
-            libc::AT_FDCWD,
-            c"/dev/ptmx",
-            libc::O_RDWR | libc::O_NOCTTY,
-            0,
-        )?;
+        let master = openat(CWD, c"/dev/ptmx", libc::O_RDWR | libc::O_NOCTTY, 0)?;
         let m = master.as_raw_fd();
         let unlock: libc::c_int = 0;
         // SAFETY: TIOCSPTLCK reads an int through the pointer.
@@ -529,7 +615,11 @@ pub mod tty {
 
     /// Puts the terminal on `fd` in raw mode; returns the settings to restore, or `None`
     /// when `fd` is not a terminal.
-    pub fn make_raw(fd: RawFd) -> Option<libc::termios> {
+    pub fn make_raw(fd: impl AsFd) -> Option<libc::termios> {
+        make_raw_raw(fd.as_fd().as_raw_fd())
+    }
+
+    fn make_raw_raw(fd: RawFd) -> Option<libc::termios> {
         // SAFETY: termios calls with valid pointers to stack values.
         unsafe {
             let mut saved = std::mem::zeroed::<libc::termios>();
@@ -546,13 +636,21 @@ pub mod tty {
     }
 
     /// Restores settings saved by [`make_raw`].
-    pub fn restore(fd: RawFd, saved: &libc::termios) {
+    pub fn restore(fd: impl AsFd, saved: &libc::termios) {
+        restore_raw(fd.as_fd().as_raw_fd(), saved)
+    }
+
+    fn restore_raw(fd: RawFd, saved: &libc::termios) {
         // SAFETY: tcsetattr with a valid termios.
         unsafe { libc::tcsetattr(fd, libc::TCSANOW, saved) };
     }
 
     /// Copies the window size of terminal `from` to terminal `to` (the pty master).
-    pub fn copy_size(from: RawFd, to: RawFd) {
+    pub fn copy_size(from: impl AsFd, to: impl AsFd) {
+        copy_size_raw(from.as_fd().as_raw_fd(), to.as_fd().as_raw_fd())
+    }
+
+    fn copy_size_raw(from: RawFd, to: RawFd) {
         // SAFETY: TIOCGWINSZ/TIOCSWINSZ with a valid winsize.
         unsafe {
             let mut ws = std::mem::zeroed::<libc::winsize>();
@@ -563,11 +661,11 @@ pub mod tty {
     }
 
     /// Makes `slave` the controlling terminal of a new session and the process's stdio.
-    pub fn make_controlling(slave: &OwnedFd) -> Result<()> {
+    pub fn make_controlling(slave: BorrowedFd<'_>) -> Result<()> {
         setsid()?;
-        ioctl_int(slave.as_raw_fd(), libc::TIOCSCTTY, 0)?;
+        ioctl_int(slave, libc::TIOCSCTTY, 0)?;
         for fd in 0..3 {
-            dup2(slave.as_raw_fd(), fd)?;
+            dup2(slave, fd)?;
         }
         Ok(())
     }
@@ -611,14 +709,22 @@ pub fn getcwd(buf: &mut [u8]) -> Result<&[u8]> {
 }
 
 /// `readlinkat(2)` into `buf`; returns the target's length.
-pub fn readlinkat(dirfd: RawFd, path: &CStr, buf: &mut [u8]) -> Result<usize> {
+pub fn readlinkat(dirfd: impl AsFd, path: &CStr, buf: &mut [u8]) -> Result<usize> {
+    readlinkat_raw(dirfd.as_fd().as_raw_fd(), path, buf)
+}
+
+fn readlinkat_raw(dirfd: RawFd, path: &CStr, buf: &mut [u8]) -> Result<usize> {
     // SAFETY: the kernel writes at most buf.len() bytes into buf.
     let n = unsafe { libc::readlinkat(dirfd, path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     check(n as libc::c_long).map(|n| n as usize)
 }
 
 /// `unlinkat(2)`.
-pub fn unlinkat(dirfd: RawFd, path: &CStr, flags: libc::c_int) -> Result<()> {
+pub fn unlinkat(dirfd: impl AsFd, path: &CStr, flags: libc::c_int) -> Result<()> {
+    unlinkat_raw(dirfd.as_fd().as_raw_fd(), path, flags)
+}
+
+fn unlinkat_raw(dirfd: RawFd, path: &CStr, flags: libc::c_int) -> Result<()> {
     // SAFETY: path is NUL-terminated.
     check_int(unsafe { libc::unlinkat(dirfd, path.as_ptr(), flags) }).map(drop)
 }
@@ -654,7 +760,11 @@ pub mod signals {
     }
 
     /// The next pending signal number on a signalfd.
-    pub fn read(fd: RawFd) -> Option<i32> {
+    pub fn read(fd: impl AsFd) -> Option<i32> {
+        read_raw(fd.as_fd().as_raw_fd())
+    }
+
+    fn read_raw(fd: RawFd) -> Option<i32> {
         // SAFETY: a zeroed signalfd_siginfo is valid; read fills at most its size.
         let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
         let len = std::mem::size_of::<libc::signalfd_siginfo>();
@@ -696,7 +806,11 @@ pub fn socketpair(kind: libc::c_int) -> Result<(OwnedFd, OwnedFd)> {
 }
 
 /// `send(2)` of one whole message on a socket, without SIGPIPE.
-pub fn send(fd: RawFd, data: &[u8]) -> Result<()> {
+pub fn send(fd: impl AsFd, data: &[u8]) -> Result<()> {
+    send_raw(fd.as_fd().as_raw_fd(), data)
+}
+
+fn send_raw(fd: RawFd, data: &[u8]) -> Result<()> {
     // SAFETY: data is a valid buffer of the given length.
     let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
     if n == data.len() as isize {
@@ -715,7 +829,11 @@ pub fn close_raw(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
-pub fn set_nonblocking(fd: RawFd) -> Result<()> {
+pub fn set_nonblocking(fd: impl AsFd) -> Result<()> {
+    set_nonblocking_raw(fd.as_fd().as_raw_fd())
+}
+
+fn set_nonblocking_raw(fd: RawFd) -> Result<()> {
     // SAFETY: fcntl on a descriptor.
     let fl = check_int(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
     // SAFETY: as above.
@@ -723,7 +841,11 @@ pub fn set_nonblocking(fd: RawFd) -> Result<()> {
 }
 
 /// `flock(2)`, retried on EINTR.
-pub fn flock(fd: RawFd, op: libc::c_int) -> Result<()> {
+pub fn flock(fd: impl AsFd, op: libc::c_int) -> Result<()> {
+    flock_raw(fd.as_fd().as_raw_fd(), op)
+}
+
+fn flock_raw(fd: RawFd, op: libc::c_int) -> Result<()> {
     loop {
         // SAFETY: flock on a descriptor.
         if unsafe { libc::flock(fd, op) } == 0 {

@@ -1,7 +1,7 @@
 //! Mount system calls, including the new mount API (`open_tree`, `move_mount`, `mount_setattr`).
 
 use std::ffi::CStr;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::{check, opt_ptr, Result};
 
@@ -40,7 +40,11 @@ pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 
 /// `open_tree(2)`: with `OPEN_TREE_CLONE` a detached copy of the mount at `path`.
-pub fn open_tree(dirfd: RawFd, path: &CStr, flags: u32) -> Result<OwnedFd> {
+pub fn open_tree(dirfd: impl AsFd, path: &CStr, flags: u32) -> Result<OwnedFd> {
+    open_tree_raw(dirfd.as_fd().as_raw_fd(), path, flags)
+}
+
+fn open_tree_raw(dirfd: RawFd, path: &CStr, flags: u32) -> Result<OwnedFd> {
     // SAFETY: path is NUL-terminated.
     let fd = check(unsafe {
         libc::syscall(
@@ -56,6 +60,22 @@ pub fn open_tree(dirfd: RawFd, path: &CStr, flags: u32) -> Result<OwnedFd> {
 
 /// `move_mount(2)`.
 pub fn move_mount(
+    from_dirfd: impl AsFd,
+    from: &CStr,
+    to_dirfd: impl AsFd,
+    to: &CStr,
+    flags: u32,
+) -> Result<()> {
+    move_mount_raw(
+        from_dirfd.as_fd().as_raw_fd(),
+        from,
+        to_dirfd.as_fd().as_raw_fd(),
+        to,
+        flags,
+    )
+}
+
+fn move_mount_raw(
     from_dirfd: RawFd,
     from: &CStr,
     to_dirfd: RawFd,
@@ -85,7 +105,17 @@ struct MountAttr {
 }
 
 /// `mount_setattr(2)`: changes flags of one mount (or a tree with `AT_RECURSIVE`) in one call.
-pub fn mount_setattr(dirfd: RawFd, path: &CStr, flags: u32, set: u64, clear: u64) -> Result<()> {
+pub fn mount_setattr(
+    dirfd: impl AsFd,
+    path: &CStr,
+    flags: u32,
+    set: u64,
+    clear: u64,
+) -> Result<()> {
+    mount_setattr_raw(dirfd.as_fd().as_raw_fd(), path, flags, set, clear)
+}
+
+fn mount_setattr_raw(dirfd: RawFd, path: &CStr, flags: u32, set: u64, clear: u64) -> Result<()> {
     let attr = MountAttr {
         attr_set: set,
         attr_clr: clear,
@@ -121,7 +151,11 @@ pub fn fsopen(fstype: &CStr) -> Result<OwnedFd> {
 }
 
 /// `fsconfig(2)`: `key=value`, or the flag `key` when `value` is `None`.
-pub fn fsconfig_set(fs: RawFd, key: &CStr, value: Option<&CStr>) -> Result<()> {
+pub fn fsconfig_set(fs: impl AsFd, key: &CStr, value: Option<&CStr>) -> Result<()> {
+    fsconfig_set_raw(fs.as_fd().as_raw_fd(), key, value)
+}
+
+fn fsconfig_set_raw(fs: RawFd, key: &CStr, value: Option<&CStr>) -> Result<()> {
     let (cmd, v) = match value {
         Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
         None => (FSCONFIG_SET_FLAG, std::ptr::null()),
@@ -132,7 +166,11 @@ pub fn fsconfig_set(fs: RawFd, key: &CStr, value: Option<&CStr>) -> Result<()> {
 
 /// `fsconfig(FSCONFIG_CMD_CREATE)` then `fsmount(2)`: a detached mount with `attrs`
 /// (`MOUNT_ATTR_*`).
-pub fn fsmount(fs: RawFd, attrs: u64) -> Result<OwnedFd> {
+pub fn fsmount(fs: impl AsFd, attrs: u64) -> Result<OwnedFd> {
+    fsmount_raw(fs.as_fd().as_raw_fd(), attrs)
+}
+
+fn fsmount_raw(fs: RawFd, attrs: u64) -> Result<OwnedFd> {
     // SAFETY: plain syscalls on a filesystem context descriptor.
     check(unsafe {
         libc::syscall(

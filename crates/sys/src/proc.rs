@@ -1,6 +1,6 @@
 //! Processes seen from outside: liveness with pid-reuse protection, pidfds, signals.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use crate::{check, Errno, Result};
 
@@ -45,7 +45,8 @@ pub fn pidfd_open(pid: i32) -> Result<OwnedFd> {
 }
 
 /// Sends `sig` through a pidfd, which cannot hit a recycled pid.
-pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> Result<()> {
+pub fn pidfd_send_signal(pidfd: impl AsFd, sig: i32) -> Result<()> {
+    let pidfd = pidfd.as_fd();
     // SAFETY: plain syscall; null siginfo is allowed.
     check(unsafe {
         libc::syscall(
@@ -61,7 +62,8 @@ pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> Result<()> {
 
 /// Waits until the process behind `pidfd` has exited, up to `timeout_ms` (-1: forever).
 /// Returns false on timeout.
-pub fn pidfd_wait_exit(pidfd: &OwnedFd, timeout_ms: i32) -> Result<bool> {
+pub fn pidfd_wait_exit(pidfd: impl AsFd, timeout_ms: i32) -> Result<bool> {
+    let pidfd = pidfd.as_fd();
     let mut pfd = libc::pollfd {
         fd: pidfd.as_raw_fd(),
         events: libc::POLLIN,

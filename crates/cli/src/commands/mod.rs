@@ -2,7 +2,6 @@
 
 mod cgroup;
 mod exec;
-mod features;
 mod list;
 mod spec;
 
@@ -154,7 +153,7 @@ fn run(cmd: &str, argv: &[String], g: &Globals) -> Result<u8> {
             other => other,
         }),
         "spec" => spec::spec(argv),
-        "features" => features::features(argv),
+        "features" => features(argv),
         "pause" | "resume" | "ps" | "update" | "events" => cgroup::dispatch(cmd, argv, &rt()),
         "help" | "h" => {
             let p = parse(cmd, argv)?;
@@ -196,6 +195,14 @@ fn create_options(cmd: &str, argv: &[String]) -> Result<(CreateOptions, Parsed)>
         preserve_fds,
     };
     Ok((opts, p))
+}
+
+/// `husk features`: prints the document the runtime builds.
+fn features(argv: &[String]) -> Result<u8> {
+    parse("features", argv)?;
+    let doc = husk_runtime::features();
+    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    Ok(0)
 }
 
 pub(crate) fn absolute(p: &str) -> PathBuf {

@@ -1,11 +1,12 @@
-//! `features`: the runtime-spec features document, built from what husk's crates support and
-//! what this host has (namespaces, capabilities, cgroup layout, LSMs).
+//! The runtime-spec features document (`husk features`), built from what husk's crates
+//! support and what this host has (namespaces, capabilities, cgroup layout, LSMs). The CLI
+//! only prints it.
 
 use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::{parse, Result};
+pub use husk_spec::SPEC_VERSION;
 
 /// Namespace types whose `/proc/self/ns` entry exists on this kernel.
 fn namespaces() -> Vec<&'static str> {
@@ -46,14 +47,14 @@ fn lsm_enabled(path: &str) -> bool {
     std::fs::read_to_string(path).is_ok_and(|s| s.trim() == "Y" || s.trim() == "1")
 }
 
-pub(super) fn features(argv: &[String]) -> Result<u8> {
-    parse("features", argv)?;
+/// The features document.
+pub fn features() -> Value {
     let seccomp = husk_hardening::features::seccomp();
     let mut mount_options: Vec<&str> = husk_rootfs::KNOWN_OPTIONS.to_vec();
     mount_options.sort_unstable();
-    let doc = json!({
+    json!({
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": husk_spec::SPEC_VERSION,
+        "ociVersionMax": SPEC_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": mount_options,
         "linux": {
@@ -76,7 +77,5 @@ pub(super) fn features(argv: &[String]) -> Result<u8> {
         "annotations": {
             "io.github.husk.version": env!("CARGO_PKG_VERSION"),
         },
-    });
-    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-    Ok(0)
+    })
 }
