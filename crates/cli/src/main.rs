@@ -24,6 +24,8 @@ const GLOBAL: &[Flag] = &[
 pub struct Globals {
     pub root: Option<std::path::PathBuf>,
     pub systemd_cgroup: bool,
+    /// `--criu`: the CRIU binary for checkpoint/restore.
+    pub criu: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
     let globals = Globals {
         root: g.value("root").map(Into::into),
         systemd_cgroup: g.has("systemd-cgroup"),
+        criu: g.value("criu").map(Into::into),
     };
     match commands::dispatch(cmd, cmd_args, &globals) {
         Ok(code) => ExitCode::from(code),

@@ -73,6 +73,7 @@ pub struct Opts {
     pub track_mem: bool,
     pub auto_dedup: bool,
     pub work_dir_fd: Option<i32>,
+    pub link_remap: bool,
     /// External mounts: `(key, value)`; on dump mountpoint -> name, on restore name -> source.
     pub ext_mnt: Vec<(String, String)>,
     pub manage_cgroups: bool,
@@ -87,6 +88,7 @@ pub struct Opts {
     /// `(namespace, file)`.
     pub join_ns: Vec<(String, String)>,
     pub freeze_cgroup: Option<String>,
+    pub tcp_skip_in_flight: bool,
     pub lazy_pages: bool,
     pub status_fd: Option<i32>,
     pub orphan_pts_master: bool,
@@ -141,6 +143,9 @@ impl Opts {
         if let Some(fd) = self.work_dir_fd {
             e.int32(17, fd);
         }
+        if self.link_remap {
+            e.bool(18, true);
+        }
         for (k, v) in &self.ext_mnt {
             e.message(23, |m| {
                 m.string(1, k);
@@ -184,6 +189,9 @@ impl Opts {
         }
         if let Some(cg) = &self.freeze_cgroup {
             e.string(44, cg);
+        }
+        if self.tcp_skip_in_flight {
+            e.bool(46, true);
         }
         if self.lazy_pages {
             e.bool(48, true);

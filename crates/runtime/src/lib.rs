@@ -8,6 +8,7 @@
 //! blocks in `accept()` on a socket in the state directory until `husk start` connects.
 
 mod cgroup_ops;
+mod checkpoint;
 mod child;
 mod create;
 mod describe;
@@ -20,16 +21,20 @@ mod plan;
 mod protocol;
 mod record;
 mod relay;
+mod restore;
 mod run;
 mod seccomp_agent;
 mod trace;
 
 pub use cgroup_ops::Event;
+pub use checkpoint::{CheckpointOptions, CriuFlags};
+pub use husk_criu::CgMode;
 pub use create::CreateOptions;
 pub use exec::ExecOptions;
 pub use husk_cgroups::Stats;
 pub use husk_state::{OciState, Status};
 pub use ops::parse_signal;
+pub use restore::RestoreOptions;
 
 use std::path::{Path, PathBuf};
 
@@ -62,6 +67,11 @@ pub enum RuntimeError {
     Init(String),
     #[error("{0}")]
     Usage(String),
+    #[error("container {id}: {source}")]
+    Criu {
+        id: String,
+        source: husk_criu::CriuError,
+    },
     #[error("{what}: {source}")]
     Io {
         what: String,

@@ -1,6 +1,7 @@
 //! The commands, with runc's names, flags and output formats.
 
 mod cgroup;
+mod checkpoint;
 mod exec;
 mod features;
 mod list;
@@ -33,6 +34,8 @@ commands:
    update   change a running container's resource limits
    events   print resource usage and OOM events of a container
    features print what husk and this host support (JSON)
+   checkpoint  checkpoint a running container (CRIU)
+   restore  restore a container from a checkpoint (CRIU)
    delete   delete a container and everything it holds
    spec     write a default config.json
 
@@ -42,6 +45,7 @@ global options:
    --log-format value  text or json (default: text)
    --debug             log debug messages
    --systemd-cgroup    use the systemd cgroup driver (cgroupsPath slice:prefix:name)
+   --criu value        path to the criu binary for checkpoint/restore (default: criu)
 ";
 
 /// A command's failure and the exit code it maps to.
@@ -102,6 +106,8 @@ const USAGE: &[(&str, &str)] = &[
     ("update", "husk update [--resources FILE|-] [--memory N] [--memory-swap N] [--memory-reservation N] [--kernel-memory N] [--kernel-memory-tcp N] [--cpu-shares N] [--cpu-quota N] [--cpu-period N] [--cpu-rt-period N] [--cpu-rt-runtime N] [--cpuset-cpus L] [--cpuset-mems L] [--pids-limit N] [--blkio-weight N] <container-id>"),
     ("events", "husk events [--stats] [--interval 5s] <container-id>"),
     ("features", "husk features"),
+    ("checkpoint", "husk checkpoint [--image-path DIR] [--work-path DIR] [--parent-path REL] [--leave-running] [--pre-dump] [--tcp-established] [--tcp-skip-in-flight] [--ext-unix-sk] [--shell-job] [--file-locks] [--link-remap] [--manage-cgroups-mode soft|full|strict|ignore] [--empty-ns network] [--auto-dedup] [--page-server ADDR:PORT] [--lazy-pages] [--status-fd N] <container-id>"),
+    ("restore", "husk restore [--image-path DIR] [--work-path DIR] [--bundle DIR] [--detach] [--pid-file F] [--console-socket S] [--no-subreaper] [--no-pivot (no effect: CRIU rebuilds the mounts)] [--tcp-established] [--ext-unix-sk] [--shell-job] [--file-locks] [--manage-cgroups-mode soft|full|strict|ignore] [--empty-ns network] [--auto-dedup] [--lazy-pages] <container-id>"),
     ("spec", "husk spec [--bundle DIR] [--rootless]"),
 ];
 
@@ -195,6 +201,8 @@ pub fn dispatch(cmd: &str, argv: &[String], g: &Globals) -> Result<u8> {
         }),
         "spec" => spec::spec(argv),
         "features" => features::features(argv),
+        "checkpoint" => checkpoint::checkpoint(argv, &rt(), g.criu.as_deref()),
+        "restore" => checkpoint::restore(argv, &rt(), g.criu.as_deref()),
         "pause" | "resume" | "ps" | "update" | "events" => cgroup::dispatch(cmd, argv, &rt()),
         "help" => {
             print!("{HELP}");

@@ -1,0 +1,505 @@
+//! `checkpoint` / `restore` through CRIU with real containers.
+//!
+//! CRIU needs a kernel it supports: where `criu check` fails (Debian's criu 3.17 on kernel
+//! 6.18) the CRIU tests say so and return, and the clear-error tests run instead; the VM lane
+//! (`make criu-vm`, tests/vm/run-criu-tests.sh, Debian's 6.1 kernel) runs them all with
+//! HUSK_CRIU_REQUIRED=1, where a CRIU that cannot work is a failure, not a skip.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use husk_tests::*;
+
+/// `Err(why)` when CRIU cannot work here.
+fn criu_check() -> Result<(), String> {
+    match std::process::Command::new("criu").arg("check").output() {
+        Err(e) => Err(format!("criu: {e}")),
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .find(|l| l.starts_with("Error"))
+            .unwrap_or("criu check failed")
+            .to_string()),
+    }
+}
+
+fn criu_works(test: &str) -> bool {
+    match criu_check() {
+        Ok(()) => true,
+        Err(why) if std::env::var_os("HUSK_CRIU_REQUIRED").is_some() => {
+            panic!("{test}: CRIU cannot work here but HUSK_CRIU_REQUIRED is set: {why}")
+        }
+        Err(why) => {
+            eprintln!(
+                "SKIP {test}: CRIU cannot work on this host ({why}); \
+                 it runs in the VM lane (make criu-vm)"
+            );
+            false
+        }
+    }
+}
+
+/// A shell counter: writes 1, 2, 3, ... to /data/count, /data being a bind mount of a host
+/// scratch directory (an external mount for CRIU).
+struct Counter {
+    bundle: Bundle,
+    data: PathBuf,
+}
+
+impl Counter {
+    fn new(edit: impl FnOnce(&mut Value)) -> Counter {
+        let data = scratch("criu-data");
+        let d = data.to_str().unwrap().to_string();
+        let bundle = Bundle::new(
+            &[
+                "sh",
+                "-c",
+                "i=0; while :; do i=$((i+1)); echo $i > /data/count.tmp; \
+                 mv /data/count.tmp /data/count; sleep 0.05; done",
+            ],
+            |c| {
+                c["mounts"].as_array_mut().unwrap().push(json!({
+                    "destination": "/data", "type": "bind", "source": d,
+                    "options": ["rbind", "rw"]
+                }));
+                edit(c)
+            },
+        );
+        Counter { bundle, data }
+    }
+
+    fn count(&self) -> u64 {
+        std::fs::read_to_string(self.data.join("count"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits (up to 20 s) until the count reaches `n`; returns it.
+    fn wait_for(&self, n: u64) -> u64 {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let c = self.count();
+            if c >= n {
+                return c;
+            }
+            assert!(Instant::now() < end, "count stuck at {c}, wanted {n}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn bundle_arg(&self) -> &str {
+        self.bundle.dir.to_str().unwrap()
+    }
+}
+
+impl Drop for Counter {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+/// `husk run -d` with /dev/null as the container's stdio (husk's errors go to a log file).
+fn run_detached(h: &Husk, id: &str, bundle: &Bundle, extra: &[&str]) {
+    let log = bundle.dir.join("husk.log");
+    let mut args = vec!["--log", log.to_str().unwrap(), "run", "-d", "--bundle"];
+    args.push(bundle.dir.to_str().unwrap());
+    args.extend_from_slice(extra);
+    args.push(id);
+    let status = h
+        .command(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let msg = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "run {id}: {msg}");
+}
+
+fn ok_criu(h: &Husk, args: &[&str]) {
+    let out = h
+        .command(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "husk {args:?}: {}", stderr(&out));
+}
+
+fn gone(h: &Husk, id: &str) -> bool {
+    !h.run(&["state", id]).status.success()
+}
+
+fn init_pid(h: &Husk, id: &str) -> i32 {
+    h.state(id)["pid"].as_i64().unwrap() as i32
+}
+
+/// The v2 cgroup directory of `pid` (the VM lane is cgroup v2 only).
+fn cgroup_dir(pid: i32) -> PathBuf {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let rel = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .expect("a cgroup v2 line");
+    Path::new("/sys/fs/cgroup").join(rel.trim_start_matches('/'))
+}
+
+/// Nothing of `id` remains: state, cgroup, mounts (criu-root), processes.
+fn assert_nothing_left(h: &Husk, id: &str, pids: &[i32]) {
+    assert!(gone(h, id), "{id} still has a state");
+    assert!(!h.root.join(id).exists(), "state dir of {id} left behind");
+    assert_eq!(cgroup_dirs_named(id), Vec::<PathBuf>::new(), "cgroup of {id} left behind");
+    assert_eq!(mounts_mentioning(id), Vec::<String>::new(), "mounts of {id} left");
+    for p in pids {
+        let alive = std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .is_ok_and(|s| !s.contains(") Z "));
+        assert!(!alive, "process {p} of {id} still alive");
+    }
+}
+
+#[test]
+fn missing_criu_binary_is_one_clear_error() {
+    let h = Husk::new();
+    let id = unique("criu-missing");
+    let bundle = Bundle::new(&["sleep", "30"], |_| {});
+    run_detached(&h, &id, &bundle, &[]);
+    let img = scratch("criu-img");
+    let img_path = img.join("x");
+    let out = h.run(&[
+        "--criu",
+        "/nonexistent/criu",
+        "checkpoint",
+        "--image-path",
+        img_path.to_str().unwrap(),
+        &id,
+    ]);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains("/nonexistent/criu") && err.contains("not found"), "{err}");
+    assert_eq!(h.status(&id), "running", "a failed checkpoint must not touch the container");
+    assert!(!img_path.exists(), "image path made although CRIU is missing");
+
+    let id2 = unique("criu-missing");
+    let out = h.run(&[
+        "--criu",
+        "/nonexistent/criu",
+        "restore",
+        "--image-path",
+        img_path.to_str().unwrap(),
+        "--bundle",
+        bundle.dir.to_str().unwrap(),
+        "-d",
+        &id2,
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
+    assert!(gone(&h, &id2) && !h.root.join(&id2).exists());
+    h.ok(&["delete", "--force", &id]);
+    let _ = std::fs::remove_dir_all(img);
+}
+
+#[test]
+fn failing_criu_check_is_one_clear_error() {
+    let why = match criu_check() {
+        Ok(()) => {
+            eprintln!(
+                "SKIP failing_criu_check_is_one_clear_error: `criu check` passes on this \
+                 host; the CRIU tests below run instead"
+            );
+            return;
+        }
+        Err(why) => why,
+    };
+    let h = Husk::new();
+    let id = unique("criu-check");
+    let bundle = Bundle::new(&["sleep", "30"], |_| {});
+    run_detached(&h, &id, &bundle, &[]);
+    let img = scratch("criu-img").join("x");
+    let out = h.run(&["checkpoint", "--image-path", img.to_str().unwrap(), &id]);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains("CRIU cannot work on this host") && err.contains("check` failed"),
+        "{err}"
+    );
+    if why.contains("): ") {
+        // CRIU's own reason (without its source location) is named.
+        let reason = why.split_once("): ").unwrap().1;
+        assert!(err.contains(reason), "{err} lacks {reason}");
+    }
+    assert_eq!(h.status(&id), "running");
+    assert!(!img.exists());
+    h.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn counter_continues_after_restore_with_its_cgroup_limits() {
+    if !criu_works("counter_continues_after_restore_with_its_cgroup_limits") {
+        return;
+    }
+    let h = Husk::new();
+    let id = unique("criu-count");
+    let c = Counter::new(|cfg| {
+        cfg["linux"]["resources"] = json!({
+            "memory": {"limit": 67108864}, "pids": {"limit": 50}
+        });
+    });
+    run_detached(&h, &id, &c.bundle, &[]);
+    let old_pid = init_pid(&h, &id);
+    c.wait_for(10);
+    let img = scratch("criu-img");
+    let img_s = img.join("one");
+    let t = Instant::now();
+    ok_criu(&h, &["checkpoint", "--image-path", img_s.to_str().unwrap(), &id]);
+    eprintln!("checkpoint took {:?}", t.elapsed());
+    assert!(gone(&h, &id), "checkpoint without --leave-running removes the container");
+    assert!(img_s.join("descriptors.json").exists());
+    let at_dump = c.count();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(c.count(), at_dump, "the counter still runs after the checkpoint");
+    assert_nothing_left(&h, &id, &[old_pid]);
+
+    let t = Instant::now();
+    ok_criu(
+        &h,
+        &["restore", "-d", "--image-path", img_s.to_str().unwrap(), "--bundle", c.bundle_arg(), &id],
+    );
+    eprintln!("restore took {:?}", t.elapsed());
+    assert_eq!(h.status(&id), "running");
+    let first = c.count();
+    assert!(first >= at_dump, "restarted from scratch: {first} < {at_dump}");
+    c.wait_for(at_dump + 5);
+    let state = h.state(&id);
+    assert_eq!(state["id"], id.as_str());
+    assert_eq!(state["bundle"], c.bundle_arg());
+    let pid = init_pid(&h, &id);
+    let cg = cgroup_dir(pid);
+    assert!(cg.to_string_lossy().contains(&id), "restored outside its cgroup: {cg:?}");
+    let read = |f: &str| std::fs::read_to_string(cg.join(f)).unwrap().trim().to_string();
+    assert_eq!(read("memory.max"), "67108864");
+    assert_eq!(read("pids.max"), "50");
+    // every process of the container is in that cgroup
+    let procs = read("cgroup.procs");
+    assert!(procs.lines().any(|p| p == pid.to_string()), "{procs}");
+
+    h.ok(&["delete", "--force", &id]);
+    assert_nothing_left(&h, &id, &[pid]);
+    let _ = std::fs::remove_dir_all(img);
+}
+
+#[test]
+fn leave_running_then_restore_into_a_new_id() {
+    if !criu_works("leave_running_then_restore_into_a_new_id") {
+        return;
+    }
+    let h = Husk::new();
+    let id = unique("criu-leave");
+    let c = Counter::new(|_| {});
+    run_detached(&h, &id, &c.bundle, &[]);
+    c.wait_for(5);
+    let img = scratch("criu-img");
+    ok_criu(
+        &h,
+        &["checkpoint", "--leave-running", "--image-path", img.to_str().unwrap(), &id],
+    );
+    assert_eq!(h.status(&id), "running");
+    let n = c.count();
+    c.wait_for(n + 3);
+    h.ok(&["delete", "--force", &id]);
+    let stopped_at = c.count();
+
+    let id2 = unique("criu-new");
+    let pidfile = img.join("restored.pid");
+    ok_criu(
+        &h,
+        &[
+            "restore", "-d", "--image-path", img.to_str().unwrap(), "--bundle", c.bundle_arg(),
+            "--pid-file", pidfile.to_str().unwrap(), &id2,
+        ],
+    );
+    assert_eq!(h.status(&id2), "running");
+    let pid = init_pid(&h, &id2);
+    assert_eq!(std::fs::read_to_string(&pidfile).unwrap(), pid.to_string());
+    assert!(cgroup_dir(pid).to_string_lossy().contains(&id2));
+    c.wait_for(stopped_at.min(n) + 3);
+    h.ok(&["delete", "--force", &id2]);
+    assert_nothing_left(&h, &id2, &[pid]);
+    assert_nothing_left(&h, &id, &[]);
+    let _ = std::fs::remove_dir_all(img);
+}
+
+#[test]
+fn pre_dump_then_final_dump() {
+    if !criu_works("pre_dump_then_final_dump") {
+        return;
+    }
+    let h = Husk::new();
+    let id = unique("criu-pre");
+    let c = Counter::new(|_| {});
+    run_detached(&h, &id, &c.bundle, &[]);
+    c.wait_for(5);
+    let img = scratch("criu-img");
+    let pre = img.join("pre");
+    let fin = img.join("final");
+    ok_criu(&h, &["checkpoint", "--pre-dump", "--image-path", pre.to_str().unwrap(), &id]);
+    assert_eq!(h.status(&id), "running", "a pre-dump leaves the container running");
+    let n = c.count();
+    c.wait_for(n + 3);
+    ok_criu(
+        &h,
+        &[
+            "checkpoint", "--image-path", fin.to_str().unwrap(), "--parent-path", "../pre", &id,
+        ],
+    );
+    assert!(gone(&h, &id));
+    assert!(fin.join("parent").exists(), "the final dump links its parent images");
+    let at_dump = c.count();
+    ok_criu(
+        &h,
+        &["restore", "-d", "--image-path", fin.to_str().unwrap(), "--bundle", c.bundle_arg(), &id],
+    );
+    assert!(c.count() >= at_dump);
+    c.wait_for(at_dump + 3);
+    h.ok(&["delete", "--force", &id]);
+    assert_nothing_left(&h, &id, &[]);
+    // a relative --parent-path that is not there is refused before CRIU runs
+    let out = h.run(&["checkpoint", "--image-path", fin.to_str().unwrap(), "--parent-path", "../nope", &id]);
+    assert!(!out.status.success());
+    let _ = std::fs::remove_dir_all(img);
+}
+
+/// Accepts one console-socket connection and appends everything the pty master yields.
+fn console_reader(sock: &Path) -> Arc<Mutex<String>> {
+    let listener = UnixListener::bind(sock).unwrap();
+    let text = Arc::new(Mutex::new(String::new()));
+    let out = text.clone();
+    std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let fd = husk_sys::recv_fd(conn.as_raw_fd()).unwrap().expect("pty master");
+        // SAFETY: the descriptor was just received and is owned here.
+        let mut master = unsafe { std::fs::File::from_raw_fd(fd.into_raw_fd()) };
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
+}
+
+fn last_tick(text: &Mutex<String>) -> u64 {
+    let t = text.lock().unwrap();
+    t.split("tick")
+        .filter_map(|s| s.trim_end_matches(|c: char| !c.is_ascii_digit()).split_whitespace().next()?.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+fn wait_tick(text: &Mutex<String>, n: u64) -> u64 {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let t = last_tick(text);
+        if t >= n {
+            return t;
+        }
+        assert!(Instant::now() < end, "console stuck at tick {t}, wanted {n}: {}", text.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn tty_container_gets_its_console_back() {
+    if !criu_works("tty_container_gets_its_console_back") {
+        return;
+    }
+    let h = Husk::new();
+    let id = unique("criu-tty");
+    let bundle = Bundle::new(
+        &["sh", "-c", "i=0; while :; do i=$((i+1)); echo tick$i; sleep 0.05; done"],
+        |c| c["process"]["terminal"] = json!(true),
+    );
+    let dir = scratch("criu-tty");
+    let sock1 = dir.join("c1.sock");
+    let first = console_reader(&sock1);
+    run_detached(&h, &id, &bundle, &["--console-socket", sock1.to_str().unwrap()]);
+    wait_tick(&first, 5);
+    let img = dir.join("img");
+    ok_criu(&h, &["checkpoint", "--image-path", img.to_str().unwrap(), &id]);
+    std::thread::sleep(Duration::from_millis(200));
+    let before = last_tick(&first);
+
+    let sock2 = dir.join("c2.sock");
+    let second = console_reader(&sock2);
+    ok_criu(
+        &h,
+        &[
+            "restore", "-d", "--image-path", img.to_str().unwrap(), "--bundle",
+            bundle.dir.to_str().unwrap(), "--console-socket", sock2.to_str().unwrap(), &id,
+        ],
+    );
+    let after = wait_tick(&second, before + 3);
+    assert!(after > before, "the restored shell writes to the new console");
+    assert_eq!(last_tick(&first), before, "the old console gets nothing more");
+    // without a console socket a detached restore of a tty container is refused
+    h.ok(&["delete", "--force", &id]);
+    let out = h.run(&[
+        "restore", "-d", "--image-path", img.to_str().unwrap(), "--bundle",
+        bundle.dir.to_str().unwrap(), &id,
+    ]);
+    assert!(stderr(&out).contains("console socket"), "{}", stderr(&out));
+    assert_nothing_left(&h, &id, &[]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn tcp_listen_socket_survives() {
+    if !criu_works("tcp_listen_socket_survives") {
+        return;
+    }
+    let h = Husk::new();
+    let id = unique("criu-tcp");
+    let bundle = Bundle::new(&["httpd", "-f", "-p", "8080", "-h", "/www"], |c| {
+        let caps = &mut c["process"]["capabilities"];
+        for set in ["bounding", "effective", "permitted"] {
+            caps[set].as_array_mut().unwrap().push(json!("CAP_NET_ADMIN"));
+        }
+    });
+    std::fs::create_dir_all(bundle.dir.join("rootfs/www")).unwrap();
+    std::fs::write(bundle.dir.join("rootfs/www/index.html"), "hello from criu\n").unwrap();
+    run_detached(&h, &id, &bundle, &[]);
+    let get = |h: &Husk| {
+        h.ok(&["exec", &id, "ip", "link", "set", "lo", "up"]);
+        h.run(&["exec", &id, "wget", "-q", "-O", "-", "http://127.0.0.1:8080/"])
+    };
+    let end = Instant::now() + Duration::from_secs(20);
+    while !stdout(&get(&h)).contains("hello") {
+        assert!(Instant::now() < end, "httpd never answered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let img = scratch("criu-img");
+    ok_criu(&h, &["checkpoint", "--image-path", img.to_str().unwrap(), &id]);
+    ok_criu(
+        &h,
+        &["restore", "-d", "--image-path", img.to_str().unwrap(), "--bundle", bundle.dir.to_str().unwrap(), &id],
+    );
+    // The restored listening socket (same process, not a new httpd) answers.
+    let tcp = h.ok(&["exec", &id, "cat", "/proc/net/tcp"]);
+    assert!(
+        tcp.lines().any(|l| l.contains(":1F90 ") && l.contains(" 0A ")),
+        "no listener on 8080 after restore: {tcp}"
+    );
+    let out = get(&h);
+    assert!(stdout(&out).contains("hello from criu"), "{}", stderr(&out));
+    h.ok(&["delete", "--force", &id]);
+    assert_nothing_left(&h, &id, &[]);
+    let _ = std::fs::remove_dir_all(img);
+}
