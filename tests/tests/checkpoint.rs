@@ -104,21 +104,66 @@ impl Drop for Counter {
     }
 }
 
-/// `husk run -d` with /dev/null as the container's stdio (husk's errors go to a log file).
-fn run_detached(h: &Husk, id: &str, bundle: &Bundle, extra: &[&str]) {
-    let log = bundle.dir.join("husk.log");
-    let mut args = vec!["--log", log.to_str().unwrap(), "run", "-d", "--bundle"];
+/// Pipes for a container's stdio, as Podman's conmon and containerd's shim give it (CRIU
+/// dumps them as external pipes; `restore` hands in the caller's stdio for them). The test
+/// holds the other ends for as long as the value lives.
+struct Pipes {
+    _ours: Vec<std::os::fd::OwnedFd>,
+}
+
+impl Pipes {
+    /// Runs `cmd` with fresh stdio pipes; returns them and whether it succeeded, with husk's
+    /// own errors read from its --log file.
+    fn run(h: &Husk, log: &Path, args: &[&str]) -> (Pipes, bool, String) {
+        let (in_r, in_w) = husk_sys::pipe().unwrap();
+        let (out_r, out_w) = husk_sys::pipe().unwrap();
+        let (err_r, err_w) = husk_sys::pipe().unwrap();
+        let _ = std::fs::remove_file(log);
+        let mut full = vec!["--log", log.to_str().unwrap()];
+        full.extend_from_slice(args);
+        let status = h
+            .command(&full)
+            .stdin(Stdio::from(in_r))
+            .stdout(Stdio::from(out_w))
+            .stderr(Stdio::from(err_w))
+            .status()
+            .unwrap();
+        let msg = std::fs::read_to_string(log).unwrap_or_default();
+        (
+            Pipes {
+                _ours: vec![in_w, out_r, err_r],
+            },
+            status.success(),
+            msg,
+        )
+    }
+}
+
+/// `husk run -d` with pipes as the container's stdio.
+fn run_detached(h: &Husk, id: &str, bundle: &Bundle, extra: &[&str]) -> Pipes {
+    let mut args = vec!["run", "-d", "--bundle", bundle.dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.push(id);
+    let (p, ok, msg) = Pipes::run(h, &bundle.dir.join("husk.log"), &args);
+    assert!(ok, "run {id}: {msg}");
+    p
+}
+
+/// `husk restore -d ... ID` with fresh pipes for the restored stdio.
+fn restore_detached(h: &Husk, bundle: &Bundle, img: &Path, id: &str, extra: &[&str]) -> Pipes {
+    let mut args = vec![
+        "restore",
+        "-d",
+        "--image-path",
+        img.to_str().unwrap(),
+        "--bundle",
+    ];
     args.push(bundle.dir.to_str().unwrap());
     args.extend_from_slice(extra);
     args.push(id);
-    let status = h
-        .command(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    let msg = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(status.success(), "run {id}: {msg}");
+    let (p, ok, msg) = Pipes::run(h, &bundle.dir.join("husk-restore.log"), &args);
+    assert!(ok, "restore {id}: {msg}");
+    p
 }
 
 fn ok_criu(h: &Husk, args: &[&str]) {
@@ -153,11 +198,19 @@ fn cgroup_dir(pid: i32) -> PathBuf {
 fn assert_nothing_left(h: &Husk, id: &str, pids: &[i32]) {
     assert!(gone(h, id), "{id} still has a state");
     assert!(!h.root.join(id).exists(), "state dir of {id} left behind");
-    assert_eq!(cgroup_dirs_named(id), Vec::<PathBuf>::new(), "cgroup of {id} left behind");
-    assert_eq!(mounts_mentioning(id), Vec::<String>::new(), "mounts of {id} left");
+    assert_eq!(
+        cgroup_dirs_named(id),
+        Vec::<PathBuf>::new(),
+        "cgroup of {id} left behind"
+    );
+    assert_eq!(
+        mounts_mentioning(id),
+        Vec::<String>::new(),
+        "mounts of {id} left"
+    );
     for p in pids {
-        let alive = std::fs::read_to_string(format!("/proc/{p}/stat"))
-            .is_ok_and(|s| !s.contains(") Z "));
+        let alive =
+            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| !s.contains(") Z "));
         assert!(!alive, "process {p} of {id} still alive");
     }
 }
@@ -167,7 +220,7 @@ fn missing_criu_binary_is_one_clear_error() {
     let h = Husk::new();
     let id = unique("criu-missing");
     let bundle = Bundle::new(&["sleep", "30"], |_| {});
-    run_detached(&h, &id, &bundle, &[]);
+    let _io = run_detached(&h, &id, &bundle, &[]);
     let img = scratch("criu-img");
     let img_path = img.join("x");
     let out = h.run(&[
@@ -181,9 +234,19 @@ fn missing_criu_binary_is_one_clear_error() {
     let err = stderr(&out);
     assert!(!out.status.success());
     assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(err.contains("/nonexistent/criu") && err.contains("not found"), "{err}");
-    assert_eq!(h.status(&id), "running", "a failed checkpoint must not touch the container");
-    assert!(!img_path.exists(), "image path made although CRIU is missing");
+    assert!(
+        err.contains("/nonexistent/criu") && err.contains("not found"),
+        "{err}"
+    );
+    assert_eq!(
+        h.status(&id),
+        "running",
+        "a failed checkpoint must not touch the container"
+    );
+    assert!(
+        !img_path.exists(),
+        "image path made although CRIU is missing"
+    );
 
     let id2 = unique("criu-missing");
     let out = h.run(&[
@@ -219,7 +282,7 @@ fn failing_criu_check_is_one_clear_error() {
     let h = Husk::new();
     let id = unique("criu-check");
     let bundle = Bundle::new(&["sleep", "30"], |_| {});
-    run_detached(&h, &id, &bundle, &[]);
+    let _io = run_detached(&h, &id, &bundle, &[]);
     let img = scratch("criu-img").join("x");
     let out = h.run(&["checkpoint", "--image-path", img.to_str().unwrap(), &id]);
     let err = stderr(&out);
@@ -251,38 +314,56 @@ fn counter_continues_after_restore_with_its_cgroup_limits() {
             "memory": {"limit": 67108864}, "pids": {"limit": 50}
         });
     });
-    run_detached(&h, &id, &c.bundle, &[]);
+    let _io = run_detached(&h, &id, &c.bundle, &[]);
     let old_pid = init_pid(&h, &id);
     c.wait_for(10);
     let img = scratch("criu-img");
     let img_s = img.join("one");
     let t = Instant::now();
-    ok_criu(&h, &["checkpoint", "--image-path", img_s.to_str().unwrap(), &id]);
+    ok_criu(
+        &h,
+        &["checkpoint", "--image-path", img_s.to_str().unwrap(), &id],
+    );
     eprintln!("checkpoint took {:?}", t.elapsed());
-    assert!(gone(&h, &id), "checkpoint without --leave-running removes the container");
+    assert!(
+        gone(&h, &id),
+        "checkpoint without --leave-running removes the container"
+    );
     assert!(img_s.join("descriptors.json").exists());
     let at_dump = c.count();
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(c.count(), at_dump, "the counter still runs after the checkpoint");
+    assert_eq!(
+        c.count(),
+        at_dump,
+        "the counter still runs after the checkpoint"
+    );
     assert_nothing_left(&h, &id, &[old_pid]);
 
     let t = Instant::now();
-    ok_criu(
-        &h,
-        &["restore", "-d", "--image-path", img_s.to_str().unwrap(), "--bundle", c.bundle_arg(), &id],
-    );
+    let _io2 = restore_detached(&h, &c.bundle, &img_s, &id, &[]);
     eprintln!("restore took {:?}", t.elapsed());
     assert_eq!(h.status(&id), "running");
     let first = c.count();
-    assert!(first >= at_dump, "restarted from scratch: {first} < {at_dump}");
+    assert!(
+        first >= at_dump,
+        "restarted from scratch: {first} < {at_dump}"
+    );
     c.wait_for(at_dump + 5);
     let state = h.state(&id);
     assert_eq!(state["id"], id.as_str());
     assert_eq!(state["bundle"], c.bundle_arg());
     let pid = init_pid(&h, &id);
     let cg = cgroup_dir(pid);
-    assert!(cg.to_string_lossy().contains(&id), "restored outside its cgroup: {cg:?}");
-    let read = |f: &str| std::fs::read_to_string(cg.join(f)).unwrap().trim().to_string();
+    assert!(
+        cg.to_string_lossy().contains(&id),
+        "restored outside its cgroup: {cg:?}"
+    );
+    let read = |f: &str| {
+        std::fs::read_to_string(cg.join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
     assert_eq!(read("memory.max"), "67108864");
     assert_eq!(read("pids.max"), "50");
     // every process of the container is in that cgroup
@@ -302,12 +383,18 @@ fn leave_running_then_restore_into_a_new_id() {
     let h = Husk::new();
     let id = unique("criu-leave");
     let c = Counter::new(|_| {});
-    run_detached(&h, &id, &c.bundle, &[]);
+    let _io = run_detached(&h, &id, &c.bundle, &[]);
     c.wait_for(5);
     let img = scratch("criu-img");
     ok_criu(
         &h,
-        &["checkpoint", "--leave-running", "--image-path", img.to_str().unwrap(), &id],
+        &[
+            "checkpoint",
+            "--leave-running",
+            "--image-path",
+            img.to_str().unwrap(),
+            &id,
+        ],
     );
     assert_eq!(h.status(&id), "running");
     let n = c.count();
@@ -317,12 +404,12 @@ fn leave_running_then_restore_into_a_new_id() {
 
     let id2 = unique("criu-new");
     let pidfile = img.join("restored.pid");
-    ok_criu(
+    let _io2 = restore_detached(
         &h,
-        &[
-            "restore", "-d", "--image-path", img.to_str().unwrap(), "--bundle", c.bundle_arg(),
-            "--pid-file", pidfile.to_str().unwrap(), &id2,
-        ],
+        &c.bundle,
+        &img,
+        &id2,
+        &["--pid-file", pidfile.to_str().unwrap()],
     );
     assert_eq!(h.status(&id2), "running");
     let pid = init_pid(&h, &id2);
@@ -343,34 +430,59 @@ fn pre_dump_then_final_dump() {
     let h = Husk::new();
     let id = unique("criu-pre");
     let c = Counter::new(|_| {});
-    run_detached(&h, &id, &c.bundle, &[]);
+    let _io = run_detached(&h, &id, &c.bundle, &[]);
     c.wait_for(5);
     let img = scratch("criu-img");
     let pre = img.join("pre");
     let fin = img.join("final");
-    ok_criu(&h, &["checkpoint", "--pre-dump", "--image-path", pre.to_str().unwrap(), &id]);
-    assert_eq!(h.status(&id), "running", "a pre-dump leaves the container running");
+    ok_criu(
+        &h,
+        &[
+            "checkpoint",
+            "--pre-dump",
+            "--image-path",
+            pre.to_str().unwrap(),
+            &id,
+        ],
+    );
+    assert_eq!(
+        h.status(&id),
+        "running",
+        "a pre-dump leaves the container running"
+    );
     let n = c.count();
     c.wait_for(n + 3);
     ok_criu(
         &h,
         &[
-            "checkpoint", "--image-path", fin.to_str().unwrap(), "--parent-path", "../pre", &id,
+            "checkpoint",
+            "--image-path",
+            fin.to_str().unwrap(),
+            "--parent-path",
+            "../pre",
+            &id,
         ],
     );
     assert!(gone(&h, &id));
-    assert!(fin.join("parent").exists(), "the final dump links its parent images");
-    let at_dump = c.count();
-    ok_criu(
-        &h,
-        &["restore", "-d", "--image-path", fin.to_str().unwrap(), "--bundle", c.bundle_arg(), &id],
+    assert!(
+        fin.join("parent").exists(),
+        "the final dump links its parent images"
     );
+    let at_dump = c.count();
+    let _io2 = restore_detached(&h, &c.bundle, &fin, &id, &[]);
     assert!(c.count() >= at_dump);
     c.wait_for(at_dump + 3);
     h.ok(&["delete", "--force", &id]);
     assert_nothing_left(&h, &id, &[]);
     // a relative --parent-path that is not there is refused before CRIU runs
-    let out = h.run(&["checkpoint", "--image-path", fin.to_str().unwrap(), "--parent-path", "../nope", &id]);
+    let out = h.run(&[
+        "checkpoint",
+        "--image-path",
+        fin.to_str().unwrap(),
+        "--parent-path",
+        "../nope",
+        &id,
+    ]);
     assert!(!out.status.success());
     let _ = std::fs::remove_dir_all(img);
 }
@@ -382,7 +494,9 @@ fn console_reader(sock: &Path) -> Arc<Mutex<String>> {
     let out = text.clone();
     std::thread::spawn(move || {
         let (conn, _) = listener.accept().unwrap();
-        let fd = husk_sys::recv_fd(conn.as_raw_fd()).unwrap().expect("pty master");
+        let fd = husk_sys::recv_fd(conn.as_raw_fd())
+            .unwrap()
+            .expect("pty master");
         // SAFETY: the descriptor was just received and is owned here.
         let mut master = unsafe { std::fs::File::from_raw_fd(fd.into_raw_fd()) };
         let mut buf = [0u8; 4096];
@@ -390,7 +504,9 @@ fn console_reader(sock: &Path) -> Arc<Mutex<String>> {
             if n == 0 {
                 break;
             }
-            out.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            out.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
     text
@@ -399,7 +515,13 @@ fn console_reader(sock: &Path) -> Arc<Mutex<String>> {
 fn last_tick(text: &Mutex<String>) -> u64 {
     let t = text.lock().unwrap();
     t.split("tick")
-        .filter_map(|s| s.trim_end_matches(|c: char| !c.is_ascii_digit()).split_whitespace().next()?.parse().ok())
+        .filter_map(|s| {
+            s.trim_end_matches(|c: char| !c.is_ascii_digit())
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .max()
         .unwrap_or(0)
 }
@@ -411,7 +533,11 @@ fn wait_tick(text: &Mutex<String>, n: u64) -> u64 {
         if t >= n {
             return t;
         }
-        assert!(Instant::now() < end, "console stuck at tick {t}, wanted {n}: {}", text.lock().unwrap());
+        assert!(
+            Instant::now() < end,
+            "console stuck at tick {t}, wanted {n}: {}",
+            text.lock().unwrap()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -424,36 +550,60 @@ fn tty_container_gets_its_console_back() {
     let h = Husk::new();
     let id = unique("criu-tty");
     let bundle = Bundle::new(
-        &["sh", "-c", "i=0; while :; do i=$((i+1)); echo tick$i; sleep 0.05; done"],
+        &[
+            "sh",
+            "-c",
+            "i=0; while :; do i=$((i+1)); echo tick$i; sleep 0.05; done",
+        ],
         |c| c["process"]["terminal"] = json!(true),
     );
     let dir = scratch("criu-tty");
     let sock1 = dir.join("c1.sock");
     let first = console_reader(&sock1);
-    run_detached(&h, &id, &bundle, &["--console-socket", sock1.to_str().unwrap()]);
+    let _io = run_detached(
+        &h,
+        &id,
+        &bundle,
+        &["--console-socket", sock1.to_str().unwrap()],
+    );
     wait_tick(&first, 5);
     let img = dir.join("img");
-    ok_criu(&h, &["checkpoint", "--image-path", img.to_str().unwrap(), &id]);
+    ok_criu(
+        &h,
+        &["checkpoint", "--image-path", img.to_str().unwrap(), &id],
+    );
     std::thread::sleep(Duration::from_millis(200));
     let before = last_tick(&first);
 
     let sock2 = dir.join("c2.sock");
     let second = console_reader(&sock2);
-    ok_criu(
+    let _io2 = restore_detached(
         &h,
-        &[
-            "restore", "-d", "--image-path", img.to_str().unwrap(), "--bundle",
-            bundle.dir.to_str().unwrap(), "--console-socket", sock2.to_str().unwrap(), &id,
-        ],
+        &bundle,
+        &img,
+        &id,
+        &["--console-socket", sock2.to_str().unwrap()],
     );
     let after = wait_tick(&second, before + 3);
-    assert!(after > before, "the restored shell writes to the new console");
-    assert_eq!(last_tick(&first), before, "the old console gets nothing more");
+    assert!(
+        after > before,
+        "the restored shell writes to the new console"
+    );
+    assert_eq!(
+        last_tick(&first),
+        before,
+        "the old console gets nothing more"
+    );
     // without a console socket a detached restore of a tty container is refused
     h.ok(&["delete", "--force", &id]);
     let out = h.run(&[
-        "restore", "-d", "--image-path", img.to_str().unwrap(), "--bundle",
-        bundle.dir.to_str().unwrap(), &id,
+        "restore",
+        "-d",
+        "--image-path",
+        img.to_str().unwrap(),
+        "--bundle",
+        bundle.dir.to_str().unwrap(),
+        &id,
     ]);
     assert!(stderr(&out).contains("console socket"), "{}", stderr(&out));
     assert_nothing_left(&h, &id, &[]);
@@ -470,15 +620,30 @@ fn tcp_listen_socket_survives() {
     let bundle = Bundle::new(&["httpd", "-f", "-p", "8080", "-h", "/www"], |c| {
         let caps = &mut c["process"]["capabilities"];
         for set in ["bounding", "effective", "permitted"] {
-            caps[set].as_array_mut().unwrap().push(json!("CAP_NET_ADMIN"));
+            caps[set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_NET_ADMIN"));
         }
     });
     std::fs::create_dir_all(bundle.dir.join("rootfs/www")).unwrap();
-    std::fs::write(bundle.dir.join("rootfs/www/index.html"), "hello from criu\n").unwrap();
-    run_detached(&h, &id, &bundle, &[]);
+    std::fs::write(
+        bundle.dir.join("rootfs/www/index.html"),
+        "hello from criu\n",
+    )
+    .unwrap();
+    let _io = run_detached(&h, &id, &bundle, &[]);
     let get = |h: &Husk| {
         h.ok(&["exec", &id, "ip", "link", "set", "lo", "up"]);
-        h.run(&["exec", &id, "wget", "-q", "-O", "-", "http://127.0.0.1:8080/"])
+        h.run(&[
+            "exec",
+            &id,
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "http://127.0.0.1:8080/",
+        ])
     };
     let end = Instant::now() + Duration::from_secs(20);
     while !stdout(&get(&h)).contains("hello") {
@@ -486,15 +651,16 @@ fn tcp_listen_socket_survives() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let img = scratch("criu-img");
-    ok_criu(&h, &["checkpoint", "--image-path", img.to_str().unwrap(), &id]);
     ok_criu(
         &h,
-        &["restore", "-d", "--image-path", img.to_str().unwrap(), "--bundle", bundle.dir.to_str().unwrap(), &id],
+        &["checkpoint", "--image-path", img.to_str().unwrap(), &id],
     );
+    let _io2 = restore_detached(&h, &bundle, &img, &id, &[]);
     // The restored listening socket (same process, not a new httpd) answers.
     let tcp = h.ok(&["exec", &id, "cat", "/proc/net/tcp"]);
     assert!(
-        tcp.lines().any(|l| l.contains(":1F90 ") && l.contains(" 0A ")),
+        tcp.lines()
+            .any(|l| l.contains(":1F90 ") && l.contains(" 0A ")),
         "no listener on 8080 after restore: {tcp}"
     );
     let out = get(&h);

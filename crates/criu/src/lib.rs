@@ -188,7 +188,7 @@ impl Session {
             let resp = Resp::decode(&buf[..n]).map_err(|e| CriuError::Protocol(e.into()))?;
             if !resp.success {
                 let msg = match (&resp.cr_errmsg, resp.cr_errno) {
-                    (Some(m), _) if !m.is_empty() => m.clone(),
+                    (Some(m), _) if !m.trim().is_empty() => m.trim().to_string(),
                     (_, Some(e)) if e != 0 => std::io::Error::from_raw_os_error(e).to_string(),
                     _ => "unsuccessful".into(),
                 };

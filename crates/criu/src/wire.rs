@@ -154,7 +154,9 @@ mod tests {
         assert_eq!(got[0], (1, Val::Varint(150)));
         assert_eq!(got[1].1.int().map(|v| v as i32), Some(-1));
         assert_eq!(got[2], (3, Val::Bytes(b"hi")));
-        let inner: Vec<_> = fields(got[3].1.bytes().unwrap()).collect::<Result<_, _>>().unwrap();
+        let inner: Vec<_> = fields(got[3].1.bytes().unwrap())
+            .collect::<Result<_, _>>()
+            .unwrap();
         assert_eq!(inner, vec![(1, Val::Varint(1))]);
     }
 

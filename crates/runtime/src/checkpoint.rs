@@ -62,16 +62,22 @@ impl CriuDirs {
     pub fn open(flags: &CriuFlags, create_images: bool) -> Result<CriuDirs> {
         let img = &flags.image_path;
         if create_images {
-            std::fs::create_dir_all(img)
-                .map_err(RuntimeError::io(format!("create image path {}", img.display())))?;
+            std::fs::create_dir_all(img).map_err(RuntimeError::io(format!(
+                "create image path {}",
+                img.display()
+            )))?;
         }
-        let images = File::open(img)
-            .map_err(RuntimeError::io(format!("open image path {}", img.display())))?;
+        let images = File::open(img).map_err(RuntimeError::io(format!(
+            "open image path {}",
+            img.display()
+        )))?;
         let mut log_dir = img.clone();
         let work = match &flags.work_path {
             Some(w) => {
-                std::fs::create_dir_all(w)
-                    .map_err(RuntimeError::io(format!("create work path {}", w.display())))?;
+                std::fs::create_dir_all(w).map_err(RuntimeError::io(format!(
+                    "create work path {}",
+                    w.display()
+                )))?;
                 log_dir = w.clone();
                 Some(
                     File::open(w)
@@ -189,7 +195,9 @@ fn has_cgroupns(spec: &Spec) -> bool {
     namespaces(spec).any(|(t, _)| t == LinuxNamespaceType::Cgroup)
 }
 
-pub(crate) fn namespaces(spec: &Spec) -> impl Iterator<Item = (LinuxNamespaceType, Option<PathBuf>)> + '_ {
+pub(crate) fn namespaces(
+    spec: &Spec,
+) -> impl Iterator<Item = (LinuxNamespaceType, Option<PathBuf>)> + '_ {
     spec.linux()
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())
@@ -212,8 +220,7 @@ pub(crate) fn external_mounts(
         if is_bind(m) {
             let src = m.source().clone().unwrap_or_default();
             out.push((dest, bundle.join(src)));
-        } else if matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")) && !has_cgroupns(spec)
-        {
+        } else if matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")) && !has_cgroupns(spec) {
             match cgroup {
                 husk_rootfs::CgroupView::V2 { host_dir, .. } => out.push((dest, host_dir.clone())),
                 husk_rootfs::CgroupView::V1(dirs) => {
@@ -232,7 +239,8 @@ pub(crate) fn external_mounts(
         .into_iter()
         .flatten()
         .map(|d| d.path().clone());
-    let defaults = ["null", "zero", "full", "random", "urandom", "tty"].map(|d| PathBuf::from("/dev").join(d));
+    let defaults =
+        ["null", "zero", "full", "random", "urandom", "tty"].map(|d| PathBuf::from("/dev").join(d));
     for p in devices.chain(defaults) {
         let dest = clean_dest(&p);
         if !out.iter().any(|(d, _)| *d == dest) {
@@ -295,8 +303,16 @@ impl Runtime {
         if want != Features::default() {
             let have = criu.features(want).map_err(|e| criu_error(id, e))?;
             for (name, w, h) in [
-                ("memory tracking (--pre-dump)", want.mem_track, have.mem_track),
-                ("lazy pages (--lazy-pages)", want.lazy_pages, have.lazy_pages),
+                (
+                    "memory tracking (--pre-dump)",
+                    want.mem_track,
+                    have.mem_track,
+                ),
+                (
+                    "lazy pages (--lazy-pages)",
+                    want.lazy_pages,
+                    have.lazy_pages,
+                ),
             ] {
                 if w && !h {
                     return Err(RuntimeError::Usage(format!(
@@ -345,7 +361,9 @@ impl Runtime {
             check_status_fd(fd)?;
         }
         if let Some(cg) = &rec.cgroup {
-            let freezer = cg.path_for("freezer").or_else(|| cg.paths().get("").map(PathBuf::as_path));
+            let freezer = cg
+                .path_for("freezer")
+                .or_else(|| cg.paths().get("").map(PathBuf::as_path));
             opts.freeze_cgroup = freezer.map(|p| p.display().to_string());
         }
         for (t, path) in namespaces(&rec.spec) {
@@ -383,7 +401,8 @@ fn check_parent(images: &Path, parent: &Path) -> Result<()> {
     if parent.is_absolute() {
         return Err(RuntimeError::Usage("--parent-path must be relative".into()));
     }
-    let real = images.join(parent);
+    // Lexically, like Go's filepath.Join: the image directory may not exist yet.
+    let real = PathBuf::from(clean_dest(&images.join(parent)));
     match std::fs::metadata(&real) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(RuntimeError::Usage(format!(

@@ -197,6 +197,10 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     mark(plan, InitPhase::PivotRoot);
     if plan.process.terminal {
         setup_console(plan).map_err(rt(Step::Console, 0))?;
+    } else {
+        // Like runc, every container process leads its own session (CRIU needs the session
+        // leader inside the container to checkpoint it); with a terminal, above, too.
+        husk_sys::setsid().map_err(rt(Step::Console, 1))?;
     }
     for (i, s) in plan.sysctls.iter().enumerate() {
         husk_sys::write_file_at(libc::AT_FDCWD, &s.path, s.value.as_bytes())

@@ -28,10 +28,10 @@ mod trace;
 
 pub use cgroup_ops::Event;
 pub use checkpoint::{CheckpointOptions, CriuFlags};
-pub use husk_criu::CgMode;
 pub use create::CreateOptions;
 pub use exec::ExecOptions;
 pub use husk_cgroups::Stats;
+pub use husk_criu::CgMode;
 pub use husk_state::{OciState, Status};
 pub use ops::parse_signal;
 pub use restore::RestoreOptions;

@@ -155,9 +155,7 @@ impl Runtime {
                     opts.inherit_fd.push((ext_ns_key(name), f.as_raw_fd()));
                     ns_files.push(f);
                 }
-                Some((name, false)) => opts
-                    .join_ns
-                    .push((name.into(), path.display().to_string())),
+                Some((name, false)) => opts.join_ns.push((name.into(), path.display().to_string())),
             }
         }
         // The init's old stdio pipes are replaced by husk's own stdio (runc's convention,
@@ -217,7 +215,9 @@ impl Runtime {
             .restored_pid
             .filter(|p| *p > 0)
             .or(got.pid)
-            .ok_or_else(|| RuntimeError::Init(format!("container {id}: criu restored no process")))?;
+            .ok_or_else(|| {
+                RuntimeError::Init(format!("container {id}: criu restored no process"))
+            })?;
         record.pid = pid;
         record.pid_start = husk_sys::proc::start_time(pid).ok_or_else(|| {
             RuntimeError::Init(format!("container {id}: restored process {pid} vanished"))

@@ -101,7 +101,10 @@ pub(super) fn checkpoint(argv: &[String], rt: &Runtime, criu: Option<&str>) -> R
     };
     let opts = CheckpointOptions {
         criu: criu_flags(cmd, &p, criu)?,
-        parent_path: p.value("parent-path").filter(|v| !v.is_empty()).map(PathBuf::from),
+        parent_path: p
+            .value("parent-path")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from),
         leave_running: p.has("leave-running"),
         pre_dump: p.has("pre-dump"),
         tcp_skip_in_flight: p.has("tcp-skip-in-flight"),
