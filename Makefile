@@ -9,7 +9,7 @@ OUT = $(abspath $(or $(CARGO_TARGET_DIR),target))/$(or $(HOST_TUPLE),$(error rus
 HUSK_RELEASE = $(OUT)/release/husk
 DEMO_DIR ?= /var/tmp/husk-demo
 
-.PHONY: all build release deps demo test unit integration cgroup-v2 e2e lint clean
+.PHONY: all build release deps demo test unit integration cgroup-v2 criu-vm e2e lint clean
 
 all: release
 
@@ -40,13 +40,18 @@ integration: build
 cgroup-v2:
 	tests/vm/run-cgroup-tests.sh
 
+# checkpoint/restore through CRIU, in the tests/vm qemu VM (Debian's 6.1 kernel, where
+# Debian's criu works; it fails `criu check` on newer host kernels). Prints its time.
+criu-vm:
+	tests/vm/run-criu-tests.sh
+
 # Podman and containerd driving husk as their runtime (integration/README.md); the same
 # suites against runc prove the suites themselves.
 e2e: build
 	integration/run.sh --runtime $(OUT)/debug/husk all
 	@if command -v runc >/dev/null; then integration/run.sh --runtime "$$(command -v runc)" all; fi
 
-test: deps lint unit integration cgroup-v2 e2e conformance
+test: deps lint unit integration cgroup-v2 criu-vm e2e conformance
 
 clean:
 	$(CARGO) clean

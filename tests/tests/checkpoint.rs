@@ -657,7 +657,7 @@ fn tcp_listen_socket_survives() {
     );
     let _io2 = restore_detached(&h, &bundle, &img, &id, &[]);
     // The restored listening socket (same process, not a new httpd) answers.
-    let tcp = h.ok(&["exec", &id, "cat", "/proc/net/tcp"]);
+    let tcp = h.ok(&["exec", &id, "cat", "/proc/net/tcp", "/proc/net/tcp6"]);
     assert!(
         tcp.lines()
             .any(|l| l.contains(":1F90 ") && l.contains(" 0A ")),
@@ -667,5 +667,133 @@ fn tcp_listen_socket_survives() {
     assert!(stdout(&out).contains("hello from criu"), "{}", stderr(&out));
     h.ok(&["delete", "--force", &id]);
     assert_nothing_left(&h, &id, &[]);
+    let _ = std::fs::remove_dir_all(img);
+}
+
+#[test]
+fn page_server_receives_the_memory_pages() {
+    if !criu_works("page_server_receives_the_memory_pages") {
+        return;
+    }
+    let h = Husk::new();
+    let id = unique("criu-ps");
+    let c = Counter::new(|_| {});
+    let _io = run_detached(&h, &id, &c.bundle, &[]);
+    c.wait_for(5);
+    let dir = scratch("criu-ps");
+    let (pages, img, work) = (dir.join("pages"), dir.join("img"), dir.join("work"));
+    std::fs::create_dir_all(&pages).unwrap();
+    let port = 27000 + (std::process::id() % 1000) as u16;
+    let mut server = std::process::Command::new("criu")
+        .args([
+            "page-server",
+            "--images-dir",
+            pages.to_str().unwrap(),
+            "--port",
+        ])
+        .arg(port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    // Wait for its listening socket without connecting (it serves one connection).
+    let needle = format!(":{port:04X} ");
+    let end = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .chain(
+            std::fs::read_to_string("/proc/net/tcp6")
+                .unwrap_or_default()
+                .lines(),
+        )
+        .any(|l| l.contains(&needle) && l.contains(" 0A "))
+    {
+        assert!(Instant::now() < end, "criu page-server never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ok_criu(
+        &h,
+        &[
+            "checkpoint",
+            "--page-server",
+            &addr,
+            "--image-path",
+            img.to_str().unwrap(),
+            "--work-path",
+            work.to_str().unwrap(),
+            &id,
+        ],
+    );
+    let _ = server.wait();
+    assert!(
+        work.join("dump.log").exists(),
+        "--work-path holds CRIU's log"
+    );
+    let names = |d: &Path| -> Vec<String> {
+        std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert!(
+        names(&pages).iter().any(|n| n.starts_with("pages-")),
+        "no pages at the page server"
+    );
+    assert!(
+        !names(&img).iter().any(|n| n.starts_with("pages-")),
+        "pages written locally"
+    );
+    for n in names(&img) {
+        std::fs::copy(img.join(&n), pages.join(&n)).unwrap();
+    }
+    let at_dump = c.count();
+    let _io2 = restore_detached(&h, &c.bundle, &pages, &id, &[]);
+    c.wait_for(at_dump + 3);
+    h.ok(&["delete", "--force", &id]);
+    assert_nothing_left(&h, &id, &[]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn foreground_restore_waits_for_the_process() {
+    if !criu_works("foreground_restore_waits_for_the_process") {
+        return;
+    }
+    let h = Husk::new();
+    let id = unique("criu-fg");
+    let c = Counter::new(|_| {});
+    let _io = run_detached(&h, &id, &c.bundle, &[]);
+    c.wait_for(5);
+    let img = scratch("criu-img");
+    ok_criu(
+        &h,
+        &["checkpoint", "--image-path", img.to_str().unwrap(), &id],
+    );
+    let at_dump = c.count();
+    let fg = h
+        .command(&[
+            "restore",
+            "--image-path",
+            img.to_str().unwrap(),
+            "--bundle",
+            c.bundle_arg(),
+            &id,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.wait_for(at_dump + 3);
+    assert_eq!(h.status(&id), "running");
+    let pid = init_pid(&h, &id);
+    h.ok(&["kill", &id, "KILL"]);
+    let out = fg.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
+    // like a foreground run, the container is removed once its process is gone
+    assert_nothing_left(&h, &id, &[pid]);
     let _ = std::fs::remove_dir_all(img);
 }
