@@ -797,3 +797,56 @@ fn foreground_restore_waits_for_the_process() {
     assert_nothing_left(&h, &id, &[pid]);
     let _ = std::fs::remove_dir_all(img);
 }
+
+#[test]
+fn dev_null_stdio_is_handed_over_as_an_external_file() {
+    if !criu_works("dev_null_stdio_is_handed_over_as_an_external_file") {
+        return;
+    }
+    let h = Husk::new();
+    let id = unique("criu-null");
+    let c = Counter::new(|_| {});
+    // `husk run -d ID < /dev/null > /dev/null 2>&1`: the init's stdio is the host's /dev/null,
+    // a file on a mount the container does not have.
+    let log = c.bundle.dir.join("husk.log");
+    let null = |args: &[&str]| {
+        let mut full = vec!["--log", log.to_str().unwrap()];
+        full.extend_from_slice(args);
+        let st = h
+            .command(&full)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "husk {args:?}: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    };
+    null(&["run", "-d", "--bundle", c.bundle_arg(), &id]);
+    c.wait_for(5);
+    let img = scratch("criu-img");
+    null(&["checkpoint", "--image-path", img.to_str().unwrap(), &id]);
+    let ext = std::fs::read_to_string(img.join("stdio-external.json")).unwrap();
+    assert!(ext.contains("file["), "{ext}");
+    let at_dump = c.count();
+    null(&[
+        "restore",
+        "-d",
+        "--image-path",
+        img.to_str().unwrap(),
+        "--bundle",
+        c.bundle_arg(),
+        &id,
+    ]);
+    c.wait_for(at_dump + 3);
+    let pid = init_pid(&h, &id);
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/fd/1")).unwrap(),
+        Path::new("/dev/null")
+    );
+    h.ok(&["delete", "--force", &id]);
+    assert_nothing_left(&h, &id, &[pid]);
+    let _ = std::fs::remove_dir_all(img);
+}

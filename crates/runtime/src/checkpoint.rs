@@ -49,6 +49,8 @@ pub struct CheckpointOptions {
 /// Descriptor targets of the init's stdio, saved beside the images (runc's file name), so a
 /// restore can hand in new pipes for the old ones.
 pub(crate) const DESCRIPTORS: &str = "descriptors.json";
+/// husk's addition: CRIU keys of stdio files outside the container, by descriptor number.
+pub(crate) const STDIO_EXTERNAL: &str = "stdio-external.json";
 
 /// The open image and work directories and the options every CRIU request starts from.
 pub(crate) struct CriuDirs {
@@ -321,8 +323,10 @@ impl Runtime {
                 }
             }
         }
+        let mut opts = opts;
         if !o.pre_dump {
-            save_descriptors(&rec, &o.criu.image_path)?;
+            opts.external
+                .extend(save_descriptors(&rec, &o.criu.image_path)?);
         }
         let mut status_fd = o.status_fd;
         let mut session = criu
@@ -416,17 +420,60 @@ fn check_parent(images: &Path, parent: &Path) -> Result<()> {
     }
 }
 
-fn save_descriptors(rec: &Record, images: &Path) -> Result<()> {
-    let fds: Vec<String> = (0..3)
-        .map(|i| {
-            std::fs::read_link(format!("/proc/{}/fd/{i}", rec.pid))
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| "/dev/null".into())
-        })
+/// Writes descriptors.json (runc's: the init's stdio targets) and, for stdio files on mounts
+/// outside the container (a caller's /dev/null or log file), `stdio-external.json` with the
+/// CRIU external-file keys it returns: CRIU dumps those as external files, and a restore
+/// hands in its own stdio for them, as it does for pipes.
+fn save_descriptors(rec: &Record, images: &Path) -> Result<Vec<String>> {
+    let own_mounts: Vec<String> = std::fs::read_to_string(format!("/proc/{}/mountinfo", rec.pid))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
         .collect();
-    let path = images.join(DESCRIPTORS);
-    std::fs::write(&path, serde_json::to_vec(&fds).unwrap_or_default())
-        .map_err(RuntimeError::io(format!("write {}", path.display())))
+    let mut targets = Vec::new();
+    let mut external: Vec<Option<String>> = Vec::new();
+    for i in 0..3 {
+        let link = format!("/proc/{}/fd/{i}", rec.pid);
+        let target = std::fs::read_link(&link)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "/dev/null".into());
+        external.push(external_file_key(rec.pid, i, &target, &own_mounts));
+        targets.push(target);
+    }
+    let write = |name: &str, data: Vec<u8>| {
+        let path = images.join(name);
+        std::fs::write(&path, data).map_err(RuntimeError::io(format!("write {}", path.display())))
+    };
+    write(
+        DESCRIPTORS,
+        serde_json::to_vec(&targets).unwrap_or_default(),
+    )?;
+    write(
+        STDIO_EXTERNAL,
+        serde_json::to_vec(&external).unwrap_or_default(),
+    )?;
+    Ok(external.into_iter().flatten().collect())
+}
+
+/// CRIU's `file[MNT_ID:INODE]` key (hex) for a stdio file whose mount is not the container's.
+fn external_file_key(pid: i32, fd: i32, target: &str, own_mounts: &[String]) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    if !target.starts_with('/') {
+        return None; // pipe:[..], socket:[..], anon_inode:..
+    }
+    let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+    let mnt_id = info
+        .lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))?
+        .trim()
+        .to_string();
+    if own_mounts.contains(&mnt_id) {
+        return None;
+    }
+    let ino = std::fs::metadata(format!("/proc/{pid}/fd/{fd}"))
+        .ok()?
+        .ino();
+    Some(format!("file[{:x}:{ino:x}]", mnt_id.parse::<u64>().ok()?))
 }
 
 /// `--status-fd` must be an open descriptor of husk's, open for writing.

@@ -16,7 +16,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::checkpoint::{
     cgroup_view_of, clean_dest, criu_error, criu_ns, ext_ns_key, external_mounts, is_bind,
-    namespaces, CriuDirs, CriuFlags, DESCRIPTORS,
+    namespaces, CriuDirs, CriuFlags, DESCRIPTORS, STDIO_EXTERNAL,
 };
 use crate::record::Record;
 use crate::relay::Relay;
@@ -163,6 +163,16 @@ impl Runtime {
         for (i, d) in descriptors.iter().enumerate() {
             if d.contains("pipe:") {
                 opts.inherit_fd.push((d.clone(), i as i32));
+            }
+        }
+        // Files outside the container (husk's stdio-external.json) likewise.
+        let external: Vec<Option<String>> = std::fs::read(o.criu.image_path.join(STDIO_EXTERNAL))
+            .ok()
+            .and_then(|d| serde_json::from_slice(&d).ok())
+            .unwrap_or_default();
+        for (i, key) in external.into_iter().enumerate() {
+            if let Some(key) = key {
+                opts.inherit_fd.push((key, i as i32));
             }
         }
 
