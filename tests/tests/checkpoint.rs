@@ -850,3 +850,73 @@ fn dev_null_stdio_is_handed_over_as_an_external_file() {
     assert_nothing_left(&h, &id, &[pid]);
     let _ = std::fs::remove_dir_all(img);
 }
+
+#[test]
+fn lazy_pages_migration_with_status_fd() {
+    if !criu_works("lazy_pages_migration_with_status_fd") {
+        return;
+    }
+    let h = Husk::new();
+    let id = unique("criu-lazy");
+    let c = Counter::new(|_| {});
+    let _io = run_detached(&h, &id, &c.bundle, &[]);
+    c.wait_for(5);
+    let img = scratch("criu-lazy");
+    let port = (28000 + std::process::id() % 1000).to_string();
+    let addr = format!("127.0.0.1:{port}");
+    // husk's stdout is the status descriptor: CRIU's page server is ready when a 0 arrives.
+    let mut dump = h
+        .command(&[
+            "checkpoint",
+            "--lazy-pages",
+            "--page-server",
+            &addr,
+            "--status-fd",
+            "1",
+            "--image-path",
+            img.to_str().unwrap(),
+            &id,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut byte = [1u8; 1];
+    let n = dump.stdout.take().unwrap().read(&mut byte).unwrap();
+    if n == 0 {
+        let out = dump.wait_with_output().unwrap();
+        panic!(
+            "checkpoint --lazy-pages ended without status: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(byte[0], 0, "the status descriptor gets a zero byte");
+    let at_dump = c.count();
+    let mut lazy = std::process::Command::new("criu")
+        .args([
+            "lazy-pages",
+            "--page-server",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            &port,
+        ])
+        .arg("--images-dir")
+        .arg(&img)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let id2 = unique("criu-lazy-new");
+    let _io2 = restore_detached(&h, &c.bundle, &img, &id2, &["--lazy-pages"]);
+    c.wait_for(at_dump + 3);
+    let out = dump.wait_with_output().unwrap();
+    assert!(out.status.success(), "lazy checkpoint: {}", stderr(&out));
+    let _ = lazy.wait();
+    assert_nothing_left(&h, &id, &[]);
+    h.ok(&["delete", "--force", &id2]);
+    assert_nothing_left(&h, &id2, &[]);
+    let _ = std::fs::remove_dir_all(img);
+}
