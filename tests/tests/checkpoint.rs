@@ -53,23 +53,24 @@ struct Counter {
 
 impl Counter {
     fn new(edit: impl FnOnce(&mut Value)) -> Counter {
+        Counter::with_prefix("", edit)
+    }
+
+    /// The counter after `prefix` (shell commands run first by the same shell).
+    fn with_prefix(prefix: &str, edit: impl FnOnce(&mut Value)) -> Counter {
         let data = scratch("criu-data");
         let d = data.to_str().unwrap().to_string();
-        let bundle = Bundle::new(
-            &[
-                "sh",
-                "-c",
-                "i=0; while :; do i=$((i+1)); echo $i > /data/count.tmp; \
-                 mv /data/count.tmp /data/count; sleep 0.05; done",
-            ],
-            |c| {
-                c["mounts"].as_array_mut().unwrap().push(json!({
-                    "destination": "/data", "type": "bind", "source": d,
-                    "options": ["rbind", "rw"]
-                }));
-                edit(c)
-            },
+        let script = format!(
+            "{prefix}i=0; while :; do i=$((i+1)); echo $i > /data/count.tmp; \
+             mv /data/count.tmp /data/count; sleep 0.05; done"
         );
+        let bundle = Bundle::new(&["sh", "-c", &script], |c| {
+            c["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/data", "type": "bind", "source": d,
+                "options": ["rbind", "rw"]
+            }));
+            edit(c)
+        });
         Counter { bundle, data }
     }
 
@@ -881,10 +882,14 @@ fn lazy_pages_migration_with_status_fd() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut status = dump.stdout.take().unwrap();
+    // Whatever fails below, neither the dump (serving pages) nor the lazy-pages daemon may
+    // outlive the test.
+    let mut dump = KillOnDrop(Some(dump));
     let mut byte = [1u8; 1];
-    let n = dump.stdout.take().unwrap().read(&mut byte).unwrap();
+    let n = status.read(&mut byte).unwrap();
     if n == 0 {
-        let out = dump.wait_with_output().unwrap();
+        let out = dump.0.take().unwrap().wait_with_output().unwrap();
         panic!(
             "checkpoint --lazy-pages ended without status: {}",
             stderr(&out)
@@ -892,31 +897,93 @@ fn lazy_pages_migration_with_status_fd() {
     }
     assert_eq!(byte[0], 0, "the status descriptor gets a zero byte");
     let at_dump = c.count();
-    let mut lazy = std::process::Command::new("criu")
-        .args([
-            "lazy-pages",
-            "--page-server",
-            "--address",
-            "127.0.0.1",
-            "--port",
-            &port,
-        ])
-        .arg("--images-dir")
-        .arg(&img)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let _lazy = KillOnDrop(Some(
+        std::process::Command::new("criu")
+            .args([
+                "lazy-pages",
+                "--page-server",
+                "--address",
+                "127.0.0.1",
+                "--port",
+                &port,
+            ])
+            .arg("--images-dir")
+            .arg(&img)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
     std::thread::sleep(Duration::from_millis(500));
     let id2 = unique("criu-lazy-new");
     let _io2 = restore_detached(&h, &c.bundle, &img, &id2, &["--lazy-pages"]);
     c.wait_for(at_dump + 3);
-    let out = dump.wait_with_output().unwrap();
+    let out = dump.0.take().unwrap().wait_with_output().unwrap();
     assert!(out.status.success(), "lazy checkpoint: {}", stderr(&out));
-    let _ = lazy.wait();
     assert_nothing_left(&h, &id, &[]);
     h.ok(&["delete", "--force", &id2]);
     assert_nothing_left(&h, &id2, &[]);
     let _ = std::fs::remove_dir_all(img);
+}
+
+#[test]
+fn file_locks_need_the_flag() {
+    if !criu_works("file_locks_need_the_flag") {
+        return;
+    }
+    let h = Husk::new();
+    let id = unique("criu-lock");
+    // a process of the container holds a flock on /data/lock
+    let c = Counter::with_prefix("flock /data/lock sleep 100000 & ", |_| {});
+    let _io = run_detached(&h, &id, &c.bundle, &[]);
+    c.wait_for(5);
+    let img = scratch("criu-img");
+    let out = h.run(&["checkpoint", "--image-path", img.to_str().unwrap(), &id]);
+    assert!(!out.status.success(), "a held file lock needs --file-locks");
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("file locks"), "{}", stderr(&out));
+    assert_eq!(
+        h.status(&id),
+        "running",
+        "a failed dump leaves the container running"
+    );
+    let n = c.count();
+    c.wait_for(n + 2);
+    ok_criu(
+        &h,
+        &[
+            "checkpoint",
+            "--file-locks",
+            "--image-path",
+            img.to_str().unwrap(),
+            &id,
+        ],
+    );
+    let at_dump = c.count();
+    let _io2 = restore_detached(&h, &c.bundle, &img, &id, &["--file-locks"]);
+    c.wait_for(at_dump + 3);
+    let pid = init_pid(&h, &id);
+    let procs = std::fs::read_to_string(cgroup_dir(pid).join("cgroup.procs")).unwrap();
+    let locks = std::fs::read_to_string("/proc/locks").unwrap();
+    let held = locks.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.get(1) == Some(&"FLOCK") && f.get(4).is_some_and(|p| procs.lines().any(|q| q == *p))
+    });
+    assert!(held, "lock not restored: {locks} (container: {procs})");
+    h.ok(&["delete", "--force", &id]);
+    assert_nothing_left(&h, &id, &[pid]);
+    let _ = std::fs::remove_dir_all(img);
+}
+
+/// A helper process killed (and reaped) if the test ends before it does.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }

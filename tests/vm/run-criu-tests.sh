@@ -8,7 +8,7 @@
 # fails the lane instead of skipping. Extra arguments go to the test binary (a name filter).
 #
 # Knobs: CARGO_TARGET_DIR (default /var/tmp/husk-target-vm-criu; not under /tmp, which the
-# guest replaces), V2VM_CACHE, V2VM_TIMEOUT (default here 900), V2VM_KEEP=1 (see README.md).
+# guest replaces), V2VM_CACHE, V2VM_TIMEOUT (default here 600), V2VM_KEEP=1 (see README.md).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -38,7 +38,7 @@ RUNNER='echo "guest: kernel $(uname -r), $(criu --version | head -n1), cgroup $(
 criu check || { echo "criu check fails in the VM" >&2; exit 1; }
 exec "$@" --test-threads=1'
 rc=0
-V2VM_TIMEOUT=${V2VM_TIMEOUT:-900} \
+V2VM_TIMEOUT=${V2VM_TIMEOUT:-600} \
 V2VM_PASS_ENV="${V2VM_PASS_ENV:-PATH HOME USER LANG LC_* TERM CI RUST* CARGO* NO_COLOR HUSK} HUSK_CRIU_REQUIRED" \
 HUSK_CRIU_REQUIRED=1 \
     "$HERE/run-in-v2vm.sh" "$REPO" bash -c "$RUNNER" _ "$BIN" "$@" || rc=$?

@@ -22,6 +22,9 @@ use crate::record::Record;
 use crate::relay::Relay;
 use crate::{Result, Runtime, RuntimeError};
 
+/// Where the rootfs is bound for CRIU, in the state directory (runc's name).
+const CRIU_ROOT: &str = "criu-root";
+
 /// The `restore` flags.
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
@@ -124,7 +127,7 @@ impl Runtime {
         let cgroup = self.restore_cgroup(id, spec)?;
         undo.cgroup = Some(cgroup.clone());
         let dir = undo.dir.as_ref().expect("just set");
-        let root = dir.file("criu-root");
+        let root = dir.file(CRIU_ROOT);
         bind_root(&bundle.rootfs, &root)?;
         undo.root = Some(root.clone());
         prepare_mountpoints(spec, &bundle.rootfs);
@@ -319,6 +322,17 @@ fn load_descriptors(images: &Path) -> Result<Vec<String>> {
     )))?;
     serde_json::from_slice(&data)
         .map_err(|e| RuntimeError::Usage(format!("{}: {e}", path.display())))
+}
+
+/// A restore killed while `criu-root` was bound leaves it in the state directory, which has
+/// no state.json yet: `delete --force` detaches it before removing the directory, so that
+/// removal never walks into the bundle's rootfs.
+pub(crate) fn detach_leftover_root(state_dir: &Path) {
+    let root = state_dir.join(CRIU_ROOT);
+    if let Ok(c) = std::ffi::CString::new(root.as_os_str().as_encoded_bytes()) {
+        let _ = husk_sys::mount::umount2(&c, libc::MNT_DETACH);
+    }
+    let _ = std::fs::remove_dir(&root);
 }
 
 /// CRIU needs its root to be a mount point whose parent is not overmounted: a bind of the
