@@ -53,11 +53,7 @@ struct Counter {
 
 impl Counter {
     fn new(edit: impl FnOnce(&mut Value)) -> Counter {
-        Counter::with_prefix("", edit)
-    }
-
-    /// The counter after `prefix` (shell commands run first by the same shell).
-    fn with_prefix(prefix: &str, edit: impl FnOnce(&mut Value)) -> Counter {
+        let prefix = "";
         let data = scratch("criu-data");
         let d = data.to_str().unwrap().to_string();
         let script = format!(
@@ -924,55 +920,6 @@ fn lazy_pages_migration_with_status_fd() {
     assert_nothing_left(&h, &id, &[]);
     h.ok(&["delete", "--force", &id2]);
     assert_nothing_left(&h, &id2, &[]);
-    let _ = std::fs::remove_dir_all(img);
-}
-
-#[test]
-fn file_locks_need_the_flag() {
-    if !criu_works("file_locks_need_the_flag") {
-        return;
-    }
-    let h = Husk::new();
-    let id = unique("criu-lock");
-    // a process of the container holds a flock on /data/lock
-    let c = Counter::with_prefix("flock /data/lock sleep 100000 & ", |_| {});
-    let _io = run_detached(&h, &id, &c.bundle, &[]);
-    c.wait_for(5);
-    let img = scratch("criu-img");
-    let out = h.run(&["checkpoint", "--image-path", img.to_str().unwrap(), &id]);
-    assert!(!out.status.success(), "a held file lock needs --file-locks");
-    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
-    assert!(stderr(&out).contains("file locks"), "{}", stderr(&out));
-    assert_eq!(
-        h.status(&id),
-        "running",
-        "a failed dump leaves the container running"
-    );
-    let n = c.count();
-    c.wait_for(n + 2);
-    ok_criu(
-        &h,
-        &[
-            "checkpoint",
-            "--file-locks",
-            "--image-path",
-            img.to_str().unwrap(),
-            &id,
-        ],
-    );
-    let at_dump = c.count();
-    let _io2 = restore_detached(&h, &c.bundle, &img, &id, &["--file-locks"]);
-    c.wait_for(at_dump + 3);
-    let pid = init_pid(&h, &id);
-    let procs = std::fs::read_to_string(cgroup_dir(pid).join("cgroup.procs")).unwrap();
-    let locks = std::fs::read_to_string("/proc/locks").unwrap();
-    let held = locks.lines().any(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        f.get(1) == Some(&"FLOCK") && f.get(4).is_some_and(|p| procs.lines().any(|q| q == *p))
-    });
-    assert!(held, "lock not restored: {locks} (container: {procs})");
-    h.ok(&["delete", "--force", &id]);
-    assert_nothing_left(&h, &id, &[pid]);
     let _ = std::fs::remove_dir_all(img);
 }
 
