@@ -28,6 +28,12 @@ fn criu_check() -> Result<(), String> {
     }
 }
 
+/// A skip reason, written straight to stderr so that libtest's capture does not hide it.
+fn skip(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
 fn criu_works(test: &str) -> bool {
     match criu_check() {
         Ok(()) => true,
@@ -35,10 +41,10 @@ fn criu_works(test: &str) -> bool {
             panic!("{test}: CRIU cannot work here but HUSK_CRIU_REQUIRED is set: {why}")
         }
         Err(why) => {
-            eprintln!(
+            skip(&format!(
                 "SKIP {test}: CRIU cannot work on this host ({why}); \
                  it runs in the VM lane (make criu-vm)"
-            );
+            ));
             false
         }
     }
@@ -268,10 +274,10 @@ fn missing_criu_binary_is_one_clear_error() {
 fn failing_criu_check_is_one_clear_error() {
     let why = match criu_check() {
         Ok(()) => {
-            eprintln!(
+            skip(&format!(
                 "SKIP failing_criu_check_is_one_clear_error: `criu check` passes on this \
                  host; the CRIU tests below run instead"
-            );
+            ));
             return;
         }
         Err(why) => why,

@@ -136,48 +136,14 @@ impl Runtime {
         opts.evasive_devices = true;
         opts.rst_sibling = true;
         opts.root = Some(root.display().to_string());
-        let view = cgroup_view_of(spec, Some(&cgroup));
-        for (dest, src) in external_mounts(spec, &bundle.dir, &view) {
-            opts.ext_mnt.push((dest, src.display().to_string()));
-        }
-        let mut ns_files: Vec<File> = Vec::new();
-        for (t, path) in namespaces(spec) {
-            let Some(path) = path else { continue };
-            match criu_ns(t) {
-                None => {
-                    return Err(RuntimeError::Usage(format!(
-                        "restore: cannot join an existing {t:?} namespace ({}) with CRIU",
-                        path.display()
-                    )))
-                }
-                Some((name, true)) => {
-                    let f = File::open(&path).map_err(RuntimeError::io(format!(
-                        "open {name} namespace {}",
-                        path.display()
-                    )))?;
-                    opts.inherit_fd.push((ext_ns_key(name), f.as_raw_fd()));
-                    ns_files.push(f);
-                }
-                Some((name, false)) => opts.join_ns.push((name.into(), path.display().to_string())),
-            }
-        }
-        // The init's old stdio pipes are replaced by husk's own stdio (runc's convention,
-        // which containerd and conmon rely on).
-        for (i, d) in descriptors.iter().enumerate() {
-            if d.contains("pipe:") {
-                opts.inherit_fd.push((d.clone(), i as i32));
-            }
-        }
-        // Files outside the container (husk's stdio-external.json) likewise.
-        let external: Vec<Option<String>> = std::fs::read(o.criu.image_path.join(STDIO_EXTERNAL))
-            .ok()
-            .and_then(|d| serde_json::from_slice(&d).ok())
-            .unwrap_or_default();
-        for (i, key) in external.into_iter().enumerate() {
-            if let Some(key) = key {
-                opts.inherit_fd.push((key, i as i32));
-            }
-        }
+        let ns_files = map_outside(
+            &mut opts,
+            spec,
+            &bundle.dir,
+            &cgroup,
+            &o.criu.image_path,
+            &descriptors,
+        )?;
 
         let set = crate::run::signal_set();
         if !o.detach {
@@ -275,6 +241,61 @@ impl Runtime {
             .map_err(cg_err)?;
         Ok(cgroup)
     }
+}
+
+/// Maps what lies outside the container back to this host: external mounts to their sources
+/// (the new cgroup for the cgroup bind), joined namespaces (external net/pid as inherited
+/// descriptors, returned so they stay open), and the old stdio pipes and outside files to
+/// husk's own stdio (runc's convention, which containerd and conmon rely on).
+fn map_outside(
+    opts: &mut husk_criu::Opts,
+    spec: &Spec,
+    bundle_dir: &Path,
+    cgroup: &husk_cgroups::Manager,
+    images: &Path,
+    descriptors: &[String],
+) -> Result<Vec<File>> {
+    let view = cgroup_view_of(spec, Some(cgroup));
+    for (dest, src) in external_mounts(spec, bundle_dir, &view) {
+        opts.ext_mnt.push((dest, src.display().to_string()));
+    }
+    let mut ns_files: Vec<File> = Vec::new();
+    for (t, path) in namespaces(spec) {
+        let Some(path) = path else { continue };
+        match criu_ns(t) {
+            None => {
+                return Err(RuntimeError::Usage(format!(
+                    "restore: cannot join an existing {t:?} namespace ({}) with CRIU",
+                    path.display()
+                )))
+            }
+            Some((name, true)) => {
+                let f = File::open(&path).map_err(RuntimeError::io(format!(
+                    "open {name} namespace {}",
+                    path.display()
+                )))?;
+                opts.inherit_fd.push((ext_ns_key(name), f.as_raw_fd()));
+                ns_files.push(f);
+            }
+            Some((name, false)) => opts.join_ns.push((name.into(), path.display().to_string())),
+        }
+    }
+    for (i, d) in descriptors.iter().enumerate() {
+        if d.contains("pipe:") {
+            opts.inherit_fd.push((d.clone(), i as i32));
+        }
+    }
+    // Files outside the container (husk's stdio-external.json) likewise.
+    let external: Vec<Option<String>> = std::fs::read(images.join(STDIO_EXTERNAL))
+        .ok()
+        .and_then(|d| serde_json::from_slice(&d).ok())
+        .unwrap_or_default();
+    for (i, key) in external.into_iter().enumerate() {
+        if let Some(key) = key {
+            opts.inherit_fd.push((key, i as i32));
+        }
+    }
+    Ok(ns_files)
 }
 
 /// Answers one CRIU notification of a restore.
