@@ -274,10 +274,10 @@ fn missing_criu_binary_is_one_clear_error() {
 fn failing_criu_check_is_one_clear_error() {
     let why = match criu_check() {
         Ok(()) => {
-            skip(&format!(
+            skip(
                 "SKIP failing_criu_check_is_one_clear_error: `criu check` passes on this \
-                 host; the CRIU tests below run instead"
-            ));
+                 host; the CRIU tests below run instead",
+            );
             return;
         }
         Err(why) => why,
