@@ -940,3 +940,68 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+#[test]
+fn only_running_containers_are_checkpointed() {
+    let h = Husk::new();
+    let id = unique("criu-created");
+    let bundle = Bundle::new(&["true"], |_| {});
+    h.create(&id, &bundle);
+    let img = scratch("criu-img").join("x");
+    let out = h.run(&["checkpoint", "--image-path", img.to_str().unwrap(), &id]);
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out).trim(),
+        "husk: Container cannot be checkpointed in created state"
+    );
+    assert!(!img.exists());
+    h.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn failed_restore_leaves_nothing_behind() {
+    if !criu_works("failed_restore_leaves_nothing_behind") {
+        return;
+    }
+    let h = Husk::new();
+    let id = unique("criu-bad");
+    let bundle = Bundle::new(&["sleep", "30"], |_| {});
+    // descriptors.json but no CRIU images: CRIU itself fails
+    let img = scratch("criu-img");
+    std::fs::write(
+        img.join("descriptors.json"),
+        r#"["/dev/null","/dev/null","/dev/null"]"#,
+    )
+    .unwrap();
+    let out = h.run(&[
+        "restore",
+        "-d",
+        "--image-path",
+        img.to_str().unwrap(),
+        "--bundle",
+        bundle.dir.to_str().unwrap(),
+        &id,
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("criu") && err.contains("restore.log"), "{err}");
+    assert_nothing_left(&h, &id, &[]);
+    // no checkpoint at all: named before anything is made
+    let out = h.run(&[
+        "restore",
+        "-d",
+        "--image-path",
+        "/nonexistent/img",
+        "--bundle",
+        bundle.dir.to_str().unwrap(),
+        &id,
+    ]);
+    assert!(
+        stderr(&out).contains("descriptors.json"),
+        "{}",
+        stderr(&out)
+    );
+    assert_nothing_left(&h, &id, &[]);
+    let _ = std::fs::remove_dir_all(img);
+}
