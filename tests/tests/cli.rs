@@ -99,6 +99,51 @@ const RUNC: &[(&str, &[&str])] = &[
     ("features", &[]),
     ("delete", &["--force", "-f"]),
     ("spec", &["--bundle", "-b", "--rootless"]),
+    (
+        "checkpoint",
+        &[
+            "--image-path",
+            "--work-path",
+            "--parent-path",
+            "--leave-running",
+            "--tcp-established",
+            "--tcp-skip-in-flight",
+            "--ext-unix-sk",
+            "--shell-job",
+            "--lazy-pages",
+            "--status-fd",
+            "--page-server",
+            "--file-locks",
+            "--pre-dump",
+            "--manage-cgroups-mode",
+            "--empty-ns",
+            "--auto-dedup",
+            "--link-remap",
+        ],
+    ),
+    (
+        "restore",
+        &[
+            "--console-socket",
+            "--image-path",
+            "--work-path",
+            "--tcp-established",
+            "--ext-unix-sk",
+            "--shell-job",
+            "--file-locks",
+            "--manage-cgroups-mode",
+            "--bundle",
+            "-b",
+            "--detach",
+            "-d",
+            "--pid-file",
+            "--no-subreaper",
+            "--no-pivot",
+            "--empty-ns",
+            "--auto-dedup",
+            "--lazy-pages",
+        ],
+    ),
 ];
 const GLOBAL: &[&str] = &[
     "--root",
@@ -107,13 +152,14 @@ const GLOBAL: &[&str] = &[
     "--debug",
     "--systemd-cgroup",
     "--rootless",
+    "--criu",
     "--help",
     "-h",
     "--version",
     "-v",
 ];
 /// Accepted, not in `--help`, documented in husk.8.
-const HIDDEN_GLOBAL: &[&str] = &["--criu"];
+const HIDDEN_GLOBAL: &[&str] = &[];
 
 fn husk(args: &[&str]) -> std::process::Output {
     Command::new(husk_bin())

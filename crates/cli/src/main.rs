@@ -14,6 +14,8 @@ use logging::{Format, Logger};
 pub struct Globals {
     pub root: Option<std::path::PathBuf>,
     pub systemd_cgroup: bool,
+    /// `--criu`: the CRIU binary for checkpoint/restore.
+    pub criu: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
     let globals = Globals {
         root: g.value("root").map(Into::into),
         systemd_cgroup: g.has("systemd-cgroup"),
+        criu: g.value("criu").map(Into::into),
     };
     // `husk --help CMD` is `husk help CMD`.
     let help_args;

@@ -55,8 +55,7 @@ pub const GLOBAL: &[Flag] = &[
     opt("criu")
         .kind(Kind::File)
         .default("criu")
-        .help("accepted for runc compatibility and unused: husk has no checkpoint or restore command")
-        .hidden(),
+        .help("the CRIU binary that checkpoint and restore run (a name is looked up in PATH)"),
     HELP_FLAG,
     flag("version").short("v").help("print husk's version and the runtime-spec version it implements"),
 ];
@@ -170,6 +169,74 @@ const UPDATE_FLAGS: &[Flag] = &[
     opt("l3-cache-schema").help("Intel RDT L3 cache schema (not supported by husk: refused)"),
     opt("mem-bw-schema").help("Intel RDT memory bandwidth schema (not supported by husk: refused)"),
     HELP_FLAG,
+];
+
+const IMAGE_PATH: Flag = opt("image-path")
+    .kind(Kind::Dir)
+    .default("./checkpoint")
+    .help("directory of the CRIU image files (written by checkpoint, read by restore)");
+const WORK_PATH: Flag = opt("work-path")
+    .kind(Kind::Dir)
+    .default("the image path")
+    .help("directory for CRIU's log files (dump.log, restore.log) and work files");
+const CRIU_COMMON: [Flag; 9] = [
+    flag("tcp-established").help("save or restore established TCP connections"),
+    flag("ext-unix-sk").help("allow external (outside the container) Unix sockets"),
+    flag("shell-job").help("allow a shell job: a process attached to the caller's terminal session"),
+    flag("file-locks").help("save or restore file locks"),
+    opt("manage-cgroups-mode")
+        .kind(Kind::Word(&["soft", "full", "strict", "ignore"]))
+        .default("soft")
+        .help("how CRIU handles the container's cgroups: soft, full, strict or ignore"),
+    opt("empty-ns")
+        .help("a namespace CRIU must not save or restore, only create empty: network (the only one supported)"),
+    flag("auto-dedup").help("free image pages already written to a parent image (incremental dumps)"),
+    flag("lazy-pages").help("restore memory pages on demand (userfaultfd) instead of at once"),
+    HELP_FLAG,
+];
+const CHECKPOINT_FLAGS: &[Flag] = &[
+    IMAGE_PATH,
+    WORK_PATH,
+    opt("parent-path").help("path of the previous (pre-dump) image, relative to --image-path"),
+    flag("leave-running").help("leave the container running after the checkpoint"),
+    flag("pre-dump").help("save memory only, and leave the container running (for an iterative migration)"),
+    opt("page-server").help("ADDRESS:PORT of a CRIU page server to send the memory pages to"),
+    opt("status-fd").help("with --lazy-pages: a descriptor on which husk writes a byte when the lazy-pages server is ready"),
+    flag("tcp-skip-in-flight").help("skip TCP connections still being established"),
+    flag("link-remap").help("allow CRIU to link-remap files that were deleted but are still open"),
+    CRIU_COMMON[0],
+    CRIU_COMMON[1],
+    CRIU_COMMON[2],
+    CRIU_COMMON[3],
+    CRIU_COMMON[4],
+    CRIU_COMMON[5],
+    CRIU_COMMON[6],
+    CRIU_COMMON[7],
+    CRIU_COMMON[8],
+];
+const RESTORE_FLAGS: &[Flag] = &[
+    IMAGE_PATH,
+    WORK_PATH,
+    BUNDLE,
+    flag("detach")
+        .short("d")
+        .help("return once the container is restored, instead of waiting for its process"),
+    PID_FILE,
+    CONSOLE_SOCKET,
+    flag("no-subreaper")
+        .help("do not make husk a child subreaper while it waits in the foreground"),
+    flag("no-pivot").help(
+        "accepted like runc's and without effect: CRIU rebuilds the container's mounts itself",
+    ),
+    CRIU_COMMON[0],
+    CRIU_COMMON[1],
+    CRIU_COMMON[2],
+    CRIU_COMMON[3],
+    CRIU_COMMON[4],
+    CRIU_COMMON[5],
+    CRIU_COMMON[6],
+    CRIU_COMMON[7],
+    CRIU_COMMON[8],
 ];
 
 /// Every command, in the order `husk --help` lists them.
@@ -342,6 +409,26 @@ pub const COMMANDS: &[Command] = &[
                 .help("kill the container's processes (SIGKILL) first, whatever its state"),
             HELP_FLAG,
         ],
+        stop_at_positional: false,
+        takes_id: true,
+    },
+    Command {
+        name: "checkpoint",
+        aliases: &[],
+        args: "<container-id>",
+        summary: "checkpoint a running container (CRIU)",
+        about: "Saves the state of a running container's processes into an image directory with CRIU (`criu swrk`), then stops the container unless --leave-running or --pre-dump is given. The host must pass `criu check`.",
+        flags: CHECKPOINT_FLAGS,
+        stop_at_positional: false,
+        takes_id: true,
+    },
+    Command {
+        name: "restore",
+        aliases: &[],
+        args: "<container-id>",
+        summary: "restore a container from a checkpoint (CRIU)",
+        about: "Creates a container from the bundle and brings back the processes saved by `husk checkpoint` with CRIU: same cgroups and limits, mounts and console. In the foreground (the default) husk waits for the process, deletes the container and exits with its status, as `run` does.",
+        flags: RESTORE_FLAGS,
         stop_at_positional: false,
         takes_id: true,
     },

@@ -142,6 +142,10 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     mark(plan, InitPhase::PivotRoot);
     if plan.process.terminal {
         setup_console(plan).map_err(rt(Step::Console, 0))?;
+    } else {
+        // Like runc, every container process leads its own session (CRIU needs the session
+        // leader inside the container to checkpoint it); with a terminal, above, too.
+        husk_sys::setsid().map_err(rt(Step::Console, 1))?;
     }
     if let Some(init) = &plan.init {
         for (i, s) in init.sysctls.iter().enumerate() {

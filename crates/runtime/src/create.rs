@@ -513,7 +513,7 @@ pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 
 /// How the container's `cgroup` mounts should look: one bind per v1 hierarchy (named like its
 /// host mount point), or the v2 directory.
-fn cgroup_view(cg: &husk_cgroups::Manager, cgroupns: bool) -> husk_rootfs::CgroupView {
+pub(crate) fn cgroup_view(cg: &husk_cgroups::Manager, cgroupns: bool) -> husk_rootfs::CgroupView {
     let root = Path::new(husk_cgroups::CGROUP_ROOT);
     if cg.mode() == husk_cgroups::Mode::Unified {
         return match cg.paths().get("") {

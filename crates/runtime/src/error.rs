@@ -35,6 +35,9 @@ pub enum RuntimeError {
     Init(#[from] InitError),
     #[error("{0}")]
     Usage(String),
+    /// checkpoint/restore: CRIU failed or cannot work here.
+    #[error(transparent)]
+    Criu(#[from] husk_criu::CriuError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -65,6 +68,7 @@ impl RuntimeError {
             | RuntimeError::Namespace(_)
             | RuntimeError::Hook(_)
             | RuntimeError::Init(_)
+            | RuntimeError::Criu(_)
             | RuntimeError::Io { .. }) => RuntimeError::Container {
                 id: id.into(),
                 source: Box::new(e),

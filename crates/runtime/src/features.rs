@@ -43,6 +43,17 @@ fn cgroup() -> Value {
     json!({"v1": v1, "v2": v2, "systemd": false, "systemdUser": false, "rdma": rdma})
 }
 
+/// Where `criu` is on `$PATH`, or "not found" (`criu check` runs at checkpoint time).
+fn criu_binary() -> String {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join("criu"))
+                .find(|p| p.is_file())
+        })
+        .map_or_else(|| "not found".into(), |p| p.display().to_string())
+}
+
 fn lsm_enabled(path: &str) -> bool {
     std::fs::read_to_string(path).is_ok_and(|s| s.trim() == "Y" || s.trim() == "1")
 }
@@ -76,6 +87,10 @@ pub fn features() -> Value {
         },
         "annotations": {
             "io.github.husk.version": env!("CARGO_PKG_VERSION"),
+            // checkpoint/restore through CRIU; runc's key too, for clients that look for it
+            "org.opencontainers.runc.checkpoint.enabled": "true",
+            "io.github.husk.checkpoint.enabled": "true",
+            "io.github.husk.checkpoint.criu": criu_binary(),
         },
     })
 }

@@ -14,6 +14,7 @@
 //! `Runtime` methods ([`RuntimeError::in_container`]).
 
 mod cgroup_ops;
+mod checkpoint;
 mod child;
 mod create;
 mod describe;
@@ -30,19 +31,23 @@ mod plan_tests;
 mod protocol;
 mod record;
 mod relay;
+mod restore;
 mod run;
 mod seccomp_agent;
 mod spawn;
 mod trace;
 
 pub use cgroup_ops::Event;
+pub use checkpoint::{CheckpointOptions, CriuFlags, EMPTY_NS_NETWORK};
 pub use create::CreateOptions;
 pub use error::{Result, RuntimeError};
 pub use exec::ExecOptions;
 pub use features::{features, SPEC_VERSION};
 pub use husk_cgroups::Stats;
+pub use husk_criu::CgMode;
 pub use husk_state::{OciState, Status};
 pub use ops::parse_signal;
+pub use restore::RestoreOptions;
 
 use std::path::{Path, PathBuf};
 

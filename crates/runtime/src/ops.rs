@@ -182,7 +182,9 @@ impl Runtime {
             Err(RuntimeError::State(StateError::NotFound { .. })) if force => {
                 // An aborted create may have left a directory without state.json.
                 if husk_state::validate_id(id).is_ok() {
-                    let _ = std::fs::remove_dir_all(self.store.root().join(id));
+                    let dir = self.store.root().join(id);
+                    crate::restore::detach_leftover_root(&dir);
+                    let _ = std::fs::remove_dir_all(dir);
                 }
                 return Ok(());
             }

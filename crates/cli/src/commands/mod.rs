@@ -1,6 +1,7 @@
 //! The commands, with runc's names, flags and output formats.
 
 mod cgroup;
+mod checkpoint;
 mod exec;
 mod list;
 mod spec;
@@ -154,6 +155,8 @@ fn run(cmd: &str, argv: &[String], g: &Globals) -> Result<u8> {
         }),
         "spec" => spec::spec(argv),
         "features" => features(argv),
+        "checkpoint" => checkpoint::checkpoint(argv, &rt(), g.criu.as_deref()),
+        "restore" => checkpoint::restore(argv, &rt(), g.criu.as_deref()),
         "pause" | "resume" | "ps" | "update" | "events" => cgroup::dispatch(cmd, argv, &rt()),
         "help" | "h" => {
             let p = parse(cmd, argv)?;
