@@ -121,7 +121,8 @@ impl Runtime {
         let id = opts.id.as_str();
         let process_plan = ProcessPlan::new(process, spec.linux().as_ref())?;
         crate::seccomp_agent::check(spec, process_plan.hardening.seccomp_notify())?;
-        let dir = self.store.create(id)?;
+        // [crash] clears an abandoned directory of this id (footprint.rs).
+        let dir = self.new_container_dir(id)?;
         phases.mark("state-dir");
         let mut cleanup = Cleanup {
             dir: Some(dir),
@@ -149,6 +150,9 @@ impl Runtime {
             id: id.to_string(),
             source,
         };
+        // [crash] the footprint records every side effect before it happens (footprint.rs).
+        let mut footprint = crate::footprint::Footprint::new(id, &bundle, &cgroup);
+        footprint.save(dir)?;
         cgroup
             .create(crate::devices::effective_resources(spec).as_ref())
             .map_err(cg_err)?;
@@ -165,6 +169,7 @@ impl Runtime {
         if !has_mount_ns {
             // Mounts will land in the host's table: put them all on a bind of the rootfs that
             // husk made itself, so a failed create or a delete can detach them at once.
+            footprint.will_bind(dir, &bundle.rootfs)?; // [crash]
             bind_rootfs(&bundle.rootfs).map_err(|e| {
                 RuntimeError::Init(format!(
                     "container {id}: bind rootfs {}: {e}",
@@ -192,7 +197,8 @@ impl Runtime {
             protocol::socketpair().map_err(RuntimeError::io("create sync socket"))?;
         let start_gate = match gate {
             Gate::Socket => {
-                let path = dir.file(START_SOCKET);
+                // [crash] a short path: a long root or id must not overflow sun_path.
+                let path = dir.short_path(START_SOCKET);
                 let l = UnixListener::bind(&path)
                     .map_err(RuntimeError::io(format!("listen on {}", path.display())))?;
                 StartGate::Socket(OwnedFd::from(l))
@@ -294,6 +300,7 @@ impl Runtime {
         switch.restore();
         phases.mark("clone");
         cleanup.pid = Some(pid);
+        footprint.cloned(dir, pid)?; // [crash]
         drop(child_sync);
         let sync = parent_sync.as_raw_fd();
         let io = |what: &'static str| {
@@ -324,7 +331,7 @@ impl Runtime {
             cgroup: Some(cgroup.clone()),
             pid_ns: ns.pid_ns,
             mount_ns: has_mount_ns,
-            spec: spec.clone(),
+            spec: crate::record::slim_spec(spec), // [crash] only what later commands read
         };
         if plan.wait_setup {
             protocol::send(sync, Msg::SetupDone).map_err(io("sync"))?;
@@ -345,6 +352,7 @@ impl Runtime {
                     pid = init;
                     cleanup.pid = Some(init);
                     record.pid = init;
+                    footprint.cloned(dir, init)?; // [crash]
                 }
                 Some((Msg::SeccompFd, Some(listener))) => {
                     crate::seccomp_agent::hand_over(

@@ -13,6 +13,7 @@ mod create;
 mod describe;
 mod devices;
 mod exec;
+mod footprint;
 mod hooks;
 mod namespaces;
 mod ops;
