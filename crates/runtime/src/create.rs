@@ -235,7 +235,18 @@ impl Runtime {
             sync: child_sync.as_raw_fd(),
             gate: start_gate,
             console: console.child_end.take(),
-            close_first: vec![dir.fd().as_raw_fd(), parent_sync.as_raw_fd()],
+            // [crash] also the cgroup fd (clone3 needs it in the parent only) and what the
+            // caller left open beyond --preserve-fds: nothing of the host stays in the init.
+            close_first: [dir.fd().as_raw_fd(), parent_sync.as_raw_fd()]
+                .into_iter()
+                .chain(clone_cgroup.as_ref().map(|f| f.as_raw_fd()))
+                .chain(
+                    crate::inherited_fds()
+                        .iter()
+                        .copied()
+                        .filter(|&fd| fd >= 3 + opts.preserve_fds as i32),
+                )
+                .collect(),
             preserve_fds: opts.preserve_fds,
             wait_setup: ns.new_user || container_hooks || ns.fork_again,
             cgroup_tasks: self_join(&cgroup)?,
