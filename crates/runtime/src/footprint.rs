@@ -126,6 +126,35 @@ impl Footprint {
     }
 }
 
+/// Loads a record from `dir`, refusing one that names another container: a record is only
+/// trusted for the directory it lives in (`state`, `delete --force` act on what it names).
+pub(crate) fn load_checked<T: serde::de::DeserializeOwned>(
+    dir: &ContainerDir,
+    name: &str,
+    id_of: impl Fn(&T) -> &str,
+) -> std::result::Result<T, StateError> {
+    let rec: T = dir.load_from(name)?;
+    if id_of(&rec) != dir.id() {
+        return Err(StateError::Corrupt {
+            id: dir.id().to_string(),
+            path: dir.file(name),
+            reason: format!("it records container {:?}", id_of(&rec)),
+        });
+    }
+    Ok(rec)
+}
+
+pub(crate) fn load_footprint(dir: &ContainerDir) -> std::result::Result<Footprint, StateError> {
+    load_checked(dir, FOOTPRINT_FILE, |f: &Footprint| f.id.as_str())
+}
+
+/// `state.json`, checked like [`load_checked`].
+pub(crate) fn load_record(
+    dir: &ContainerDir,
+) -> std::result::Result<crate::record::Record, StateError> {
+    load_checked(dir, "state.json", |r: &crate::record::Record| r.id.as_str())
+}
+
 /// How many mounts sit exactly on `path` in husk's mount namespace.
 fn mounts_at(path: &Path) -> usize {
     let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
@@ -177,7 +206,7 @@ impl Runtime {
     /// Removes a container found through its footprint alone (its `state.json` is missing
     /// or damaged), then its state directory, whose lock `dir` holds.
     pub(crate) fn reap_dir(&self, dir: ContainerDir) -> Result<()> {
-        match dir.load_from::<Footprint>(FOOTPRINT_FILE) {
+        match load_footprint(&dir) {
             Ok(fp) => fp.reap()?,
             // Killed before the first side effect: there is nothing but the directory.
             Err(StateError::NotFound { .. }) => {}
@@ -188,14 +217,14 @@ impl Runtime {
 
     /// `state` of a container without a readable `state.json`: being created (its lock is
     /// held), or left by a killed `create`.
-    pub(crate) fn footprint_state(&self, dir: &ContainerDir) -> Option<OciState> {
-        let fp: Footprint = dir.load_from(FOOTPRINT_FILE).ok()?;
+    pub(crate) fn footprint_state(&self, dir: &ContainerDir) -> Result<OciState> {
+        let fp = load_footprint(dir)?;
         let status = if dir.is_locked() {
             Status::Creating
         } else {
             Status::Stopped
         };
-        Some(fp.oci_state(status))
+        Ok(fp.oci_state(status))
     }
 }
 

@@ -95,7 +95,7 @@ impl Record {
 impl Runtime {
     pub(crate) fn load(&self, id: &str, lock: Lock) -> Result<(ContainerDir, Record)> {
         let dir = self.store.open(id, lock)?;
-        let record: Record = dir.load()?;
+        let record = crate::footprint::load_record(&dir)?;
         Ok((dir, record))
     }
 
@@ -103,14 +103,12 @@ impl Runtime {
     /// killed) is described from its footprint: status `creating` (or `stopped`).
     pub fn state(&self, id: &str) -> Result<OciState> {
         let dir = self.store.open_dir(id, Lock::None)?;
-        match dir.load::<Record>() {
+        match crate::footprint::load_record(&dir) {
             Ok(rec) => {
                 let status = rec.status(&dir);
                 Ok(rec.oci_state(status))
             }
-            Err(StateError::NotFound { .. }) => self
-                .footprint_state(&dir)
-                .ok_or_else(|| StateError::NotFound { id: id.into() }.into()),
+            Err(StateError::NotFound { .. }) => self.footprint_state(&dir),
             Err(e) => Err(e.into()),
         }
     }
@@ -211,7 +209,7 @@ impl Runtime {
             Err(StateError::NotFound { .. }) if force => return Ok(()),
             other => other?,
         };
-        let rec: Record = match dir.load() {
+        let rec: Record = match crate::footprint::load_record(&dir) {
             Ok(rec) => rec,
             // A create that was killed (no state.json) or a damaged state file: everything
             // the container made is found through its footprint.
