@@ -52,7 +52,11 @@ fn hook_output_over_64k_neither_deadlocks_nor_floods_the_error() {
     let out = bounded(&h, &["create", "--bundle", b.dir.to_str().unwrap(), &id]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{}", &err[..err.len().min(500)]);
-    assert!(err.contains("tail-marker"), "{}", &err[..err.len().min(500)]);
+    assert!(
+        err.contains("tail-marker"),
+        "{}",
+        &err[..err.len().min(500)]
+    );
     assert!(err.len() < 16 << 10, "error message is {} bytes", err.len());
     assert_eq!(err.trim_end().lines().count(), 1);
     assert_nothing_left(&h, &id);
@@ -212,7 +216,10 @@ fn no_pivot_hides_the_host_procfs() {
     ]);
     let all = stdout(&out) + &stderr(&out);
     assert!(out.status.success(), "{all}");
-    assert!(all.contains("userns-ok"), "user namespaces unusable here: {all}");
+    assert!(
+        all.contains("userns-ok"),
+        "user namespaces unusable here: {all}"
+    );
     assert!(!all.contains("proc-mounted"), "{all}");
 }
 
@@ -225,7 +232,10 @@ fn start_container_hook_runs_under_seccomp_with_the_process_env() {
     let hook = "(mkdir /tmp/hook-dir 2>/dev/null && echo mkdir-ok || echo mkdir-denied; echo \"var=$HUSK_HOOK_VAR\") > /hooklog/out";
     let b = Bundle::new(&["true"], |c| {
         c["process"]["noNewPrivileges"] = json!(true);
-        c["process"]["env"].as_array_mut().unwrap().push(json!("HUSK_HOOK_VAR=from-process"));
+        c["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("HUSK_HOOK_VAR=from-process"));
         c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/hooklog", "type": "bind", "source": log.to_str().unwrap(), "options": ["rbind"]}));
         c["linux"]["seccomp"] = json!({
             "defaultAction": "SCMP_ACT_ALLOW",
@@ -303,7 +313,10 @@ fn joining_a_populated_cgroup_is_refused() {
     let first = unique("first");
     h.create(&first, &b);
     let second = unique("second");
-    let out = bounded(&h, &["create", "--bundle", b.dir.to_str().unwrap(), &second]);
+    let out = bounded(
+        &h,
+        &["create", "--bundle", b.dir.to_str().unwrap(), &second],
+    );
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("container's cgroup is not empty"), "{err}");
@@ -343,7 +356,10 @@ fn waiting_init_holds_no_host_descriptors() {
     assert!(status.success(), "{err}");
     let pid = h.state(&id)["pid"].as_i64().unwrap();
     let mut held = Vec::new();
-    for e in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten() {
+    for e in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
         let fd: i32 = e.file_name().to_str().unwrap().parse().unwrap();
         let target = std::fs::read_link(e.path()).unwrap_or_default();
         let t = target.to_string_lossy().into_owned();
