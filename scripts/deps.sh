@@ -2,7 +2,8 @@
 # Installs what husk's build, demo and tests need on Debian 12 (as root). Idempotent and quiet
 # when everything is there already.
 set -eu
-want="busybox-static ${HUSK_EXTRA_DEPS:-}"
+# strace: the crash tests kill husk at chosen system calls (tests/tests/crash.rs).
+want="busybox-static strace ${HUSK_EXTRA_DEPS:-}"
 missing=""
 for p in $want; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
