@@ -116,8 +116,10 @@ impl RootfsPlan {
     }
 
     fn mount_one(&self, root: RawFd, m: &MountOp, i: u32) -> std::result::Result<(), Failure> {
-        if matches!(m.kind, MountKind::Fs { .. }) {
-            refuse_symlink(root, &m.dest).map_err(fail(Step::SymlinkMountpoint, i))?;
+        if let MountKind::Fs { fstype, .. } = &m.kind {
+            if is_pseudo_fs(fstype.to_bytes()) {
+                refuse_symlink(root, &m.dest).map_err(fail(Step::SymlinkMountpoint, i))?;
+            }
         }
         let target = mountpoint(root, &m.dest, m.file).map_err(fail(Step::Mountpoint, i))?;
         match &m.kind {
@@ -284,9 +286,32 @@ impl RootfsPlan {
     }
 }
 
-/// A new filesystem (procfs, sysfs, tmpfs, ...) must not be mounted where the rootfs has a
-/// symlink: it would land on the link's target (inside the root, but wherever the image
-/// says, e.g. procfs over /etc). Bind mounts follow links inside the root, as runc's do.
+/// The kernel's pseudo filesystems, which expose kernel or host state. runc refuses procfs and
+/// sysfs on a symlink; husk refuses all of these. Ordinary filesystems (tmpfs, overlay, ...)
+/// and bind mounts follow a symlink inside the root, as runc's do.
+fn is_pseudo_fs(fstype: &[u8]) -> bool {
+    matches!(
+        fstype,
+        b"proc"
+            | b"sysfs"
+            | b"cgroup"
+            | b"cgroup2"
+            | b"mqueue"
+            | b"devpts"
+            | b"securityfs"
+            | b"debugfs"
+            | b"tracefs"
+            | b"bpf"
+            | b"configfs"
+            | b"pstore"
+            | b"efivarfs"
+            | b"binfmt_misc"
+            | b"fusectl"
+    )
+}
+
+/// A pseudo filesystem must not be mounted where the rootfs has a symlink: it would land on
+/// the link's target (inside the root, but wherever the image says, e.g. procfs over /etc).
 fn refuse_symlink(root: RawFd, dest: &std::ffi::CStr) -> Result<()> {
     const RESOLVE_IN_ROOT: u64 = 0x10;
     const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
