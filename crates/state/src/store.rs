@@ -312,7 +312,7 @@ impl ContainerDir {
         serde_json::from_slice(&data).map_err(|e| StateError::Corrupt {
             id: self.id.clone(),
             path,
-            reason: e.to_string(),
+            reason: one_line(&e.to_string()),
         })
     }
 
@@ -334,6 +334,21 @@ impl ContainerDir {
             }),
         }
     }
+}
+
+/// serde quotes the offending text raw: control characters are escaped so that the message
+/// stays on one line (found by the `state_json` fuzz target: `"hy\rid"`).
+fn one_line(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// Reads at most [`MAX_RECORD_BYTES`] (plus one, to tell a larger file).
@@ -384,6 +399,30 @@ mod tests {
             store.open("c1", Lock::Shared),
             Err(StateError::NotFound { .. })
         ));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn damaged_record_error_is_one_line() {
+        let root = tmp_root();
+        let store = Store::new(&root);
+        let dir = store.create("c3").unwrap();
+        // A valid JSON string holding a carriage return, as an unknown enum variant: serde
+        // quotes it raw in its message.
+        fs::write(dir.file(STATE_FILE), br#"{"k": "a\rb"}"#).unwrap();
+        #[derive(serde::Deserialize, Debug)]
+        enum K {
+            V,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct R {
+            k: K,
+        }
+        let _ = K::V;
+        let e = dir.load::<R>().unwrap_err().to_string();
+        assert!(!e.contains(['\n', '\r']), "{e}");
+        assert!(e.contains("unknown variant `a\\rb`"), "{e}");
         fs::remove_dir_all(&root).unwrap();
     }
 
