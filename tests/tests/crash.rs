@@ -135,6 +135,7 @@ fn killed_during_create_runtime_hook(signal: i32) {
         .unwrap();
     // SAFETY: kill(2) of the hook's sleep, started by this test's container config.
     unsafe { libc::kill(sleeper, libc::SIGKILL) };
+    let _ = std::fs::remove_dir_all(hook_pid.parent().unwrap());
 }
 
 #[test]
