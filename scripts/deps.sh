@@ -3,7 +3,8 @@
 # when everything is there already.
 set -eu
 # Packages go through apt-install.sh: only missing ones, never removing a package.
-"$(dirname "$0")/apt-install.sh" busybox-static ${HUSK_EXTRA_DEPS:-}
+# strace: the crash tests kill husk at chosen system calls (tests/tests/crash.rs).
+"$(dirname "$0")/apt-install.sh" busybox-static strace ${HUSK_EXTRA_DEPS:-}
 if ! command -v cargo >/dev/null 2>&1; then
     if [ -x "$HOME/.cargo/bin/cargo" ]; then
         :

@@ -18,7 +18,8 @@ esac
 # kernel (~10 s), so skip it while the cache is newer than the scripts that shape it.
 CACHE=${V2VM_CACHE:-/var/cache/v2vm}
 if [ ! -f "$CACHE/stamp" ] || [ "$HERE/setup.sh" -nt "$CACHE/stamp" ] ||
-   [ "$HERE/guest-init.sh" -nt "$CACHE/stamp" ] || ! command -v qemu-system-x86_64 >/dev/null; then
+   [ "$HERE/guest-init.sh" -nt "$CACHE/stamp" ] ||
+   { ! command -v qemu-system-x86_64 >/dev/null && [ ! -x "$CACHE/qemu/qemu-system-x86_64" ]; }; then
     # Exit 3: qemu cannot be installed without removing a package (setup.sh said which). The
     # host part still runs; the VM part is skipped with that reason, never silently.
     setup_rc=0

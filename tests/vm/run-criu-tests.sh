@@ -22,7 +22,8 @@ esac
 HUSK_EXTRA_DEPS="criu ${HUSK_EXTRA_DEPS:-}" "$REPO/scripts/deps.sh"
 CACHE=${V2VM_CACHE:-/var/cache/v2vm}
 if [ ! -f "$CACHE/stamp" ] || [ "$HERE/setup.sh" -nt "$CACHE/stamp" ] ||
-   [ "$HERE/guest-init.sh" -nt "$CACHE/stamp" ] || ! command -v qemu-system-x86_64 >/dev/null; then
+   [ "$HERE/guest-init.sh" -nt "$CACHE/stamp" ] ||
+   { ! command -v qemu-system-x86_64 >/dev/null && [ ! -x "$CACHE/qemu/qemu-system-x86_64" ]; }; then
     "$HERE/setup.sh"
 fi
 

@@ -11,6 +11,7 @@ mod error;
 mod fsx;
 mod layout;
 mod ops;
+mod reuse;
 pub mod stats;
 mod sys;
 mod v1;
@@ -217,6 +218,7 @@ impl Manager {
         for (_, dir) in self.dirs() {
             fsx::mkdir_p(dir, created)?;
         }
+        self.check_usable()?;
         // Even without resources: v1 cpusets need cpus/mems before any task can join, and
         // v2 controllers are enabled now so that a later `apply` finds their files.
         let none = LinuxResources::default();

@@ -20,6 +20,10 @@ pub struct Globals {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.iter().any(|a| a == "create" || a == "run") {
+        // Before husk opens anything: what the caller left open (the init closes it).
+        husk_runtime::note_inherited_fds();
+    }
     // Global flags come before the command name.
     let split = argv
         .iter()

@@ -121,6 +121,11 @@ impl RootfsPlan {
         m: &MountOp,
         i: u32,
     ) -> std::result::Result<(), Failure> {
+        if let MountKind::Fs { fstype, .. } = &m.kind {
+            if is_pseudo_fs(fstype.to_bytes()) {
+                refuse_symlink(root, &m.dest).map_err(fail(Step::SymlinkMountpoint, i))?;
+            }
+        }
         let target = mountpoint(root, &m.dest, m.file).map_err(fail(Step::Mountpoint, i))?;
         match &m.kind {
             MountKind::Fs {
@@ -239,6 +244,7 @@ impl RootfsPlan {
             return husk_sys::chdir(c"/").map_err(f);
         }
         if self.no_pivot {
+            crate::nopivot::hide(&self.no_pivot_hide).map_err(f)?;
             mount::mount(Some(c"."), c"/", None, libc::MS_MOVE, None).map_err(f)?;
             husk_sys::chroot(c".").map_err(f)?;
         } else {
@@ -282,5 +288,55 @@ impl RootfsPlan {
                 .map_err(fail(Step::RootPropagation, 0))?;
         }
         Ok(())
+    }
+}
+
+/// The kernel's pseudo filesystems, which expose kernel or host state. runc refuses procfs and
+/// sysfs on a symlink; husk refuses all of these. Ordinary filesystems (tmpfs, overlay, ...)
+/// and bind mounts follow a symlink inside the root, as runc's do.
+fn is_pseudo_fs(fstype: &[u8]) -> bool {
+    matches!(
+        fstype,
+        b"proc"
+            | b"sysfs"
+            | b"cgroup"
+            | b"cgroup2"
+            | b"mqueue"
+            | b"devpts"
+            | b"securityfs"
+            | b"debugfs"
+            | b"tracefs"
+            | b"bpf"
+            | b"configfs"
+            | b"pstore"
+            | b"efivarfs"
+            | b"binfmt_misc"
+            | b"fusectl"
+    )
+}
+
+/// A pseudo filesystem must not be mounted where the rootfs has a symlink: it would land on
+/// the link's target (inside the root, but wherever the image says, e.g. procfs over /etc).
+fn refuse_symlink(root: BorrowedFd<'_>, dest: &std::ffi::CStr) -> Result<()> {
+    const RESOLVE_IN_ROOT: u64 = 0x10;
+    const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+    let flags = (libc::O_PATH | libc::O_NOFOLLOW) as u64;
+    match husk_sys::openat2(
+        root,
+        dest,
+        flags,
+        0,
+        RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    ) {
+        Ok(fd) => {
+            let st = husk_sys::fstatat(&fd, c"", libc::AT_EMPTY_PATH)?;
+            if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+                return Err(Errno(libc::ELOOP));
+            }
+            Ok(())
+        }
+        // Missing: the mount point will be made as a directory.
+        Err(Errno(libc::ENOENT)) => Ok(()),
+        Err(e) => Err(e),
     }
 }

@@ -8,6 +8,7 @@
 
 mod apply;
 mod copyup;
+mod nopivot;
 mod options;
 mod plan;
 mod walk;
@@ -42,6 +43,7 @@ husk_sys::step_enum! {
         Mask,
         ReadonlyPath,
         ReadonlyRoot,
+        SymlinkMountpoint,
     }
 }
 
@@ -119,6 +121,13 @@ impl RootfsPlan {
             Step::Mask => format!("mask path {}", nth(&self.masked)),
             Step::ReadonlyPath => format!("make path {} read-only", nth(&self.readonly)),
             Step::ReadonlyRoot => "remount / read-only".to_string(),
+            // runc's wording ("must be mounted on ordinary directory").
+            Step::SymlinkMountpoint => {
+                return format!(
+                    "{}: filesystem must be mounted on ordinary directory, not on a symlink",
+                    mount()
+                )
+            }
         };
         format!("{what}: {}", f.errno)
     }

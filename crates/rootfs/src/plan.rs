@@ -101,6 +101,8 @@ pub struct RootfsPlan {
     pub(crate) bind_devices: bool,
     pub(crate) setup_dev: bool,
     pub(crate) no_pivot: bool,
+    /// With `no_pivot`: the host's procfs/sysfs mounts to detach first (see `nopivot`).
+    pub(crate) no_pivot_hide: Vec<CString>,
     pub(crate) host_mount_ns: bool,
     pub(crate) readonly_root: bool,
     pub(crate) masked: Vec<CString>,
@@ -185,6 +187,11 @@ impl RootfsPlan {
             bind_devices: opts.new_userns,
             setup_dev,
             no_pivot: opts.no_pivot,
+            no_pivot_hide: if opts.no_pivot && !opts.host_mount_ns {
+                crate::nopivot::host_pseudo_mounts(rootfs)
+            } else {
+                Vec::new()
+            },
             host_mount_ns: opts.host_mount_ns,
             readonly_root: spec
                 .root()

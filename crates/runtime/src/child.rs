@@ -224,6 +224,7 @@ fn init_mounts(plan: &ChildPlan, init: &InitSetup) -> Result<(), Fail> {
         expect(plan.child_sync(), ToChild::HooksDone)?;
     }
     run_hooks(
+        plan,
         init,
         &init.create_container_hooks,
         0,
@@ -287,18 +288,20 @@ fn after_start(
     exe: &PathBuf,
     report: BorrowedFd<'_>,
 ) -> Result<Infallible, Fail> {
+    let h = &plan.process.hardening;
+    if h.no_new_privs() && !h.seccomp_notify() {
+        // As late as possible: fewer syscalls of ours for the profile to allow. Before the
+        // startContainer hooks, which run in the container under its filter (as runc's do).
+        h.install_seccomp()?;
+    }
     if let Some(init) = &plan.init {
         run_hooks(
+            plan,
             init,
             &init.start_container_hooks,
             1,
             Step::StartContainerHook,
         )?;
-    }
-    let h = &plan.process.hardening;
-    if h.no_new_privs() && !h.seccomp_notify() {
-        // As late as possible: fewer syscalls of ours for the profile to allow.
-        h.install_seccomp()?;
     }
     husk_sys::reset_signals();
     let p = &plan.process;
@@ -425,22 +428,36 @@ fn wait_for_start(plan: &ChildPlan) -> Result<Option<OwnedFd>, Fail> {
     }
 }
 
-fn run_hooks(init: &InitSetup, hooks: &[ChildHook], state: usize, step: Step) -> Result<(), Fail> {
+fn run_hooks(
+    plan: &ChildPlan,
+    init: &InitSetup,
+    hooks: &[ChildHook],
+    state: usize,
+    step: Step,
+) -> Result<(), Fail> {
     let state = init.hook_state[state].borrow();
     for (i, h) in hooks.iter().enumerate() {
-        run_hook(h, &state).map_err(rt(step, i as u32))?;
+        // A hook without an `env` of its own gets the process's (as runc's do).
+        let envp = h.envp.as_ref().unwrap_or(&plan.process.envp);
+        run_hook(h, envp, &state).map_err(rt(step, i as u32))?;
     }
     Ok(())
 }
 
 /// Runs one hook with the state JSON on its stdin and waits for it, up to its timeout.
-fn run_hook(h: &ChildHook, state: &[u8]) -> SysResult<()> {
+fn run_hook(h: &ChildHook, envp: &crate::plan::CArray, state: &[u8]) -> SysResult<()> {
     let (r, w) = husk_sys::pipe()?;
+    // Under a seccomp profile that refuses clone3 (ENOSYS), the classic clone.
     // SAFETY: we are the single-threaded container init; the hook child only dup2s and execs.
-    match unsafe { husk_sys::clone::clone3(0, None) }? {
+    let forked = match unsafe { husk_sys::clone::clone3(0, None) } {
+        // SAFETY: as above.
+        Err(Errno(libc::ENOSYS | libc::EPERM)) => unsafe { husk_sys::clone::fork_classic() },
+        other => other,
+    }?;
+    match forked {
         husk_sys::clone::Forked::Child => {
             if husk_sys::dup2(r.as_fd(), 0).is_ok() {
-                husk_sys::execve(&h.path, h.argv.as_ptrs(), h.envp.as_ptrs());
+                husk_sys::execve(&h.path, h.argv.as_ptrs(), envp.as_ptrs());
             }
             husk_sys::exit_now(127)
         }
@@ -449,18 +466,25 @@ fn run_hook(h: &ChildHook, state: &[u8]) -> SysResult<()> {
             // A hook that does not read its stdin must not block us: ignore EPIPE.
             let _ = husk_sys::write_all(w.as_fd(), state);
             drop(w);
-            let pidfd = husk_sys::proc::pidfd_open(pid)?;
+            // A profile may refuse pidfd_open: then wait without the timeout.
+            let pidfd = match husk_sys::proc::pidfd_open(pid) {
+                Ok(fd) => fd,
+                Err(_) => return hook_status(husk_sys::waitpid(pid)?),
+            };
             if !husk_sys::proc::pidfd_wait_exit(&pidfd, h.timeout_ms)? {
                 let _ = husk_sys::proc::pidfd_send_signal(&pidfd, libc::SIGKILL);
                 let _ = husk_sys::waitpid(pid);
                 return Err(Errno(libc::ETIMEDOUT));
             }
-            let status = husk_sys::waitpid(pid)?;
-            if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
-                Ok(())
-            } else {
-                Err(Errno(libc::ECHILD))
-            }
+            hook_status(husk_sys::waitpid(pid)?)
         }
+    }
+}
+
+fn hook_status(status: i32) -> SysResult<()> {
+    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        Ok(())
+    } else {
+        Err(Errno(libc::ECHILD))
     }
 }

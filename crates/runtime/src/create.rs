@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use husk_state::{ContainerDir, Status};
 
 use crate::error::InitError;
+use crate::footprint::Footprint;
 use crate::namespaces::{write_id_maps, Namespaces, ParentSwitch};
 use crate::plan::{cstring, sysctls, ChildHook, ChildPlan, InitSetup, ProcessPlan, StartGate};
 use crate::protocol::{self, ToChild};
@@ -103,6 +104,8 @@ struct Prepared {
     parent_sync: OwnedFd,
     child_sync: OwnedFd,
     plan: ChildPlan,
+    /// What was made so far, on disk before each side effect (footprint.rs).
+    footprint: Footprint,
 }
 
 /// Refuses a terminal without anywhere for its pty master to go, and a console socket without
@@ -149,6 +152,8 @@ impl Runtime {
         )?;
         phases.mark("clone");
         p.cleanup.pid = Some(pid);
+        let dir = p.cleanup.dir.as_ref().expect("present");
+        p.footprint.cloned(dir, pid)?;
         let mut record = Record {
             id: id.to_string(),
             pid,
@@ -174,6 +179,7 @@ impl Runtime {
         let mut host = CreateHost {
             record: &mut record,
             cleanup: &mut p.cleanup,
+            footprint: &mut p.footprint,
             phases: &mut phases,
         };
         let mut pid = pid;
@@ -206,7 +212,7 @@ impl Runtime {
         let id = opts.id.as_str();
         let process_plan = ProcessPlan::new(process, spec.linux().as_ref())?;
         crate::seccomp_agent::check(spec, process_plan.hardening.seccomp_notify())?;
-        let dir = self.store.create(id)?;
+        let dir = self.new_container_dir(id)?;
         phases.mark("state-dir");
         let mut cleanup = Cleanup {
             dir: Some(dir),
@@ -214,7 +220,8 @@ impl Runtime {
             pid: None,
             host_rootfs: None,
         };
-        let cgroup = self.make_cgroup(id, spec)?;
+        let dir = cleanup.dir.as_ref().expect("just set");
+        let (cgroup, mut footprint) = self.make_cgroup(id, &bundle, dir)?;
         cleanup.cgroup = Some(cgroup.clone());
         let clone_cgroup = cgroup
             .clone_into_fd()
@@ -228,6 +235,7 @@ impl Runtime {
         if !has_mount_ns {
             // Mounts will land in the host's table: put them all on a bind of the rootfs that
             // husk made itself, so a failed create or a delete can detach them at once.
+            footprint.will_bind(dir, &bundle.rootfs)?;
             bind_rootfs(&bundle.rootfs).map_err(RuntimeError::io(format!(
                 "bind rootfs {}",
                 bundle.rootfs.display()
@@ -249,7 +257,6 @@ impl Runtime {
         let mut console = Console::new(opts.console_socket.as_deref(), relay)?;
         let (parent_sync, child_sync) =
             protocol::socketpair().map_err(RuntimeError::io("create sync socket"))?;
-        let dir = cleanup.dir.as_ref().expect("just set");
         let start_gate = match gate {
             Gate::Socket => {
                 let path = dir.socket_path(START_SOCKET);
@@ -266,7 +273,18 @@ impl Runtime {
             sync: child_sync.as_raw_fd(),
             gate: start_gate,
             console: console.child_end.take(),
-            close_first: vec![dir.fd().as_raw_fd(), parent_sync.as_raw_fd()],
+            // Also the cgroup fd (clone3 needs it in the parent only) and what the caller left
+            // open beyond --preserve-fds: nothing of the host stays in the waiting init.
+            close_first: [dir.fd().as_raw_fd(), parent_sync.as_raw_fd()]
+                .into_iter()
+                .chain(clone_cgroup.as_ref().map(|f| f.as_raw_fd()))
+                .chain(
+                    crate::inherited_fds()
+                        .iter()
+                        .copied()
+                        .filter(|&fd| fd >= 3 + opts.preserve_fds as i32),
+                )
+                .collect(),
             preserve_fds: opts.preserve_fds,
             cgroup_tasks: self_join(&cgroup)?,
             join_init: None,
@@ -285,15 +303,19 @@ impl Runtime {
             parent_sync,
             child_sync,
             plan,
+            footprint,
         })
     }
 
-    /// The container's cgroup, created with its resources.
+    /// The container's cgroup, created with its resources, and the footprint that records it
+    /// (saved before the cgroup is made).
     fn make_cgroup(
         &self,
         id: &str,
-        spec: &oci_spec::runtime::Spec,
-    ) -> Result<husk_cgroups::Manager> {
+        bundle: &husk_spec::Bundle,
+        dir: &ContainerDir,
+    ) -> Result<(husk_cgroups::Manager, Footprint)> {
+        let spec = &bundle.spec;
         let cg_path = spec
             .linux()
             .as_ref()
@@ -303,10 +325,12 @@ impl Runtime {
         let cgroup =
             husk_cgroups::Manager::new(&layout, id, cg_path.as_deref(), self.systemd_cgroup)
                 .map_err(RuntimeError::Cgroup)?;
+        let footprint = Footprint::new(id, bundle, &cgroup);
+        footprint.save(dir)?;
         cgroup
             .create(crate::devices::effective_resources(spec).as_ref())
             .map_err(RuntimeError::Cgroup)?;
-        Ok(cgroup)
+        Ok((cgroup, footprint))
     }
 
     /// The init is set up: record the container (its state file unlocks it for the other
@@ -324,7 +348,11 @@ impl Runtime {
         let pid = record.pid;
         record.pid_start = husk_sys::proc::start_time(pid).ok_or(InitError::Vanished(pid))?;
         let dir = cleanup.dir.as_ref().expect("present");
+        // state.json keeps what the later commands read, not the whole config.
+        let slim = crate::record::slim_spec(&record.spec);
+        let full = std::mem::replace(&mut record.spec, slim);
         dir.save(&record)?;
+        record.spec = full;
         if let Some(pid_file) = &opts.pid_file {
             write_pid_file(pid_file, pid)?;
         }
@@ -451,13 +479,16 @@ fn setup_init(
 struct CreateHost<'a> {
     record: &'a mut Record,
     cleanup: &'a mut Cleanup,
+    footprint: &'a mut Footprint,
     phases: &'a mut crate::trace::Phases,
 }
 
 impl spawn::Host for CreateHost<'_> {
-    fn new_pid(&mut self, pid: i32) {
+    fn new_pid(&mut self, pid: i32) -> Result<()> {
         self.cleanup.pid = Some(pid);
         self.record.pid = pid;
+        let dir = self.cleanup.dir.as_ref().expect("present");
+        self.footprint.cloned(dir, pid)
     }
 
     fn reaped(&mut self) {

@@ -1,5 +1,5 @@
-//! The device cgroup rules a container really gets: the spec's own rules, then an allow rule
-//! for every device in `linux.devices`, then the devices every container needs (as runc does).
+//! The device cgroup rules a container really gets: the spec's own rules, then the devices
+//! every container needs (as runc does).
 
 use oci_spec::runtime::{
     LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxResources, Spec,
@@ -40,26 +40,74 @@ fn rule(
     b.build().ok()
 }
 
-/// `linux.resources` with the device rules completed; `None` when the spec has no resources
-/// and no devices to allow beyond the defaults.
+/// `linux.resources` with the device rules completed: the spec's own rules, then the devices
+/// every container may use ([`ALWAYS_ALLOWED`], as runc appends them). Devices listed in
+/// `linux.devices` are created in the container but get no rule of their own: the cgroup
+/// policy is what `resources.devices` says (runc does the same), so a deny-all stays a
+/// deny-all for them. A default is left out when the spec has a rule naming that exact device
+/// (an explicit deny of `/dev/tty`, say, is kept). `None` when the spec has no `linux`.
 pub(crate) fn effective_resources(spec: &Spec) -> Option<LinuxResources> {
     let linux = spec.linux().as_ref()?;
     let mut res = linux.resources().clone().unwrap_or_default();
     let mut rules = res.devices().clone().unwrap_or_default();
-    for d in linux.devices().iter().flatten() {
-        // The devices controller knows character and block devices only (not FIFOs).
-        let typ = match d.typ() {
-            LinuxDeviceType::U | LinuxDeviceType::C => LinuxDeviceType::C,
-            LinuxDeviceType::B => LinuxDeviceType::B,
-            _ => continue,
-        };
-        rules.extend(rule(typ, Some(d.major()), Some(d.minor()), "rwm"));
-    }
-    rules.extend(
-        ALWAYS_ALLOWED
-            .iter()
-            .filter_map(|&(t, ma, mi, a)| rule(t, ma, mi, a)),
-    );
+    let named = |t: LinuxDeviceType, ma: Option<i64>, mi: Option<i64>| {
+        ma.is_some()
+            && mi.is_some()
+            && rules
+                .iter()
+                .any(|r| r.typ() == Some(t) && r.major() == ma && r.minor() == mi)
+    };
+    let defaults: Vec<LinuxDeviceCgroup> = ALWAYS_ALLOWED
+        .iter()
+        .filter(|&&(t, ma, mi, _)| !named(t, ma, mi))
+        .filter_map(|&(t, ma, mi, a)| rule(t, ma, mi, a))
+        .collect();
+    rules.extend(defaults);
     res.set_devices(Some(rules));
     Some(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(v: serde_json::Value) -> Spec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn linux_devices_get_no_allow_rule() {
+        let s = spec(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "linux": {
+                "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+                "devices": [{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}]
+            }
+        }));
+        let rules = effective_resources(&s).unwrap().devices().clone().unwrap();
+        assert!(!rules
+            .iter()
+            .any(|r| r.major() == Some(1) && r.minor() == Some(11)));
+        assert!(rules
+            .iter()
+            .any(|r| r.major() == Some(1) && r.minor() == Some(3)));
+    }
+
+    #[test]
+    fn explicit_deny_of_a_default_device_is_kept() {
+        let s = spec(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "linux": {"resources": {"devices": [
+                {"allow": false, "access": "rwm"},
+                {"allow": false, "type": "c", "major": 5, "minor": 0, "access": "rwm"}
+            ]}}
+        }));
+        let rules = effective_resources(&s).unwrap().devices().clone().unwrap();
+        let tty: Vec<_> = rules
+            .iter()
+            .filter(|r| r.major() == Some(5) && r.minor() == Some(0))
+            .collect();
+        assert_eq!(tty.len(), 1);
+        assert!(!tty[0].allow());
+    }
 }

@@ -22,6 +22,7 @@ mod devices;
 mod error;
 mod exec;
 mod features;
+mod footprint;
 mod hooks;
 mod namespaces;
 mod ops;
@@ -52,6 +53,34 @@ pub use restore::RestoreOptions;
 use std::path::{Path, PathBuf};
 
 use husk_state::Store;
+
+static INHERITED_FDS: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
+
+/// Remembers the descriptors above stdio that husk inherited from its caller. Call first
+/// thing in `main` (before husk opens anything) for `create` and `run`: the container's init
+/// closes them at clone time (beyond `--preserve-fds`), so none is reachable through its
+/// `/proc/PID/fd` while it waits for `start`.
+pub fn note_inherited_fds() {
+    let listed: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .filter(|&fd| fd > 2)
+                .collect()
+        })
+        .unwrap_or_default();
+    // The directory's own descriptor is in the listing and closed by now.
+    let open = listed
+        .into_iter()
+        .filter(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok())
+        .collect();
+    let _ = INHERITED_FDS.set(open);
+}
+
+/// The descriptors [`note_inherited_fds`] found (none when it was not called).
+pub(crate) fn inherited_fds() -> &'static [i32] {
+    INHERITED_FDS.get().map_or(&[], Vec::as_slice)
+}
 
 /// The runtime as the CLI sees it: a state root and global options.
 pub struct Runtime {

@@ -96,22 +96,48 @@ impl Record {
 impl Runtime {
     pub(crate) fn load(&self, id: &str, lock: Lock) -> Result<(ContainerDir, Record)> {
         let dir = self.store.open(id, lock)?;
-        let record: Record = dir.load()?;
+        let record = crate::footprint::load_record(&dir)?;
         Ok((dir, record))
     }
 
+    /// The container's state; a container still being created (or whose `create` was
+    /// killed) is described from its footprint: status `creating` (or `stopped`).
     pub fn state(&self, id: &str) -> Result<OciState> {
-        let (dir, rec) = self.load(id, Lock::None)?;
-        let status = rec.status(&dir);
-        Ok(rec.oci_state(status))
+        let dir = self.store.open_dir(id, Lock::None)?;
+        match crate::footprint::load_record(&dir) {
+            Ok(rec) => {
+                let status = rec.status(&dir);
+                Ok(rec.oci_state(status))
+            }
+            Err(StateError::NotFound { .. }) => self.footprint_state(&dir),
+            Err(e) => Err(e.into()),
+        }
     }
 
+    /// Every container; one whose state cannot be read is listed with status `unknown`
+    /// (and a warning naming the problem) rather than hidden.
     pub fn list(&self) -> Result<Vec<OciState>> {
         let mut out = Vec::new();
         for id in self.store.ids()? {
             match self.state(&id) {
                 Ok(s) => out.push(s),
-                Err(e) => tracing::debug!("list: skipping {id}: {e}"),
+                Err(RuntimeError::State(StateError::NotFound { .. })) => {}
+                Err(e) => {
+                    tracing::warn!("list: {e}");
+                    let dir = self.store.open_dir(&id, Lock::None)?;
+                    let mut s = match dir
+                        .load_from::<crate::footprint::Footprint>(crate::footprint::FOOTPRINT_FILE)
+                    {
+                        Ok(fp) => fp.oci_state(Status::Unknown),
+                        Err(_) => crate::footprint::Footprint {
+                            id: id.clone(),
+                            ..Default::default()
+                        }
+                        .oci_state(Status::Unknown),
+                    };
+                    s.pid = 0;
+                    out.push(s);
+                }
             }
         }
         Ok(out)
@@ -177,18 +203,18 @@ impl Runtime {
     }
 
     fn delete_container(&self, id: &str, force: bool) -> Result<()> {
-        let (dir, rec) = match self.load(id, Lock::Exclusive) {
-            Ok(v) => v,
-            Err(RuntimeError::State(StateError::NotFound { .. })) if force => {
-                // An aborted create may have left a directory without state.json.
-                if husk_state::validate_id(id).is_ok() {
-                    let dir = self.store.root().join(id);
-                    crate::restore::detach_leftover_root(&dir);
-                    let _ = std::fs::remove_dir_all(dir);
-                }
-                return Ok(());
+        let dir = match self.store.open_dir(id, Lock::Exclusive) {
+            Err(StateError::NotFound { .. }) if force => return Ok(()),
+            other => other?,
+        };
+        let rec: Record = match crate::footprint::load_record(&dir) {
+            Ok(rec) => rec,
+            // A create that was killed (no state.json) or a damaged state file: everything
+            // the container made is found through its footprint.
+            Err(StateError::NotFound { .. } | StateError::Corrupt { .. }) if force => {
+                return self.reap_dir(dir)
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         let status = rec.status(&dir);
         if status != Status::Stopped {

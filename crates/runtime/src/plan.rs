@@ -41,7 +41,8 @@ pub(crate) fn cstring(s: impl Into<Vec<u8>>, what: &str) -> Result<CString, Runt
 pub(crate) struct ChildHook {
     pub path: CString,
     pub argv: CArray,
-    pub envp: CArray,
+    /// `None`: the hook has no `env` and gets the process's, as runc's hooks do.
+    pub envp: Option<CArray>,
     pub timeout_ms: i32,
 }
 
@@ -55,16 +56,15 @@ impl ChildHook {
                 .collect::<Result<_, _>>()?,
             _ => vec![path.clone()],
         };
-        let env: Vec<CString> = h
+        let env: Option<Vec<CString>> = h
             .env()
-            .iter()
-            .flatten()
-            .map(|s| cstring(s.as_str(), what))
-            .collect::<Result<_, _>>()?;
+            .as_ref()
+            .map(|e| e.iter().map(|s| cstring(s.as_str(), what)).collect())
+            .transpose()?;
         Ok(ChildHook {
             path,
             argv: CArray::new(args),
-            envp: CArray::new(env),
+            envp: env.map(CArray::new),
             timeout_ms: h.timeout().map_or(-1, |t| t.saturating_mul(1000) as i32),
         })
     }

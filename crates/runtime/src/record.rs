@@ -69,3 +69,68 @@ impl Record {
         }
     }
 }
+
+/// The part of the spec kept in `state.json`: what `start`, `exec`, `kill`, `update`,
+/// `delete` and the hooks they run read back. The process, the hooks run after create
+/// (startContainer for error messages, poststart, poststop), and of `linux` the namespaces
+/// (exec joins them), seccomp and personality (exec applies them), resources (`update`
+/// merges into them) and the cgroups path. Mounts, devices, masked paths, sysctls, id
+/// mappings and annotations (kept once, beside) are not: `state.json` stays small whatever
+/// the config (runc-sized configs make a few-KiB record).
+pub(crate) fn slim_spec(spec: &Spec) -> Spec {
+    use oci_spec::runtime::{Hooks, Linux};
+    let mut slim = Spec::default();
+    slim.set_version(spec.version().clone());
+    slim.set_process(spec.process().clone());
+    slim.set_root(None);
+    // Kept: checkpoint describes the bind mounts to CRIU from them.
+    slim.set_mounts(spec.mounts().clone());
+    slim.set_hostname(spec.hostname().clone());
+    slim.set_domainname(spec.domainname().clone());
+    slim.set_annotations(None);
+    slim.set_hooks(spec.hooks().as_ref().map(|h| {
+        let mut kept = Hooks::default();
+        kept.set_start_container(h.start_container().clone());
+        kept.set_poststart(h.poststart().clone());
+        kept.set_poststop(h.poststop().clone());
+        kept
+    }));
+    slim.set_linux(spec.linux().as_ref().map(|l| {
+        let mut kept = Linux::default();
+        kept.set_uid_mappings(None);
+        kept.set_gid_mappings(None);
+        kept.set_masked_paths(None);
+        kept.set_readonly_paths(None);
+        kept.set_namespaces(l.namespaces().clone());
+        kept.set_seccomp(l.seccomp().clone());
+        kept.set_personality(l.personality().clone());
+        kept.set_resources(l.resources().clone());
+        kept.set_cgroups_path(l.cgroups_path().clone());
+        // Checkpoint describes device nodes to CRIU as external mounts.
+        kept.set_devices(l.devices().clone());
+        kept
+    }));
+    slim
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slim_spec;
+
+    #[test]
+    fn slim_spec_drops_bulk_and_keeps_what_commands_read() {
+        let mut spec = husk_spec::default_spec(false);
+        let big: std::collections::HashMap<String, String> =
+            [("a".to_string(), "x".repeat(100_000))].into();
+        spec.set_annotations(Some(big));
+        let slim = slim_spec(&spec);
+        let text = serde_json::to_string(&slim).unwrap();
+        assert!(text.len() < 4096, "{text}");
+        assert!(!text.contains("\"mounts\""), "{text}");
+        assert!(!text.contains("maskedPaths"), "{text}");
+        assert_eq!(slim.process(), spec.process());
+        let ns = |s: &oci_spec::runtime::Spec| s.linux().as_ref().unwrap().namespaces().clone();
+        assert_eq!(ns(&slim), ns(&spec));
+        println!("{text}");
+    }
+}

@@ -50,7 +50,9 @@ pub(crate) enum Until {
 /// The parent's side of the child's requests while [`drive`] runs.
 pub(crate) trait Host {
     /// The child's (host) pid changed: the intermediate child is gone and `pid` is the init.
-    fn new_pid(&mut self, _pid: i32) {}
+    fn new_pid(&mut self, _pid: i32) -> Result<()> {
+        Ok(())
+    }
     /// The child exited and was waited for.
     fn reaped(&mut self) {}
     /// A traced setup phase ended at `ns`.
@@ -88,7 +90,7 @@ pub(crate) fn drive(
                 // The intermediate child is done; its child is the container's init.
                 let _ = husk_sys::waitpid(*pid);
                 *pid = init;
-                host.new_pid(init);
+                host.new_pid(init)?;
             }
             Some((ToParent::SeccompFd, Some(listener))) => host.seccomp_listener(*pid, listener)?,
             Some((ToParent::RunHooks, _)) if host.run_hooks()?.is_some() => {

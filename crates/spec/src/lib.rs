@@ -10,6 +10,7 @@ mod default;
 mod error;
 mod locate;
 mod parse;
+mod read;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 pub use default::{default_spec, SPEC_VERSION};
 pub use error::SpecError;
 pub use oci_spec::runtime::Spec;
+pub use read::MAX_CONFIG_BYTES;
 pub use validate::validate;
 
 /// Name under which config errors are reported.
@@ -42,10 +44,7 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle, SpecError> {
         source,
     })?;
     let config = dir.join(CONFIG_FILE);
-    let bytes = std::fs::read(&config).map_err(|source| SpecError::Read {
-        path: config,
-        source,
-    })?;
+    let bytes = read::read_config_file(&config)?;
     let (spec, rootfs) = parse_config(&bytes, &dir)?;
     tracing::debug!(bundle = %dir.display(), rootfs = %rootfs.display(), "loaded bundle");
     Ok(Bundle { dir, spec, rootfs })
@@ -64,10 +63,7 @@ pub fn parse_config(bytes: &[u8], bundle_dir: &Path) -> Result<(Spec, PathBuf), 
 /// Parses a process JSON (as given to `runc exec --process FILE`), validated like
 /// `spec.process`. Errors name `path` as the file and the field relative to the process.
 pub fn load_process(path: &Path) -> Result<oci_spec::runtime::Process, SpecError> {
-    let bytes = std::fs::read(path).map_err(|source| SpecError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read::read_config_file(path)?;
     let file = path.display().to_string();
     let process = parse::parse(&bytes, &file)?;
     validate::validate_process(&process, &file, "")?;

@@ -1,8 +1,9 @@
 use crate::{Result, StateError};
 
-/// Longest accepted id; generous for 64-hex ids and Kubernetes names, short enough that
-/// `<root>/<id>/<file>` stays far from PATH_MAX and unix socket limits.
-const MAX_ID_LEN: usize = 1024;
+/// Longest accepted id: the id names a directory in the state root and in every cgroup
+/// hierarchy, so it must fit in one file name (NAME_MAX, 255 bytes). runc has no explicit
+/// check and fails later with "file name too long"; husk says so before touching anything.
+pub const MAX_ID_LEN: usize = 255;
 
 /// Checks an id the way runc does: letters, digits and `_ + - .`, not `.` or `..`.
 pub fn validate_id(id: &str) -> Result<()> {
@@ -16,7 +17,7 @@ pub fn validate_id(id: &str) -> Result<()> {
         return bad("it is empty");
     }
     if id.len() > MAX_ID_LEN {
-        return bad("it is longer than 1024 bytes");
+        return bad("it is longer than 255 bytes, the limit of a file name");
     }
     if id == "." || id == ".." {
         return bad("it is a path component");
@@ -36,14 +37,30 @@ mod tests {
 
     #[test]
     fn accepts_usual_ids() {
-        for id in ["a", "test-1", "0123456789abcdef", "k8s_pod.x+y"] {
+        for id in [
+            "a",
+            "test-1",
+            "0123456789abcdef",
+            "k8s_pod.x+y",
+            &"y".repeat(255),
+        ] {
             validate_id(id).unwrap();
         }
     }
 
     #[test]
     fn rejects_paths_and_junk() {
-        for id in ["", ".", "..", "a/b", "../x", "a b", "é", &"x".repeat(1025)] {
+        for id in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "../x",
+            "a b",
+            "é",
+            &"x".repeat(256),
+            &"x".repeat(1025),
+        ] {
             assert!(validate_id(id).is_err(), "{id:?} accepted");
         }
     }

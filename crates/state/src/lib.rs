@@ -39,12 +39,14 @@ pub enum StateError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("container {id}: corrupt state file {path}: {source}")]
+    #[error("container {id}: damaged state file {path}: {reason} (`delete --force {id}` removes the container)")]
     Corrupt {
         id: String,
         path: PathBuf,
-        source: serde_json::Error,
+        reason: String,
     },
+    #[error("container {id} is busy: another husk command is working on it")]
+    Busy { id: String },
 }
 
 pub type Result<T> = std::result::Result<T, StateError>;

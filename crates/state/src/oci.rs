@@ -12,6 +12,9 @@ pub enum Status {
     Running,
     Paused,
     Stopped,
+    /// husk cannot tell: the container's state file is damaged (`list` shows it rather than
+    /// hiding it; `delete --force` removes it).
+    Unknown,
 }
 
 impl Status {
@@ -22,6 +25,7 @@ impl Status {
             Status::Running => "running",
             Status::Paused => "paused",
             Status::Stopped => "stopped",
+            Status::Unknown => "unknown",
         }
     }
 }

@@ -26,7 +26,14 @@ pub enum Lock {
     Exclusive,
     /// No lock at all (`list`).
     None,
+    /// Exclusive, but fail with [`StateError::Busy`] instead of waiting (a live `create` or
+    /// command holds it).
+    TryExclusive,
 }
+
+/// The most husk reads of a record it wrote itself: records are a few KiB, this only stops a
+/// damaged or planted file from costing memory.
+const MAX_RECORD_BYTES: u64 = 4 << 20;
 
 impl Store {
     pub fn default_root() -> PathBuf {
@@ -61,7 +68,20 @@ impl Store {
                 source,
             })?;
         let path = self.root.join(id);
-        match fs::DirBuilder::new().mode(0o711).create(&path) {
+        // Someone clearing an abandoned directory of this id (see `reap`) may remove ours
+        // between mkdir and flock: then the directory we locked is no longer at `path`.
+        for _ in 0..3 {
+            self.mkdir_container(id, &path)?;
+            let dir = ContainerDir::open(id, path.clone(), Lock::Exclusive)?;
+            if dir.is_current() {
+                return Ok(dir);
+            }
+        }
+        Err(StateError::AlreadyExists { id: id.to_string() })
+    }
+
+    fn mkdir_container(&self, id: &str, path: &Path) -> Result<()> {
+        match fs::DirBuilder::new().mode(0o711).create(path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(StateError::AlreadyExists { id: id.to_string() })
@@ -70,12 +90,19 @@ impl Store {
                 return Err(StateError::Io {
                     id: id.into(),
                     op: "create",
-                    path,
+                    path: path.to_path_buf(),
                     source,
                 })
             }
         }
-        ContainerDir::open(id, path, Lock::Exclusive)
+        Ok(())
+    }
+
+    /// Opens a container directory whether or not it has a `state.json` (a create in
+    /// progress, or one that was killed), taking `lock`.
+    pub fn open_dir(&self, id: &str, lock: Lock) -> Result<ContainerDir> {
+        validate_id(id).map_err(|_| StateError::NotFound { id: id.to_string() })?;
+        ContainerDir::open(id, self.root.join(id), lock)
     }
 
     /// Opens an existing container, taking `lock`.
@@ -142,14 +169,18 @@ impl ContainerDir {
         let op = match lock {
             Lock::Shared => libc::LOCK_SH,
             Lock::Exclusive => libc::LOCK_EX,
+            Lock::TryExclusive => libc::LOCK_EX | libc::LOCK_NB,
             Lock::None => 0,
         };
         if op != 0 {
-            husk_sys::flock(&dir, op).map_err(|e| StateError::Io {
-                id: id.into(),
-                op: "lock",
-                path: path.clone(),
-                source: e.to_io(),
+            husk_sys::flock(&dir, op).map_err(|e| match e.0 {
+                libc::EWOULDBLOCK => StateError::Busy { id: id.into() },
+                _ => StateError::Io {
+                    id: id.into(),
+                    op: "lock",
+                    path: path.clone(),
+                    source: e.to_io(),
+                },
             })?;
         }
         Ok(ContainerDir {
@@ -161,6 +192,27 @@ impl ContainerDir {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Whether the directory this value holds (and locks) is still the one at its path.
+    pub fn is_current(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (self.dir.metadata(), fs::symlink_metadata(&self.path)) {
+            (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+            _ => false,
+        }
+    }
+
+    /// Whether another process holds this directory's lock right now (a `create` still
+    /// running, or a command working on the container). Only for a holder of no lock.
+    pub fn is_locked(&self) -> bool {
+        match husk_sys::flock(&self.dir, libc::LOCK_SH | libc::LOCK_NB) {
+            Ok(()) => {
+                let _ = husk_sys::flock(&self.dir, libc::LOCK_UN);
+                false
+            }
+            Err(e) => e.0 == libc::EWOULDBLOCK,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -186,9 +238,25 @@ impl ContainerDir {
         }
     }
 
-    /// Writes the record atomically: a temporary file, fsync-free (tmpfs), then rename.
+    /// Writes the record to `state.json` atomically (see [`ContainerDir::save_as`]).
     pub fn save<T: Serialize>(&self, record: &T) -> Result<()> {
-        let tmp = self.path.join(".state.json.tmp");
+        self.save_as(STATE_FILE, record)
+    }
+
+    /// Reads `state.json` (see [`ContainerDir::load_from`]).
+    pub fn load<T: DeserializeOwned>(&self) -> Result<T> {
+        self.load_from(STATE_FILE)
+    }
+
+    /// Whether `state.json` exists (the container was fully created).
+    pub fn has_state(&self) -> bool {
+        self.path.join(STATE_FILE).exists()
+    }
+
+    /// Writes a record to the file `name` atomically: a temporary file, fsync-free (tmpfs),
+    /// then rename. A kill at any point leaves the old file or the new one, whole.
+    pub fn save_as<T: Serialize>(&self, name: &str, record: &T) -> Result<()> {
+        let tmp = self.path.join(format!(".{name}.tmp"));
         let data = serde_json::to_vec(record).map_err(|e| StateError::Io {
             id: self.id.clone(),
             op: "encode",
@@ -204,16 +272,25 @@ impl ContainerDir {
             .map_err(self.io_err("write", tmp.clone()))?;
         f.write_all(&data)
             .map_err(self.io_err("write", tmp.clone()))?;
-        fs::rename(&tmp, self.path.join(STATE_FILE)).map_err(self.io_err("rename", tmp.clone()))
+        fs::rename(&tmp, self.path.join(name)).map_err(self.io_err("rename", tmp.clone()))
     }
 
-    pub fn load<T: DeserializeOwned>(&self) -> Result<T> {
-        let path = self.path.join(STATE_FILE);
-        let data = match fs::read(&path) {
+    /// Reads the record in the file `name`: [`StateError::NotFound`] when it is missing,
+    /// [`StateError::Corrupt`] when it does not parse (or is implausibly large).
+    pub fn load_from<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
+        let path = self.path.join(name);
+        let data = match read_capped(&path) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(StateError::NotFound {
                     id: self.id.clone(),
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Other => {
+                return Err(StateError::Corrupt {
+                    id: self.id.clone(),
+                    path,
+                    reason: e.to_string(),
                 })
             }
             Err(source) => {
@@ -225,10 +302,10 @@ impl ContainerDir {
                 })
             }
         };
-        serde_json::from_slice(&data).map_err(|source| StateError::Corrupt {
+        serde_json::from_slice(&data).map_err(|e| StateError::Corrupt {
             id: self.id.clone(),
             path,
-            source,
+            reason: one_line(&e.to_string()),
         })
     }
 
@@ -268,6 +345,37 @@ impl ContainerDir {
     }
 }
 
+/// serde quotes the offending text raw: control characters are escaped so that the message
+/// stays on one line (found by the `state_json` fuzz target: `"hy\rid"`).
+fn one_line(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
+/// Reads at most [`MAX_RECORD_BYTES`] (plus one, to tell a larger file).
+fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    File::open(path)?
+        .take(MAX_RECORD_BYTES + 1)
+        .read_to_end(&mut data)?;
+    if data.len() as u64 > MAX_RECORD_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            MAX_RECORD_BYTES >> 20
+        )));
+    }
+    Ok(data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,6 +408,30 @@ mod tests {
             store.open("c1", Lock::Shared),
             Err(StateError::NotFound { .. })
         ));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn damaged_record_error_is_one_line() {
+        let root = tmp_root();
+        let store = Store::new(&root);
+        let dir = store.create("c3").unwrap();
+        // A valid JSON string holding a carriage return, as an unknown enum variant: serde
+        // quotes it raw in its message.
+        fs::write(dir.file(STATE_FILE), br#"{"k": "a\rb"}"#).unwrap();
+        #[derive(serde::Deserialize, Debug)]
+        enum K {
+            V,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct R {
+            k: K,
+        }
+        let _ = K::V;
+        let e = dir.load::<R>().unwrap_err().to_string();
+        assert!(!e.contains(['\n', '\r']), "{e}");
+        assert!(e.contains("unknown variant `a\\rb`"), "{e}");
         fs::remove_dir_all(&root).unwrap();
     }
 

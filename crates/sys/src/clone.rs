@@ -60,3 +60,28 @@ pub unsafe fn clone3(flags: u64, cgroup_fd: Option<BorrowedFd<'_>>) -> Result<Fo
         Forked::Parent { pid: ret as i32 }
     })
 }
+
+/// `fork(2)` through the classic `clone` system call: for code that may run under a seccomp
+/// filter refusing `clone3` (Docker's default profile answers ENOSYS).
+///
+/// # Safety
+/// As [`clone3`].
+pub unsafe fn fork_classic() -> Result<Forked> {
+    // SAFETY: clone with only an exit signal and no stack behaves like fork(2); the caller
+    // upholds the single-threaded, async-signal-safe contract.
+    let ret = check(unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    })?;
+    Ok(if ret == 0 {
+        Forked::Child
+    } else {
+        Forked::Parent { pid: ret as i32 }
+    })
+}
