@@ -285,7 +285,10 @@ fn hooks_for_the_child_default_argv_and_timeout() {
     let h = ChildHook::new(&hook, "hooks.createContainer[0]").unwrap();
     assert_eq!(h.path.to_str().unwrap(), "/bin/h");
     assert_eq!(h.argv.as_ptrs().len(), 2, "argv defaults to the path");
-    assert!(h.envp.is_none(), "without env, the hook gets the process env (as runc)");
+    assert!(
+        h.envp.is_none(),
+        "without env, the hook gets the process env (as runc)"
+    );
     assert_eq!(h.timeout_ms, 3000);
     let hook: Hook = serde_json::from_value(json!({"path": "/bin/h", "args": ["h", "x"],
         "env": ["A=\u{0}"]}))
