@@ -106,7 +106,7 @@ impl Footprint {
     /// What `state` shows of a container that has no (readable) `state.json`.
     pub fn oci_state(&self, status: Status) -> OciState {
         OciState {
-            oci_version: oci_spec::runtime::Spec::default().version().clone(),
+            oci_version: husk_spec::SPEC_VERSION.to_string(),
             id: self.id.clone(),
             pid: if status == Status::Stopped {
                 0
