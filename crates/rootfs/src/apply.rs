@@ -267,17 +267,7 @@ impl RootfsPlan {
             }
             mount_setattr(husk_sys::CWD, p, AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0).map_err(f)?;
         }
-        for (i, p) in self.masked.iter().enumerate() {
-            let f = fail(Step::Mask, i as u32);
-            match mount::mount(Some(c"/dev/null"), p, None, libc::MS_BIND, None) {
-                Ok(()) | Err(Errno(libc::ENOENT)) => {}
-                Err(Errno(libc::ENOTDIR)) => {
-                    mount::mount(Some(c"tmpfs"), p, Some(c"tmpfs"), libc::MS_RDONLY, None)
-                        .map_err(f)?;
-                }
-                Err(e) => return Err(f(e)),
-            }
-        }
+        self.mask_paths()?;
         if self.readonly_root {
             mount_setattr(husk_sys::CWD, c"/", 0, MOUNT_ATTR_RDONLY, 0)
                 .map_err(fail(Step::ReadonlyRoot, 0))?;
@@ -338,5 +328,42 @@ fn refuse_symlink(root: BorrowedFd<'_>, dest: &std::ffi::CStr) -> Result<()> {
         // Missing: the mount point will be made as a directory.
         Err(Errno(libc::ENOENT)) => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+impl RootfsPlan {
+    /// Masks `self.masked` (deduplicated by the plan). A file gets `/dev/null` bound over it; a
+    /// directory gets an empty read-only tmpfs. As in runc >= 1.3, one tmpfs serves every
+    /// masked directory: it is mounted on the first one, and each further directory gets a
+    /// bind of that mount (open_tree clone of an `O_PATH` handle + move_mount), so 64 per-CPU
+    /// paths cost 64 binds, not 64 tmpfs superblocks. The handle, not the path, is the bind
+    /// source: a later masked directory may hide the first one's path. A missing path is
+    /// skipped. Only system calls; nothing allocated.
+    fn mask_paths(&self) -> std::result::Result<(), Failure> {
+        let mut shared: Option<OwnedFd> = None;
+        for (i, p) in self.masked.iter().enumerate() {
+            let f = fail(Step::Mask, i as u32);
+            match mount::mount(Some(c"/dev/null"), p, None, libc::MS_BIND, None) {
+                Ok(()) | Err(Errno(libc::ENOENT)) => {}
+                Err(Errno(libc::ENOTDIR)) => match &shared {
+                    Some(tmpfs) => {
+                        let here = libc::AT_EMPTY_PATH as u32;
+                        let tree = open_tree(tmpfs.as_fd(), c"", OPEN_TREE_CLONE | here);
+                        let to = |t: OwnedFd| {
+                            move_mount(t.as_fd(), c"", husk_sys::CWD, p, MOVE_MOUNT_F_EMPTY_PATH)
+                        };
+                        tree.and_then(to).map_err(f)?;
+                    }
+                    None => {
+                        let ro = libc::MS_RDONLY;
+                        mount::mount(Some(c"tmpfs"), p, Some(c"tmpfs"), ro, None).map_err(f)?;
+                        let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+                        shared = Some(husk_sys::openat(husk_sys::CWD, p, flags, 0).map_err(f)?);
+                    }
+                },
+                Err(e) => return Err(f(e)),
+            }
+        }
+        Ok(())
     }
 }

@@ -116,6 +116,16 @@ fn cstr(s: impl AsRef<[u8]>, what: &str) -> Result<CString, RootfsError> {
         .map_err(|_| RootfsError::Invalid(format!("{what}: contains a NUL byte")))
 }
 
+/// `paths` without repeats, first occurrence kept (a path masked twice is masked once, as in
+/// runc): the child then mounts each masked path exactly once.
+fn dedup(paths: Vec<CString>) -> Vec<CString> {
+    let mut seen = std::collections::HashSet::with_capacity(paths.len());
+    paths
+        .into_iter()
+        .filter(|p| seen.insert(p.clone()))
+        .collect()
+}
+
 /// `/dev/pts` -> `dev/pts`; `/` -> `.`
 fn relative(dest: &Path) -> Vec<u8> {
     let b = dest.as_os_str().as_bytes();
@@ -198,10 +208,10 @@ impl RootfsPlan {
                 .as_ref()
                 .and_then(|r| r.readonly())
                 .unwrap_or(false),
-            masked: paths(
+            masked: dedup(paths(
                 linux.and_then(|l| l.masked_paths().as_ref()),
                 "linux.maskedPaths",
-            )?,
+            )?),
             readonly: paths(
                 linux.and_then(|l| l.readonly_paths().as_ref()),
                 "linux.readonlyPaths",

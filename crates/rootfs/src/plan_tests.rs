@@ -397,6 +397,14 @@ fn masked_and_readonly_paths_are_carried_in_order() {
 }
 
 #[test]
+fn a_path_masked_twice_is_masked_once() {
+    let p = plan(json!({"linux": {
+        "maskedPaths": ["/proc/acpi", "/proc/kcore", "/proc/acpi", "/proc/kcore", "/sys/x"],
+    }}));
+    assert_eq!(p.masked, [c("/proc/acpi"), c("/proc/kcore"), c("/sys/x")]);
+}
+
+#[test]
 fn options_that_are_not_from_the_spec_are_carried() {
     let o = PlanOptions {
         no_pivot: true,
