@@ -12,6 +12,7 @@ pub enum Cell {
     Time {
         median: f64,
         p90: f64,
+        p99: f64,
         samples: Vec<f64>,
     },
     /// A size or RSS: the raw number for JSON, its display form for the table.
@@ -20,6 +21,17 @@ pub enum Cell {
     Verdict(Result<(), String>),
     /// No value: "not installed", or why the metric failed.
     Missing(String),
+    /// Shown as is, no ratio (mount counts); also the JSON value as a string.
+    Text(String),
+}
+
+/// The spread a time row shows next to its median, and whether its ratios compare p99.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    /// median / p90; ratios of medians.
+    P90,
+    /// p50 / p99; ratios of p99.
+    P99,
 }
 
 impl Cell {
@@ -38,9 +50,11 @@ impl Cell {
         };
         // Nearest-rank p90.
         let p90 = ms[(n * 9).div_ceil(10) - 1];
+        let p99 = ms[(n * 99).div_ceil(100) - 1];
         Cell::Time {
             median,
             p90,
+            p99,
             samples,
         }
     }
@@ -50,17 +64,23 @@ impl Cell {
         Cell::Amount { raw, shown }
     }
 
-    fn primary(&self) -> Option<f64> {
+    /// What ratios compare: the median, or p99 for a [`Tail::P99`] row.
+    fn primary(&self, tail: Tail) -> Option<f64> {
         match self {
+            Cell::Time { p99, .. } if tail == Tail::P99 => Some(*p99),
             Cell::Time { median, .. } => Some(*median),
             Cell::Amount { raw, .. } => Some(*raw as f64),
             _ => None,
         }
     }
 
-    fn shown(&self) -> String {
+    fn shown(&self, tail: Tail) -> String {
         match self {
+            Cell::Time { median, p99, .. } if tail == Tail::P99 => {
+                format!("{median:.2} / {p99:.2}")
+            }
             Cell::Time { median, p90, .. } => format!("{median:.2} / {p90:.2}"),
+            Cell::Text(t) => t.clone(),
             Cell::Amount { shown, .. } => shown.clone(),
             Cell::Verdict(Ok(())) => "ok".into(),
             Cell::Verdict(Err(_)) => "FAILED".into(),
@@ -74,10 +94,12 @@ impl Cell {
             Cell::Time {
                 median,
                 p90,
+                p99,
                 samples,
             } => json!({
                 "median_ms": round3(*median),
                 "p90_ms": round3(*p90),
+                "p99_ms": round3(*p99),
                 "n": samples.len(),
                 "samples_ms": samples.iter().copied().map(round3).collect::<Vec<_>>(),
             }),
@@ -85,15 +107,17 @@ impl Cell {
             Cell::Verdict(Ok(())) => json!({"ok": true}),
             Cell::Verdict(Err(e)) => json!({"ok": false, "error": e}),
             Cell::Missing(why) => json!({"missing": why}),
+            Cell::Text(t) => json!(t),
         }
     }
 }
 
 pub struct Row {
-    pub key: &'static str,
+    pub key: String,
     pub label: String,
     /// Whether husk/peer ratios mean anything for this row.
     pub ratios: bool,
+    pub tail: Tail,
     /// One cell per entry of [`NAMES`].
     pub cells: [Cell; 3],
 }
@@ -103,7 +127,10 @@ impl Row {
         if !self.ratios {
             return None;
         }
-        let (h, p) = (self.cells[0].primary()?, self.cells[peer].primary()?);
+        let (h, p) = (
+            self.cells[0].primary(self.tail)?,
+            self.cells[peer].primary(self.tail)?,
+        );
         (p > 0.0).then(|| h / p)
     }
 }
@@ -119,17 +146,17 @@ fn ratio_text(r: Option<f64>) -> String {
 pub fn print_table(rows: &[Row]) {
     let w = 18;
     println!(
-        "{:<30}{:>w$}{:>w$}{:>w$}{:>11}{:>11}",
+        "{:<38}{:>w$}{:>w$}{:>w$}{:>11}{:>11}",
         "metric", NAMES[0], NAMES[1], NAMES[2], "husk/crun", "husk/runc"
     );
     for row in rows {
         let [a, b, c] = &row.cells;
         println!(
-            "{:<30}{:>w$}{:>w$}{:>w$}{:>11}{:>11}",
+            "{:<38}{:>w$}{:>w$}{:>w$}{:>11}{:>11}",
             row.label,
-            a.shown(),
-            b.shown(),
-            c.shown(),
+            a.shown(row.tail),
+            b.shown(row.tail),
+            c.shown(row.tail),
             ratio_text(row.ratio(2)),
             ratio_text(row.ratio(1)),
         );
@@ -177,6 +204,7 @@ mod tests {
                 median,
                 p90,
                 samples,
+                ..
             } => {
                 assert_eq!(samples.len(), 10);
                 assert!((median - 5.5).abs() < 1e-9, "median {median}");
@@ -189,9 +217,10 @@ mod tests {
     #[test]
     fn ratio_needs_both_values() {
         let row = Row {
-            key: "k",
+            key: "k".into(),
             label: "k".into(),
             ratios: true,
+            tail: Tail::P90,
             cells: [
                 Cell::mib(2048, 1024),
                 Cell::Missing("not installed".into()),

@@ -4,7 +4,6 @@
 //! binary with stdin/stdout on /dev/null and stderr in a file, then `wait4` for its exit status
 //! and `ru_maxrss`. The wall clock runs from just before `fork` to just after `wait4` returns.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
@@ -13,6 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use husk_sys::Errno;
@@ -31,7 +31,7 @@ pub struct Runtime {
     /// crun only: the private mount namespace its processes enter before exec.
     mntns: Option<OwnedFd>,
     /// Peak `ru_maxrss` (KiB) per subcommand.
-    rss: RefCell<BTreeMap<String, u64>>,
+    rss: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Runtime {
@@ -58,7 +58,7 @@ impl Runtime {
             stderr: work.join(format!("{name}.stderr")),
             pid_file: work.join(format!("{name}.pid")),
             mntns,
-            rss: RefCell::default(),
+            rss: Mutex::default(),
         })
     }
 
@@ -74,20 +74,49 @@ impl Runtime {
 
     /// Runs `RUNTIME --root ROOT ARGS...`, returns its wall-clock time; fails unless it exits 0.
     pub fn call(&self, args: &[&str]) -> Result<Duration, BenchError> {
-        let stderr = File::create(&self.stderr)
-            .map_err(|e| BenchError::io(format!("creating {}", self.stderr.display()), e))?;
+        self.call_in(args, &self.stderr)
+    }
+
+    /// [`Runtime::call`] from one of several threads at once: `slot` picks a stderr file of
+    /// its own (removed again by [`Runtime::remove_slot_files`]).
+    pub fn call_slot(&self, args: &[&str], slot: usize) -> Result<Duration, BenchError> {
+        self.call_in(args, &self.slot_stderr(slot))
+    }
+
+    fn slot_stderr(&self, slot: usize) -> PathBuf {
+        let mut name = self.stderr.clone().into_os_string();
+        name.push(format!(".{slot}"));
+        PathBuf::from(name)
+    }
+
+    pub fn remove_slot_files(&self, slots: usize) {
+        for slot in 0..slots {
+            let _ = fs::remove_file(self.slot_stderr(slot));
+        }
+    }
+
+    /// The mount namespace this runtime's processes run in (None: the driver's, the host's).
+    pub fn mntns_fd(&self) -> Option<RawFd> {
+        self.mntns()
+    }
+
+    fn call_in(&self, args: &[&str], stderr_path: &Path) -> Result<Duration, BenchError> {
+        let stderr = File::create(stderr_path)
+            .map_err(|e| BenchError::io(format!("creating {}", stderr_path.display()), e))?;
         let mut cmd = self.command(args);
         cmd.stderr(stderr);
         let what = || format!("{} {}", self.name, args.join(" "));
         let run = timed(cmd).map_err(|e| BenchError::io(what(), e))?;
         let op = args.first().copied().unwrap_or_default().to_string();
-        let mut rss = self.rss.borrow_mut();
-        let peak = rss.entry(op).or_default();
-        *peak = (*peak).max(run.maxrss_kib);
+        {
+            let mut rss = self.rss.lock().unwrap_or_else(|e| e.into_inner());
+            let peak = rss.entry(op).or_default();
+            *peak = (*peak).max(run.maxrss_kib);
+        }
         if run.status == 0 {
             return Ok(run.elapsed);
         }
-        let text = fs::read_to_string(&self.stderr).unwrap_or_default();
+        let text = fs::read_to_string(stderr_path).unwrap_or_default();
         let detail = text.lines().rev().find(|l| !l.trim().is_empty());
         Err(BenchError::Failed {
             what: what(),
@@ -118,7 +147,7 @@ impl Runtime {
 
     /// Peak RSS in KiB over the given subcommands (0 when none ran).
     pub fn peak_rss(&self, ops: &[&str]) -> u64 {
-        let rss = self.rss.borrow();
+        let rss = self.rss.lock().unwrap_or_else(|e| e.into_inner());
         ops.iter()
             .filter_map(|op| rss.get(*op))
             .copied()
