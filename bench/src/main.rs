@@ -293,14 +293,14 @@ fn single(plan: &Plan, bundle: &str, sleep_bundle: &str) -> Result<Vec<Results>,
 
 fn measure_all(plan: &Plan, scale: &Scale, bundles: &Bundles) -> Result<Measured, BenchError> {
     let bundle = &bundles.truth;
-    let idle = single(plan, &bundle, &bundles.sleep)?;
+    let idle = single(plan, bundle, &bundles.sleep)?;
     let b2b_plan = Plan {
         gap: Duration::ZERO,
         tag: plan.tag + 1,
         ..*plan
     };
     say("back to back (no gap):");
-    let b2b = single(&b2b_plan, &bundle, &bundles.sleep)?;
+    let b2b = single(&b2b_plan, bundle, &bundles.sleep)?;
 
     say("measuring create: default, 64 masked dirs, joining an existing netns...");
     let mut variants: Vec<Results> = plan.runtimes.iter().map(|_| Results::default()).collect();
