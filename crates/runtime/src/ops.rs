@@ -13,7 +13,8 @@ use crate::{hooks, Result, Runtime, RuntimeError};
 /// Parses `KILL`, `SIGKILL`, `kill` or `9` into a signal number.
 pub fn parse_signal(s: &str) -> Option<i32> {
     if let Ok(n) = s.parse::<i32>() {
-        return (1..=64).contains(&n).then_some(n);
+        // 0 is a valid signal: it checks that the container is alive (kill(2)).
+        return (0..=64).contains(&n).then_some(n);
     }
     let upper = s.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
@@ -186,6 +187,10 @@ impl Runtime {
     fn kill_container(&self, id: &str, signal: i32, all: bool) -> Result<()> {
         let (dir, rec) = self.load(id, Lock::Shared)?;
         let status = rec.status(&dir);
+        // Like runc >= 1.2: without its own pid namespace, killing the init does not take the
+        // other processes with it, so SIGKILL goes to the whole cgroup (even once the init
+        // is gone).
+        let all = all || (signal == libc::SIGKILL && !private_pid_ns(&rec.spec));
         if all {
             if let Some(cg) = &rec.cgroup {
                 return cg.kill_all(signal).map_err(RuntimeError::Cgroup);
@@ -316,4 +321,14 @@ mod tests {
         assert_eq!(parse_signal("0"), None);
         assert_eq!(parse_signal("65"), None);
     }
+}
+
+/// Whether the container has a pid namespace of its own (a new one, not one joined by path).
+fn private_pid_ns(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+        .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none())
 }
