@@ -38,7 +38,7 @@ impl std::fmt::Display for Status {
 
 /// What `husk state` prints and what hooks read on stdin: the OCI state, with runc's extra
 /// `rootfs`, `created` and `owner` fields.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OciState {
     pub oci_version: String,
@@ -48,7 +48,8 @@ pub struct OciState {
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
     pub created: String,
-    pub owner: String,
+    // runc's key order (`runc state`, `runc list --format json`): annotations before owner.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    pub owner: String,
 }

@@ -7,8 +7,22 @@ use husk_runtime::{OciState, Runtime};
 
 use super::{parse, CliError, Result};
 
-pub(super) fn list(argv: &[String], rt: &Runtime) -> Result<u8> {
+pub(super) fn list(argv: &[String], rt: &Runtime, explicit_root: bool) -> Result<u8> {
     let p = parse("list", argv)?;
+    // Like runc: a missing default root means no containers yet; a missing `--root` is a
+    // mistake worth reporting.
+    if explicit_root {
+        if let Err(e) = std::fs::read_dir(rt.root()) {
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+                _ => e.to_string(),
+            };
+            return Err(CliError::Usage(format!(
+                "open {}: {why}",
+                rt.root().display()
+            )));
+        }
+    }
     let states = rt.list()?;
     let owner = owner_name(rt.root());
     let mut out = std::io::stdout().lock();
@@ -20,12 +34,12 @@ pub(super) fn list(argv: &[String], rt: &Runtime) -> Result<u8> {
     }
     match p.value("format").unwrap_or("table") {
         "json" => {
-            let v: Vec<serde_json::Value> = states
-                .iter()
-                .map(|s| {
-                    let mut v = serde_json::to_value(s).unwrap_or_default();
-                    v["owner"] = owner.clone().into();
-                    v
+            // Serialized from the struct, not a `Value` (whose map sorts keys): runc's order.
+            let v: Vec<OciState> = states
+                .into_iter()
+                .map(|mut s| {
+                    s.owner.clone_from(&owner);
+                    s
                 })
                 .collect();
             let _ = writeln!(out, "{}", serde_json::to_string(&v).unwrap_or_default());

@@ -115,7 +115,7 @@ fn run(cmd: &str, argv: &[String], g: &Globals) -> Result<u8> {
             println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
             Ok(0)
         }
-        "list" | "ls" => list::list(argv, &rt()),
+        "list" | "ls" => list::list(argv, &rt(), g.root.is_some()),
         "kill" => {
             let p = parse(cmd, argv)?;
             let (id, sig) = match p.positional.as_slice() {

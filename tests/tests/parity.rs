@@ -1,0 +1,127 @@
+//! Behaviours runc's users depend on (issue 18): each test pins one of them.
+
+use husk_tests::*;
+
+fn running(h: &Husk, args: &[&str], edit: impl FnOnce(&mut Value)) -> (Bundle, String) {
+    let b = Bundle::new(args, edit);
+    let id = unique("parity");
+    h.create(&id, &b);
+    h.ok(&["start", &id]);
+    (b, id)
+}
+
+#[test]
+fn kill_with_signal_zero_probes_a_live_container() {
+    let h = Husk::new();
+    let (_b, id) = running(&h, &["sleep", "100"], |_| {});
+    h.ok(&["kill", &id, "0"]);
+    assert_eq!(
+        h.status(&id),
+        "running",
+        "signal 0 must not harm the container"
+    );
+    h.ok(&["kill", &id, "KILL"]);
+    h.wait_status(&id, "stopped");
+    let out = h.run(&["kill", &id, "0"]);
+    assert!(
+        !out.status.success(),
+        "signal 0 to a stopped container must fail"
+    );
+}
+
+#[test]
+fn sigkill_in_the_host_pid_namespace_kills_every_process() {
+    let h = Husk::new();
+    let (_b, id) = running(&h, &["sh", "-c", "sleep 1000 & wait"], |c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "pid");
+    });
+    let init = h.state(&id)["pid"].as_i64().unwrap() as i32;
+    let mut child = 0;
+    for _ in 0..500 {
+        let kids = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children"));
+        if let Some(n) = kids
+            .ok()
+            .and_then(|k| k.split_whitespace().next()?.parse().ok())
+        {
+            child = n;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(
+        child > 0,
+        "the container never started its background sleep"
+    );
+    // Kill the init alone first: its child lives on, re-parented.
+    // SAFETY: kill(2) on a pid of a test container.
+    unsafe { libc::kill(init, libc::SIGKILL) };
+    h.wait_status(&id, "stopped");
+    assert!(std::path::Path::new(&format!("/proc/{child}")).exists());
+    h.ok(&["kill", &id, "KILL"]);
+    for _ in 0..500 {
+        let gone = std::fs::read_to_string(format!("/proc/{child}/stat"))
+            .map_or(true, |s| s.contains(") Z "));
+        if gone {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("kill KILL left the container's process {child} alive");
+}
+
+#[test]
+fn list_json_uses_runcs_key_order() {
+    let h = Husk::new();
+    let (_b, _id) = running(&h, &["sleep", "100"], |c| {
+        c["annotations"] = json!({"org.example": "x"});
+    });
+    let out = h.ok(&["list", "--format", "json"]);
+    let keys: Vec<&str> = out
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|k| {
+            [
+                "ociVersion",
+                "id",
+                "pid",
+                "status",
+                "bundle",
+                "rootfs",
+                "created",
+                "annotations",
+                "owner",
+            ]
+            .contains(k)
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "ociVersion",
+            "id",
+            "pid",
+            "status",
+            "bundle",
+            "rootfs",
+            "created",
+            "annotations",
+            "owner"
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn list_with_a_missing_root_fails() {
+    let h = Husk::new();
+    let out = h.run(&["list"]);
+    assert!(!out.status.success(), "list of a missing --root succeeded");
+    assert!(
+        stderr(&out).contains("no such file or directory")
+            || stderr(&out).contains("No such file or directory"),
+        "{}",
+        stderr(&out)
+    );
+}
