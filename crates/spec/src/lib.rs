@@ -62,10 +62,28 @@ pub fn parse_config(bytes: &[u8], bundle_dir: &Path) -> Result<(Spec, PathBuf), 
 
 /// Parses a process JSON (as given to `runc exec --process FILE`), validated like
 /// `spec.process`. Errors name `path` as the file and the field relative to the process.
+/// `bytes` with `"user": {"uid": 0, "gid": 0}` added, when it is an object without `user`.
+fn without_user(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let obj = v.as_object_mut()?;
+    if obj.contains_key("user") {
+        return None;
+    }
+    obj.insert("user".into(), serde_json::json!({"uid": 0, "gid": 0}));
+    serde_json::to_vec(&v).ok()
+}
+
 pub fn load_process(path: &Path) -> Result<oci_spec::runtime::Process, SpecError> {
     let bytes = read::read_config_file(path)?;
     let file = path.display().to_string();
-    let process = parse::parse(&bytes, &file)?;
+    let process = match parse::parse(&bytes, &file) {
+        Ok(p) => p,
+        // Like runc, a process without `user` runs as 0:0 (oci-spec requires the field).
+        Err(e) => match without_user(&bytes) {
+            Some(fixed) => parse::parse(&fixed, &file).map_err(|_| e)?,
+            None => return Err(e),
+        },
+    };
     validate::validate_process(&process, &file, "")?;
     Ok(process)
 }
