@@ -125,3 +125,42 @@ fn list_with_a_missing_root_fails() {
         stderr(&out)
     );
 }
+
+#[test]
+fn exec_process_file_without_user_runs_as_root() {
+    let h = Husk::new();
+    let (b, id) = running(&h, &["sleep", "100"], |c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    });
+    let file = b.dir.join("process.json");
+    std::fs::write(
+        &file,
+        r#"{"args": ["sh", "-c", "id -u; id -g"], "cwd": "/", "env": ["PATH=/bin"]}"#,
+    )
+    .unwrap();
+    let out = h.run(&["exec", "--process", file.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "0\n0\n");
+}
+
+#[test]
+fn exec_cgroup_slash_is_the_containers_own_cgroup() {
+    let h = Husk::new();
+    let (_b, id) = running(&h, &["sleep", "100"], |_| {});
+    let out = h.run(&[
+        "exec",
+        "--cgroup",
+        "/",
+        &id,
+        "sh",
+        "-c",
+        "cat /proc/1/cgroup; echo --; cat /proc/self/cgroup",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let (init, me) = text.split_once("--\n").unwrap();
+    assert_eq!(
+        init, me,
+        "exec --cgroup / must put the process in the init's cgroups"
+    );
+}

@@ -264,10 +264,12 @@ impl Manager {
     }
 
     /// An existing sub-cgroup of the container's, for `exec --cgroup [controller:]path`: in
-    /// every hierarchy, or on v1 only in `controller`'s. The directories must exist.
+    /// every hierarchy, or on v1 only in `controller`'s. The directories must exist; `/` is
+    /// the container's cgroup itself.
     pub fn sub_cgroup(&self, controller: Option<&str>, rel: &str) -> Result<Manager, CgroupError> {
         let (comps, _) = layout::clean(rel);
-        if comps.is_empty() || rel.split('/').any(|c| c == "..") {
+        // "/" (or "") is the container's own cgroup, which runc accepts too.
+        if rel.split('/').any(|c| c == "..") {
             return Err(CgroupError::Config(format!(
                 "sub-cgroup {rel:?} must be a path below the container's cgroup"
             )));
@@ -282,7 +284,9 @@ impl Manager {
                 Some(c) => self.mode == Mode::Unified || key == c || key.split(',').any(|k| k == c),
             };
             if selected {
-                *dir = dir.join(&below);
+                if !below.is_empty() {
+                    *dir = dir.join(&below);
+                }
                 if !dir.is_dir() {
                     return Err(CgroupError::Config(format!(
                         "sub-cgroup {} does not exist",
