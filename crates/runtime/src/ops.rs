@@ -164,7 +164,7 @@ impl Runtime {
         let mut buf = [0u8; 16];
         let n = read_full(&mut conn, &mut buf).map_err(RuntimeError::io("wait for init"))?;
         if n != 0 {
-            return Err(InitError::Reported(match crate::protocol::decode(&buf) {
+            return Err(InitError::Reported(match crate::protocol::decode(&buf, n) {
                 Some(crate::protocol::ToParent::Failed {
                     domain,
                     step,
@@ -306,6 +306,16 @@ fn stop_now(rec: &Record) -> Result<()> {
     }
 }
 
+/// Whether the container has a pid namespace of its own (a new one, not one joined by path).
+fn private_pid_ns(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+        .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none())
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_signal;
@@ -318,17 +328,8 @@ mod tests {
         assert_eq!(parse_signal("9"), Some(9));
         assert_eq!(parse_signal("RTMIN+1"), Some(libc::SIGRTMIN() + 1));
         assert_eq!(parse_signal("FOO"), None);
-        assert_eq!(parse_signal("0"), None);
+        assert_eq!(parse_signal("0"), Some(0));
+        assert_eq!(parse_signal("-1"), None);
         assert_eq!(parse_signal("65"), None);
     }
-}
-
-/// Whether the container has a pid namespace of its own (a new one, not one joined by path).
-fn private_pid_ns(spec: &oci_spec::runtime::Spec) -> bool {
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .into_iter()
-        .flatten()
-        .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none())
 }
