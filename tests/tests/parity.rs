@@ -164,3 +164,36 @@ fn exec_cgroup_slash_is_the_containers_own_cgroup() {
         "exec --cgroup / must put the process in the init's cgroups"
     );
 }
+
+/// A script whose interpreter is missing: execve fails in the trampoline, after start.
+fn bundle_with_broken_script(args: &[&str]) -> Bundle {
+    let b = Bundle::new(args, |_| {});
+    let script = b.dir.join("rootfs/run.sh");
+    std::fs::write(&script, "#!/nonexistent/interpreter\necho hi\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    b
+}
+
+#[test]
+fn execve_failure_is_reported_by_run_start_and_exec() {
+    let want = "exec /run.sh: no such file or directory";
+    let h = Husk::new();
+    let b = bundle_with_broken_script(&["/run.sh"]);
+    let out = h.run_container(&unique("parity"), &b);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(want), "run: {}", stderr(&out));
+
+    let id = unique("parity");
+    h.create(&id, &b);
+    let out = h.run(&["start", &id]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(want), "start: {}", stderr(&out));
+    h.ok(&["delete", "--force", &id]);
+
+    let (_b2, id) = running(&h, &["sleep", "100"], |_| {});
+    std::fs::copy(b.dir.join("rootfs/run.sh"), _b2.dir.join("rootfs/run.sh")).unwrap();
+    let out = h.run(&["exec", &id, "/run.sh"]);
+    assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+    assert!(stderr(&out).contains(want), "exec: {}", stderr(&out));
+}

@@ -98,7 +98,8 @@ fn runtime_step(plan: &ChildPlan, step: u16, index: u32, errno: Errno) -> String
                 .map_or_else(|| "?".into(), |p| p.to_string_lossy().into_owned());
             format!("join cgroup ({file}): {errno}")
         }
-        Step::Exec => format!("exec {:?}: {errno}", plan.process.exe.arg0),
+        // runc's wording: `exec /run.sh: no such file or directory`.
+        Step::Exec => format!("exec {}: {errno}", plan.process.exe.arg0.to_string_lossy()),
     }
 }
 
@@ -141,7 +142,7 @@ pub(crate) fn after_start(
         .cloned()
         .unwrap_or_default();
     match (domain, Step::from_u16(step)) {
-        (Domain::Runtime, Some(Step::Exec)) => format!("exec {arg0:?}: {errno}"),
+        (Domain::Runtime, Some(Step::Exec)) => format!("exec {arg0}: {errno}"),
         (Domain::Runtime, Some(Step::StartContainerHook)) => {
             let path = spec
                 .hooks()

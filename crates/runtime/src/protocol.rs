@@ -30,6 +30,7 @@
 //!   create: `husk start` connects to the start socket ▶ accept()
 //!   run:    Start ────────────────────────────────────▶ (on the sync socket)
 //!         ◀──── end of file at exec (the channel is close-on-exec), or Failed on it
+//!               (or 4 bytes of errno from the exec trampoline when the final execve fails)
 //!                                                     startContainer hooks, seccomp, execve
 //!
 //! exec
@@ -196,9 +197,23 @@ impl Message for ToParent {
     }
 }
 
-/// Decodes a child's message read by other means (the start connection).
-pub fn decode(buf: &[u8; 16]) -> Option<ToParent> {
-    ToParent::decode(buf)
+/// Decodes a child's message read by other means (the start connection); `n` bytes came.
+pub fn decode(buf: &[u8; 16], n: usize) -> Option<ToParent> {
+    match n {
+        16 => ToParent::decode(buf),
+        husk_sys::exe_guard::EXEC_FAILED_LEN => Some(exec_failed(buf)),
+        _ => None,
+    }
+}
+
+/// The exec trampoline's report: its final execve failed with the errno in the first 4 bytes.
+fn exec_failed(buf: &[u8; 16]) -> ToParent {
+    ToParent::Failed {
+        domain: Domain::Runtime,
+        step: crate::child::Step::Exec as u16,
+        index: 0,
+        errno: Errno(i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]])),
+    }
 }
 
 /// Creates the socketpair: `(parent end, child end)`, both close-on-exec.
@@ -221,6 +236,11 @@ pub fn recv_with_fd<M: Message>(fd: impl AsFd) -> Result<Option<(M, Option<Owned
     let (n, passed) = husk_sys::recv_with_fd(fd, &mut buf)?;
     if n == 0 {
         return Ok(None);
+    }
+    if n == husk_sys::exe_guard::EXEC_FAILED_LEN {
+        // Only ToParent has this short form; the parent never sends it.
+        let msg = M::from_words(ToParent::words(exec_failed(&buf))).ok_or(Errno(libc::EPROTO))?;
+        return Ok(Some((msg, passed)));
     }
     if n != buf.len() {
         return Err(Errno(libc::EPROTO));

@@ -4,7 +4,7 @@
 //! its `/proc/self/exe` is the host's husk binary. If the program resolves to
 //! `/proc/self/exe` (a symlink, or a `#!/proc/self/exe` script), the kernel would run husk's
 //! binary inside the container, where a process could keep a handle on it and write it once
-//! husk exits. So the final exec goes through a tiny trampoline first: a 158-byte static ELF in
+//! husk exits. So the final exec goes through a tiny trampoline first: a 209-byte static ELF in
 //! a sealed memfd. While it runs, `/proc/self/exe` is that sealed memfd (which cannot be
 //! written), and it immediately execs the real program: `execve(argv[0], &argv[1], envp)`.
 
@@ -15,6 +15,7 @@ use crate::{check, Errno, Result};
 /// x86_64: ELF header, one PT_LOAD program header, and the code:
 ///   fcntl(*argv[0], F_SETFD, FD_CLOEXEC)   the report descriptor closes at the final exec
 ///   execve(argv[1], &argv[2], envp)
+///   write(*argv[0], &errno, 4)            only reached when execve failed: report why
 ///   exit_group(127)
 #[cfg(target_arch = "x86_64")]
 pub const TRAMPOLINE: &[u8] = &[
@@ -34,8 +35,8 @@ pub const TRAMPOLINE: &[u8] = &[
     1, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // p_offset
     0, 0, 0x40, 0, 0, 0, 0, 0, // p_vaddr
     0, 0, 0x40, 0, 0, 0, 0, 0, // p_paddr
-    183, 0, 0, 0, 0, 0, 0, 0, // p_filesz
-    183, 0, 0, 0, 0, 0, 0, 0, // p_memsz
+    209, 0, 0, 0, 0, 0, 0, 0, // p_filesz
+    209, 0, 0, 0, 0, 0, 0, 0, // p_memsz
     0, 0x10, 0, 0, 0, 0, 0, 0, // p_align
     // code
     0x48, 0x8b, 0x44, 0x24, 0x08, // mov rax, [rsp+8]      argv[0]
@@ -49,6 +50,14 @@ pub const TRAMPOLINE: &[u8] = &[
     0x48, 0x8b, 0x04, 0x24, // mov rax, [rsp]              argc
     0x48, 0x8d, 0x54, 0xc4, 0x10, // lea rdx, [rsp+rax*8+16] envp
     0xb8, 59, 0, 0, 0, // mov eax, 59 (execve)
+    0x0f, 0x05, // syscall
+    0xf7, 0xd8, // neg eax                                 -errno -> errno
+    0x50, // push rax
+    0x48, 0x8b, 0x44, 0x24, 0x10, // mov rax, [rsp+16]     argv[0] again
+    0x0f, 0xb6, 0x38, // movzx edi, byte [rax]            the report fd
+    0x48, 0x89, 0xe6, // mov rsi, rsp                     &errno
+    0xba, 4, 0, 0, 0, // mov edx, 4
+    0xb8, 1, 0, 0, 0, // mov eax, 1 (write)
     0x0f, 0x05, // syscall
     0xbf, 127, 0, 0, 0, // mov edi, 127
     0xb8, 231, 0, 0, 0, // mov eax, 231 (exit_group)
@@ -88,6 +97,10 @@ pub fn trampoline() -> Result<Option<OwnedFd>> {
     check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } as libc::c_long)?;
     Ok(Some(fd))
 }
+
+/// What the trampoline writes to the report descriptor when the final execve fails: the
+/// errno as 4 native-endian bytes.
+pub const EXEC_FAILED_LEN: usize = 4;
 
 /// Child side: execs through the trampoline `fd`. `tramp_argv` must be
 /// `[report fd as a one-byte string, program path, argv..., NULL]`, and the report descriptor
