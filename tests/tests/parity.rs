@@ -197,3 +197,39 @@ fn execve_failure_is_reported_by_run_start_and_exec() {
     assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
     assert!(stderr(&out).contains(want), "exec: {}", stderr(&out));
 }
+
+#[test]
+fn home_comes_from_the_containers_passwd() {
+    let h = Husk::new();
+    let passwd = "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\n";
+    let run_as = |uid: u32, env: &[&str]| {
+        let b = Bundle::new(&["sh", "-c", "echo \"[$HOME]\""], |c| {
+            c["process"]["user"] = json!({"uid": uid, "gid": uid});
+            let e = c["process"]["env"].as_array_mut().unwrap();
+            e.extend(env.iter().map(|s| json!(s)));
+        });
+        std::fs::write(b.dir.join("rootfs/etc/passwd"), passwd).unwrap();
+        let out = h.run_container(&unique("parity"), &b);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    assert_eq!(run_as(0, &[]), "[/root]\n");
+    assert_eq!(run_as(1000, &["HOME="]), "[/home/u]\n");
+    assert_eq!(run_as(4242, &[]), "[/]\n");
+    assert_eq!(run_as(1000, &["HOME=/mine"]), "[/mine]\n");
+
+    // exec: the exec'd process's own uid.
+    let (b, id) = running(&h, &["sleep", "100"], |_| {});
+    std::fs::write(b.dir.join("rootfs/etc/passwd"), passwd).unwrap();
+    let out = h.run(&[
+        "exec",
+        "--user",
+        "1000",
+        &id,
+        "sh",
+        "-c",
+        "echo \"[$HOME]\"",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "[/home/u]\n");
+}

@@ -210,6 +210,12 @@ impl Runtime {
         let relay = terminal && opts.console_socket.is_none() && may_relay;
 
         let id = opts.id.as_str();
+        let root_dir = std::fs::File::open(&bundle.rootfs).map_err(RuntimeError::io(format!(
+            "open rootfs {}",
+            bundle.rootfs.display()
+        )))?;
+        let with_home = crate::home::with_home(process, &root_dir);
+        let process = with_home.as_ref().unwrap_or(process);
         let process_plan = ProcessPlan::new(process, spec.linux().as_ref())?;
         crate::seccomp_agent::check(spec, process_plan.hardening.seccomp_notify())?;
         let dir = self.new_container_dir(id)?;

@@ -62,7 +62,13 @@ impl Runtime {
             }
             _ => {}
         }
-        let process = process_of(o, &rec.spec)?;
+        let mut process = process_of(o, &rec.spec)?;
+        // HOME from the container's /etc/passwd (seen through the init's root).
+        if let Ok(root) = std::fs::File::open(format!("/proc/{}/root", rec.pid)) {
+            if let Some(p) = crate::home::with_home(&process, &root) {
+                process = p;
+            }
+        }
         let mut process_plan = ProcessPlan::new(&process, rec.spec.linux().as_ref())?;
         process_plan.cwd_origin = match (&o.process, &o.cwd) {
             (Some(_), _) => "set in the --process file",

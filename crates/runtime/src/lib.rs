@@ -23,6 +23,7 @@ mod error;
 mod exec;
 mod features;
 mod footprint;
+mod home;
 mod hooks;
 mod namespaces;
 mod ops;
