@@ -53,19 +53,6 @@ fn missing_rootfs() {
 }
 
 #[test]
-fn unknown_capability() {
-    let h = Husk::new();
-    let b = Bundle::new(&["true"], |c| {
-        c["process"]["capabilities"]["bounding"] = json!(["CAP_FOO"])
-    });
-    let err = create_fails(&h, &b, &unique("cap"));
-    assert!(
-        err.contains("CAP_FOO") && err.contains("capabilities"),
-        "{err}"
-    );
-}
-
-#[test]
 fn missing_executable() {
     let h = Husk::new();
     let b = Bundle::new(&["nosuchprogram"], |_| {});

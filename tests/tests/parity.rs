@@ -233,3 +233,55 @@ fn home_comes_from_the_containers_passwd() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "[/home/u]\n");
 }
+
+#[test]
+fn unknown_capabilities_are_a_warning() {
+    let h = Husk::new();
+    let b = Bundle::new(&["sh", "-c", "grep CapBnd /proc/self/status"], |c| {
+        c["process"]["capabilities"]["bounding"] = json!(["CAP_FOO", "CAP_KILL"]);
+    });
+    let out = h.run_container(&unique("parity"), &b);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ignoring unknown or unavailable capabilities")
+            && stderr(&out).contains("CAP_FOO"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "CapBnd:\t0000000000000020\n");
+}
+
+#[test]
+fn exec_cap_raises_ambient_when_inheritable_allows() {
+    let h = Husk::new();
+    let (_b, id) = running(&h, &["sleep", "100"], |c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        c["process"]["capabilities"]["inheritable"] = json!(["CAP_NET_RAW"]);
+        c["process"]["capabilities"]["ambient"] = json!([]);
+        for set in ["bounding", "permitted"] {
+            let s = c["process"]["capabilities"][set].as_array_mut().unwrap();
+            s.push(json!("CAP_NET_RAW"));
+        }
+    });
+    let amb = |cap: &str| {
+        let out = h.run(&[
+            "exec",
+            "--cap",
+            cap,
+            &id,
+            "grep",
+            "CapAmb",
+            "/proc/self/status",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        (stdout(&out), stderr(&out))
+    };
+    let (out, _) = amb("CAP_NET_RAW");
+    assert_eq!(out, "CapAmb:\t0000000000002000\n");
+    let (out, err) = amb("CAP_SYS_TIME");
+    assert_eq!(out, "CapAmb:\t0000000000000000\n");
+    assert!(
+        err.contains("can't raise ambient capability CAP_SYS_TIME"),
+        "{err}"
+    );
+}

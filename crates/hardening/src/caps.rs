@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::failure::{Failure, Step, AMBIENT_CLEAR_ALL};
 use crate::sys;
@@ -155,15 +155,16 @@ impl CapSets {
     }
 
     fn with_last_cap(caps: Option<&LinuxCapabilities>, last_cap: u32) -> CapSets {
-        let mask = |set: Option<&Capabilities>, which: &str| -> u64 {
+        let unavailable = std::cell::RefCell::new(Vec::new());
+        let mask = |set: Option<&Capabilities>| -> u64 {
             let mut m = 0u64;
             for cap in set.into_iter().flatten() {
                 let n = number(*cap);
                 if n > last_cap {
-                    debug!(
-                        "{which}: {} is not known to the running kernel, skipped",
-                        name(n)
-                    );
+                    let mut u = unavailable.borrow_mut();
+                    if !u.contains(&n) {
+                        u.push(n);
+                    }
                 } else {
                     m |= 1 << n;
                 }
@@ -176,9 +177,11 @@ impl CapSets {
             (1u64 << (last_cap + 1)) - 1
         };
         let c = caps;
-        let permitted = mask(c.and_then(|c| c.permitted().as_ref()), "permitted");
-        let inheritable = mask(c.and_then(|c| c.inheritable().as_ref()), "inheritable");
-        let requested = mask(c.and_then(|c| c.ambient().as_ref()), "ambient");
+        let permitted = mask(c.and_then(|c| c.permitted().as_ref()));
+        let inheritable = mask(c.and_then(|c| c.inheritable().as_ref()));
+        let requested = mask(c.and_then(|c| c.ambient().as_ref()));
+        let bounding = mask(c.and_then(|c| c.bounding().as_ref()));
+        let effective = mask(c.and_then(|c| c.effective().as_ref()));
         // The kernel only lets a capability into the ambient set when it is both permitted and
         // inheritable. runc's own default spec asks for ambient capabilities without
         // inheritable ones and runs with none: do the same rather than fail.
@@ -188,9 +191,16 @@ impl CapSets {
                 "ambient capability {cap} skipped: not in both the permitted and inheritable sets"
             );
         }
+        let mut unavailable = unavailable.into_inner();
+        if !unavailable.is_empty() {
+            // runc's warning (the runtime-spec: capabilities the kernel lacks are ignored).
+            unavailable.sort_unstable();
+            let names: Vec<String> = unavailable.into_iter().map(name).collect();
+            warn!("ignoring unknown or unavailable capabilities: {names:?}");
+        }
         CapSets {
-            drop_bounding: known & !mask(c.and_then(|c| c.bounding().as_ref()), "bounding"),
-            effective: mask(c.and_then(|c| c.effective().as_ref()), "effective"),
+            drop_bounding: known & !bounding,
+            effective,
             permitted,
             inheritable,
             ambient,

@@ -269,10 +269,11 @@ fn process_of(o: &ExecOptions, spec: &Spec) -> Result<Process> {
     if !o.caps.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
         for name in &o.caps {
-            let cap: Capability = serde_json::from_value(serde_json::Value::String(name.clone()))
-                .map_err(|_| {
-                RuntimeError::Usage(format!("exec: --cap: unknown capability {name:?}"))
-            })?;
+            let Ok(cap) = serde_json::from_value::<Capability>(name.as_str().into()) else {
+                // runc >= 1.2: unknown capabilities are a warning, not an error.
+                tracing::warn!("ignoring unknown or unavailable capabilities: [{name:?}]");
+                continue;
+            };
             let add = |s: &Option<std::collections::HashSet<Capability>>| {
                 let mut s = s.clone().unwrap_or_default();
                 s.insert(cap);
@@ -286,6 +287,17 @@ fn process_of(o: &ExecOptions, spec: &Spec) -> Result<Process> {
             caps.set_bounding(b);
             caps.set_effective(e);
             caps.set_permitted(pm);
+            // As runc >= 1.2: ambient too when the process has an inheritable set; the kernel
+            // refuses it unless that set holds the capability.
+            if let Some(inheritable) = caps.inheritable() {
+                if !inheritable.contains(&cap) {
+                    tracing::warn!(
+                        "can't raise ambient capability {name}: operation not permitted"
+                    );
+                }
+                let a = add(caps.ambient());
+                caps.set_ambient(a);
+            }
         }
         p.set_capabilities(Some(caps));
     }

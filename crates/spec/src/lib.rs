@@ -54,36 +54,70 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle, SpecError> {
 /// stats the rootfs, resolved against `bundle_dir`, and namespace paths) and normalizes
 /// them. Returns the spec and the absolute rootfs path.
 pub fn parse_config(bytes: &[u8], bundle_dir: &Path) -> Result<(Spec, PathBuf), SpecError> {
-    let mut spec: Spec = parse::parse(bytes, CONFIG_FILE)?;
+    let mut spec: Spec = parse_lenient(bytes, CONFIG_FILE, "/process/capabilities", false)?;
     let rootfs = validate::validate_config(&spec, bundle_dir)?;
     validate::normalize(&mut spec);
     Ok((spec, rootfs))
 }
 
+/// What runc accepts and oci-spec's types do not, made acceptable: capability names nobody
+/// knows are dropped with runc's warning (runc >= 1.2; the runtime-spec says unknown
+/// capabilities must not fail), and, in a process file (`process` = None), a missing `user`
+/// is 0:0. `caps` is the JSON pointer of the capabilities object. `None` when nothing
+/// changed (the parse error stands). Only called after a failed parse: no cost otherwise.
+fn repaired(bytes: &[u8], caps: &str, process_file: bool) -> Option<Vec<u8>> {
+    use serde_json::Value;
+    let mut v: Value = serde_json::from_slice(bytes).ok()?;
+    let mut changed = false;
+    if process_file {
+        let obj = v.as_object_mut()?;
+        if !obj.contains_key("user") {
+            obj.insert("user".into(), serde_json::json!({"uid": 0, "gid": 0}));
+            changed = true;
+        }
+    }
+    if let Some(sets) = v.pointer_mut(caps).and_then(Value::as_object_mut) {
+        let mut unknown: Vec<String> = Vec::new();
+        for set in sets.values_mut().filter_map(Value::as_array_mut) {
+            set.retain(|name| {
+                let known =
+                    serde_json::from_value::<oci_spec::runtime::Capability>(name.clone()).is_ok();
+                if !known {
+                    if let Some(n) = name.as_str().filter(|n| !unknown.iter().any(|u| u == n)) {
+                        unknown.push(n.to_owned());
+                    }
+                }
+                known || !name.is_string()
+            });
+        }
+        if !unknown.is_empty() {
+            tracing::warn!("ignoring unknown or unavailable capabilities: {unknown:?}");
+            changed = true;
+        }
+    }
+    changed.then(|| serde_json::to_vec(&v).ok()).flatten()
+}
+
+/// Parses `bytes`; on failure, retries once with [`repaired`] input.
+fn parse_lenient<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    file: &str,
+    caps: &str,
+    process_file: bool,
+) -> Result<T, SpecError> {
+    parse::parse(bytes, file).or_else(|e| match repaired(bytes, caps, process_file) {
+        Some(fixed) => parse::parse(&fixed, file).map_err(|_| e),
+        None => Err(e),
+    })
+}
+
 /// Parses a process JSON (as given to `runc exec --process FILE`), validated like
 /// `spec.process`. Errors name `path` as the file and the field relative to the process.
-/// `bytes` with `"user": {"uid": 0, "gid": 0}` added, when it is an object without `user`.
-fn without_user(bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    let obj = v.as_object_mut()?;
-    if obj.contains_key("user") {
-        return None;
-    }
-    obj.insert("user".into(), serde_json::json!({"uid": 0, "gid": 0}));
-    serde_json::to_vec(&v).ok()
-}
 
 pub fn load_process(path: &Path) -> Result<oci_spec::runtime::Process, SpecError> {
     let bytes = read::read_config_file(path)?;
     let file = path.display().to_string();
-    let process = match parse::parse(&bytes, &file) {
-        Ok(p) => p,
-        // Like runc, a process without `user` runs as 0:0 (oci-spec requires the field).
-        Err(e) => match without_user(&bytes) {
-            Some(fixed) => parse::parse(&fixed, &file).map_err(|_| e)?,
-            None => return Err(e),
-        },
-    };
+    let process = parse_lenient(&bytes, &file, "/capabilities", true)?;
     validate::validate_process(&process, &file, "")?;
     Ok(process)
 }
