@@ -113,7 +113,6 @@ fn parse_lenient<T: serde::de::DeserializeOwned>(
 
 /// Parses a process JSON (as given to `runc exec --process FILE`), validated like
 /// `spec.process`. Errors name `path` as the file and the field relative to the process.
-
 pub fn load_process(path: &Path) -> Result<oci_spec::runtime::Process, SpecError> {
     let bytes = read::read_config_file(path)?;
     let file = path.display().to_string();
