@@ -267,3 +267,24 @@ fn failed_create_leaves_no_cgroup() {
     assert!(cgroup_dirs_named(&id).is_empty());
     assert!(!h.root.join(&id).exists());
 }
+
+/// runc >= 1.2: `pids.limit` 0 is pids.max 1 (not "unlimited", not "no process"), and -1 (in
+/// a config or `update --pids-limit -1`) is "max".
+#[test]
+fn pids_limit_zero_is_one_and_negative_is_max() {
+    let h = Husk::new();
+    let pids = limit_file("pids", "pids.max", "pids.max");
+    let b = Bundle::new(&["cat", &pids], |c| {
+        c["linux"]["resources"]["pids"] = json!({"limit": 0});
+    });
+    let out = h.run_container(&unique("pids0"), &b);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "1\n");
+
+    let (_b, id) = started(&h, &["sleep", "100"], |c| {
+        c["linux"]["resources"]["pids"] = json!({"limit": 10});
+    });
+    h.ok(&["update", "--pids-limit", "-1", &id]);
+    let out = h.run(&["exec", &id, "cat", &pids]);
+    assert_eq!(stdout(&out), "max\n", "{}", stderr(&out));
+}

@@ -19,6 +19,16 @@ pub(crate) fn cpu_shares_to_weight(shares: u64) -> u64 {
     1 + ((shares - 2) * 9999) / 262_142
 }
 
+/// `pids.max` for a `pids.limit`, as runc >= 1.2: negative is "max", and 0, which the kernel
+/// would take as "no process at all" and systemd cannot express, is 1.
+pub(crate) fn pids_max(limit: i64) -> String {
+    match limit {
+        l if l < 0 => "max".to_string(),
+        0 => "1".to_string(),
+        l => l.to_string(),
+    }
+}
+
 /// runc's blkio.weight [10, 1000] -> io.weight [1, 10000] mapping; 0 stays "unset".
 pub(crate) fn blkio_weight_to_io_weight(weight: u16) -> u64 {
     if weight == 0 {

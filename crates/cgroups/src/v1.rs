@@ -44,14 +44,8 @@ impl Manager {
             self.cpu_v1(c)?;
         }
         if let Some(p) = r.pids() {
-            if p.limit() != 0 {
-                let v = if p.limit() < 0 {
-                    "max".to_string()
-                } else {
-                    p.limit().to_string()
-                };
-                fsx::write(V1, self.v1_dir("pids", "pids.limit")?, "pids.max", &v)?;
-            }
+            let v = crate::common::pids_max(p.limit());
+            fsx::write(V1, self.v1_dir("pids", "pids.limit")?, "pids.max", &v)?;
         }
         if let Some(b) = r.block_io() {
             self.blkio_v1(b)?;

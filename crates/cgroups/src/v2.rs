@@ -52,14 +52,8 @@ fn limit_str(v: i64) -> Option<String> {
 /// Writes `r` into `dir`; the caller has already run [`validate`].
 pub(crate) fn apply_v2(dir: &Path, r: &LinuxResources, phase: Phase) -> Result<(), CgroupError> {
     if let Some(p) = r.pids() {
-        if p.limit() != 0 {
-            let v = if p.limit() < 0 {
-                "max".to_string()
-            } else {
-                p.limit().to_string()
-            };
-            fsx::write(V2, dir, "pids.max", &v)?;
-        }
+        let v = crate::common::pids_max(p.limit());
+        fsx::write(V2, dir, "pids.max", &v)?;
     }
     if let Some(m) = r.memory() {
         memory(dir, m, phase)?;
