@@ -288,3 +288,46 @@ fn pids_limit_zero_is_one_and_negative_is_max() {
     let out = h.run(&["exec", &id, "cat", &pids]);
     assert_eq!(stdout(&out), "max\n", "{}", stderr(&out));
 }
+
+#[test]
+fn update_cpu_burst() {
+    let h = Husk::new();
+    let burst = limit_file("cpu", "cpu.cfs_burst_us", "cpu.max.burst");
+    let (_b, id) = started(&h, &["sleep", "100"], |c| {
+        c["linux"]["resources"]["cpu"] = json!({"quota": 50000, "period": 100000});
+    });
+    h.ok(&["update", "--cpu-burst", "20000", &id]);
+    let out = h.run(&["exec", &id, "cat", &burst]);
+    assert_eq!(stdout(&out), "20000\n", "{}", stderr(&out));
+}
+
+/// cgroup v1 RT group scheduling: a period below the current runtime is only accepted once the
+/// runtime is lowered, so `update` must write them in that order.
+#[test]
+fn update_rt_period_below_the_current_runtime() {
+    if unified() {
+        eprintln!("skipped: cgroup v2 has no RT group scheduling (cpu.rt_period_us)");
+        return;
+    }
+    let h = Husk::new();
+    let (_b, id) = started(&h, &["sleep", "100"], |c| {
+        c["linux"]["resources"]["cpu"] =
+            json!({"realtimePeriod": 1000000, "realtimeRuntime": 10000});
+    });
+    h.ok(&[
+        "update",
+        "--cpu-rt-period",
+        "5000",
+        "--cpu-rt-runtime",
+        "1000",
+        &id,
+    ]);
+    let out = h.run(&[
+        "exec",
+        &id,
+        "cat",
+        "/sys/fs/cgroup/cpu/cpu.rt_period_us",
+        "/sys/fs/cgroup/cpu/cpu.rt_runtime_us",
+    ]);
+    assert_eq!(stdout(&out), "5000\n1000\n", "{}", stderr(&out));
+}

@@ -153,6 +153,7 @@ const UPDATE_FLAGS: &[Flag] = &[
         .kind(Kind::File)
         .help("read the new limits from this JSON file (the spec's linux.resources object), - for standard input; other flags override its values"),
     opt("blkio-weight").help("relative block I/O weight, 10 to 1000"),
+    opt("cpu-burst").help("CPU CFS burst in microseconds: quota a period may borrow from earlier idle ones"),
     opt("cpu-period").help("CPU CFS period in microseconds"),
     opt("cpu-quota").help("CPU CFS quota in microseconds per period (-1: no limit)"),
     opt("cpu-rt-period").help("realtime scheduling period in microseconds"),

@@ -137,6 +137,7 @@ fn update(argv: &[String], rt: &Runtime) -> Result<u8> {
         ("cpu-share", "cpu", "shares", false),
         ("cpu-quota", "cpu", "quota", false),
         ("cpu-period", "cpu", "period", false),
+        ("cpu-burst", "cpu", "burst", false),
         ("cpu-rt-period", "cpu", "realtimePeriod", false),
         ("cpu-rt-runtime", "cpu", "realtimeRuntime", false),
         ("pids-limit", "pids", "limit", false),
