@@ -221,11 +221,20 @@ impl Manager {
                 fsx::write(V1, dir, "cpu.cfs_burst_us", b)?;
             }
         }
-        if let Some(v) = rt_period {
-            fsx::write(V1, dir, "cpu.rt_period_us", &v.to_string())?;
-        }
+        // The kernel refuses a period below the current runtime (EINVAL) until the runtime is
+        // lowered: then write the runtime first and the period after it, as runc does.
+        let rt_period_str = rt_period.map(|p| p.to_string());
+        let rt_period_later = match &rt_period_str {
+            Some(p) => {
+                common::write_or_defer(V1, dir, "cpu.rt_period_us", p, rt_runtime.is_some())?
+            }
+            None => false,
+        };
         if let Some(v) = rt_runtime {
             fsx::write(V1, dir, "cpu.rt_runtime_us", &v.to_string())?;
+            if let (true, Some(p)) = (rt_period_later, &rt_period_str) {
+                fsx::write(V1, dir, "cpu.rt_period_us", p)?;
+            }
         }
         if let Some(v) = c.idle() {
             fsx::write(V1, dir, "cpu.idle", &v.to_string())?;
