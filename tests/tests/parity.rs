@@ -285,3 +285,14 @@ fn exec_cap_raises_ambient_when_inheritable_allows() {
         "{err}"
     );
 }
+
+#[test]
+fn scheduler_flags_by_the_specs_names() {
+    let h = Husk::new();
+    let b = Bundle::new(&["true"], |c| {
+        c["process"]["scheduler"] =
+            json!({"policy": "SCHED_BATCH", "flags": ["SCHED_FLAG_RESET_ON_FORK"]});
+    });
+    let out = h.run_container(&unique("parity"), &b);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -60,7 +60,8 @@ pub fn parse_config(bytes: &[u8], bundle_dir: &Path) -> Result<(Spec, PathBuf), 
     Ok((spec, rootfs))
 }
 
-/// What runc accepts and oci-spec's types do not, made acceptable: capability names nobody
+/// What runc accepts and oci-spec's types do not, made acceptable: the spec's scheduler flag
+/// names (see [`oci_spec_flag_name`]), capability names nobody
 /// knows are dropped with runc's warning (runc >= 1.2; the runtime-spec says unknown
 /// capabilities must not fail), and, in a process file (`process` = None), a missing `user`
 /// is 0:0. `caps` is the JSON pointer of the capabilities object. `None` when nothing
@@ -74,6 +75,15 @@ fn repaired(bytes: &[u8], caps: &str, process_file: bool) -> Option<Vec<u8>> {
         if !obj.contains_key("user") {
             obj.insert("user".into(), serde_json::json!({"uid": 0, "gid": 0}));
             changed = true;
+        }
+    }
+    let flags = caps.replace("capabilities", "scheduler/flags");
+    if let Some(flags) = v.pointer_mut(&flags).and_then(Value::as_array_mut) {
+        for f in flags.iter_mut() {
+            if let Some(ours) = f.as_str().and_then(oci_spec_flag_name) {
+                *f = Value::String(ours.to_owned());
+                changed = true;
+            }
         }
     }
     if let Some(sets) = v.pointer_mut(caps).and_then(Value::as_object_mut) {
@@ -96,6 +106,17 @@ fn repaired(bytes: &[u8], caps: &str, process_file: bool) -> Option<Vec<u8>> {
         }
     }
     changed.then(|| serde_json::to_vec(&v).ok()).flatten()
+}
+
+/// The runtime-spec's scheduler flag names that oci-spec 0.10 spells otherwise (its serde
+/// rename turns `SchedResetOnFork` into `SCHED_RESET_ON_FORK` and `SchedFlagDLOverrun` into
+/// `SCHED_FLAG_D_L_OVERRUN`): the name oci-spec reads for the spec's name.
+fn oci_spec_flag_name(spec_name: &str) -> Option<&'static str> {
+    match spec_name {
+        "SCHED_FLAG_RESET_ON_FORK" => Some("SCHED_RESET_ON_FORK"),
+        "SCHED_FLAG_DL_OVERRUN" => Some("SCHED_FLAG_D_L_OVERRUN"),
+        _ => None,
+    }
 }
 
 /// Parses `bytes`; on failure, retries once with [`repaired`] input.

@@ -358,3 +358,40 @@ fn wrong_types_name_the_field_wherever_serde_reports_them() {
         "config.json: mounts[1].options[0]: invalid type: integer `5`, expected a string"
     );
 }
+
+#[test]
+fn scheduler_flags_use_the_runtime_specs_names() {
+    use oci_spec::runtime::LinuxSchedulerFlag as F;
+    let mut config = runc_config();
+    *at(&mut config, "/process/scheduler") = json!({
+        "policy": "SCHED_OTHER",
+        "flags": ["SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_RECLAIM"]
+    });
+    let bundle = bundle_with(&config);
+    let spec = load_bundle(bundle.path()).unwrap().spec;
+    let sched = spec
+        .process()
+        .as_ref()
+        .unwrap()
+        .scheduler()
+        .clone()
+        .unwrap();
+    assert_eq!(
+        sched.flags().clone().unwrap(),
+        vec![
+            F::SchedResetOnFork,
+            F::SchedFlagDLOverrun,
+            F::SchedFlagReclaim
+        ]
+    );
+    // The workaround in husk-spec exists because oci-spec spells these two otherwise; once
+    // it uses the spec's names this fails, and the workaround can go.
+    assert_eq!(
+        serde_json::to_value(F::SchedResetOnFork).unwrap(),
+        json!("SCHED_RESET_ON_FORK")
+    );
+    assert_eq!(
+        serde_json::to_value(F::SchedFlagDLOverrun).unwrap(),
+        json!("SCHED_FLAG_D_L_OVERRUN")
+    );
+}
