@@ -337,6 +337,16 @@ fn install_seccomp(plan: &ChildPlan) -> Result<(), Fail> {
 
 fn setup_console(plan: &ChildPlan) -> SysResult<()> {
     let (master, slave) = husk_sys::tty::open_pty(plan.process.console_size)?;
+    // As runc: `\n` stays `\n`, and the process's user owns its terminal (the group stays the
+    // devpts one, tty).
+    husk_sys::tty::clear_onlcr(slave.as_fd())?;
+    husk_sys::fchownat(
+        slave.as_fd(),
+        c"",
+        plan.process.uid,
+        u32::MAX,
+        libc::AT_EMPTY_PATH,
+    )?;
     if let Some(sock) = &plan.console {
         husk_sys::send_fd(sock.as_fd(), master.as_fd())?;
     }

@@ -171,6 +171,8 @@ pub(crate) struct ProcessPlan {
     pub argv: CArray,
     pub envp: CArray,
     pub terminal: bool,
+    /// The process's uid, which owns its console (the pty slave).
+    pub uid: u32,
     pub console_size: Option<(u16, u16)>,
     /// The exec trampoline (CVE-2019-5736), and its argv:
     /// `[report fd, program path, argv..., NULL]`, whose first two slots the child fills in.
@@ -212,6 +214,7 @@ impl ProcessPlan {
                     .collect::<Result<Vec<_>, _>>()?,
             ),
             terminal: process.terminal().unwrap_or(false),
+            uid: process.user().uid(),
             console_size: process
                 .console_size()
                 .as_ref()

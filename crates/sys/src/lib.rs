@@ -613,6 +613,22 @@ pub mod tty {
         Ok((master, unsafe { owned(s) }))
     }
 
+    /// Clears ONLCR on terminal `fd`: output newlines stay `\n` instead of `\r\n` (as runc
+    /// sets up a container's console). Allocation-free.
+    pub fn clear_onlcr(fd: impl AsFd) -> Result<()> {
+        clear_onlcr_raw(fd.as_fd().as_raw_fd())
+    }
+
+    fn clear_onlcr_raw(fd: RawFd) -> Result<()> {
+        // SAFETY: termios calls with a valid pointer to a stack value.
+        unsafe {
+            let mut t = std::mem::zeroed::<libc::termios>();
+            check_int(libc::tcgetattr(fd, &mut t))?;
+            t.c_oflag &= !libc::ONLCR;
+            check_int(libc::tcsetattr(fd, libc::TCSANOW, &t)).map(drop)
+        }
+    }
+
     /// Puts the terminal on `fd` in raw mode; returns the settings to restore, or `None`
     /// when `fd` is not a terminal.
     pub fn make_raw(fd: impl AsFd) -> Option<libc::termios> {
