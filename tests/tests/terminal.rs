@@ -120,3 +120,55 @@ fn exec_tty_relays_the_terminal() {
         "{out}"
     );
 }
+
+/// As runc: the process's user owns its terminal (the group stays tty), and ONLCR is off, so
+/// lines end in `\n`, not `\r\n`.
+#[test]
+fn console_is_owned_by_the_process_user_without_onlcr() {
+    let dir = scratch("console");
+    let sock = dir.join("console.sock");
+    let reader = console_receiver(&sock);
+    let h = Husk::new();
+    let b = Bundle::new(&["sh", "-c", "stat -c %u:%g $(tty); echo a; echo b"], |c| {
+        c["process"]["terminal"] = json!(true);
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    });
+    let id = unique("tty");
+    h.ok(&[
+        "create",
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        "--console-socket",
+        sock.to_str().unwrap(),
+        &id,
+    ]);
+    h.ok(&["start", &id]);
+    let text = reader.join().unwrap();
+    assert_eq!(text, "1000:5\na\nb\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `run` of a terminal bundle with no terminal on husk's side (no tty on stdio, no controlling
+/// terminal) fails at once, as runc does, instead of hanging.
+#[test]
+fn foreground_terminal_run_without_a_terminal_fails_at_once() {
+    let h = Husk::new();
+    let b = Bundle::new(&["sh"], |c| c["process"]["terminal"] = json!(true));
+    let id = unique("notty");
+    // timeout(1): the old behaviour was to hang.
+    let out = std::process::Command::new("timeout")
+        .args(["20", "setsid", "--wait"])
+        .arg(husk_bin())
+        .arg("--root")
+        .arg(&h.root)
+        .args(["run", "--bundle", b.dir.to_str().unwrap(), &id])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("timeout(1), setsid(1)");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("/dev/tty"), "{}", stderr(&out));
+    assert!(
+        h.run(&["state", &id]).status.code() != Some(0),
+        "container left behind"
+    );
+}

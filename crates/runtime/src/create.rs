@@ -208,6 +208,9 @@ impl Runtime {
         let may_relay = matches!(gate, Gate::Sync { relay: true });
         check_console(terminal, opts.console_socket.is_some(), !may_relay)?;
         let relay = terminal && opts.console_socket.is_none() && may_relay;
+        if relay {
+            crate::relay::check_host_console()?;
+        }
 
         let id = opts.id.as_str();
         let root_dir = std::fs::File::open(&bundle.rootfs).map_err(RuntimeError::io(format!(

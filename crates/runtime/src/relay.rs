@@ -49,6 +49,27 @@ impl Console {
     }
 }
 
+/// A foreground process with a terminal needs one on husk's side too, as runc requires:
+/// stderr, stdout or stdin, or else the controlling terminal (`/dev/tty`). Without any (a
+/// script, CI, `</dev/null` without a session terminal) this fails at once instead of
+/// leaving the process waiting on a terminal nobody types into.
+pub(crate) fn check_host_console() -> Result<(), RuntimeError> {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() || std::io::stdout().is_terminal() {
+        return Ok(());
+    }
+    if std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    match std::fs::File::open("/dev/tty") {
+        Ok(_) => Ok(()),
+        Err(e) => Err(RuntimeError::Usage(format!(
+            "process.terminal is true but husk has no terminal (stdin, stdout and stderr are not terminals): open /dev/tty: {}",
+            husk_sys::Errno(e.raw_os_error().unwrap_or(libc::EIO))
+        ))),
+    }
+}
+
 /// The pty master and the caller's terminal settings, restored on drop.
 pub(crate) struct Relay {
     master: OwnedFd,
