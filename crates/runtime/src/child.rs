@@ -34,6 +34,9 @@ husk_sys::step_enum! {
     }
 }
 
+/// Marks a hook failure's "errno" as the hook's wait status (in the low 16 bits).
+pub(crate) const HOOK_STATUS: i32 = 0x4000_0000;
+
 struct Fail {
     domain: Domain,
     step: u16,
@@ -222,6 +225,10 @@ fn init_mounts(plan: &ChildPlan, init: &InitSetup) -> Result<(), Fail> {
     if init.hooks_in_parent {
         protocol::send(plan.child_sync(), ToParent::RunHooks).map_err(rt(Step::Sync, 2))?;
         expect(plan.child_sync(), ToChild::HooksDone)?;
+    }
+    if !init.create_container_hooks.is_empty() {
+        // As runc: createContainer hooks run in the container's root filesystem.
+        husk_sys::fchdir(prepared.root_fd()).map_err(rt(Step::CreateContainerHook, 0))?;
     }
     run_hooks(
         plan,
@@ -495,6 +502,7 @@ fn hook_status(status: i32) -> SysResult<()> {
     if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
         Ok(())
     } else {
-        Err(Errno(libc::ECHILD))
+        // The wait status travels in the errno slot, marked (see describe::hook_reason).
+        Err(Errno(HOOK_STATUS | (status & 0xffff)))
     }
 }
