@@ -123,3 +123,54 @@ fn hook_timeout_is_enforced() {
     assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
     assert!(start.elapsed() < std::time::Duration::from_secs(10));
 }
+
+/// runc: createContainer hooks start in the container's root filesystem (before pivot_root).
+#[test]
+fn create_container_hook_runs_in_the_rootfs() {
+    let log = scratch("hooks");
+    let h = Husk::new();
+    let script = format!("pwd > {}/cwd", log.display());
+    let b = Bundle::new(&["true"], |c| {
+        c["hooks"] =
+            json!({"createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", script]}]});
+    });
+    let out = h.run_container(&unique("cchook"), &b);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cwd = std::fs::read_to_string(log.join("cwd")).unwrap();
+    assert_eq!(cwd.trim(), b.dir.join("rootfs").to_str().unwrap());
+    let _ = std::fs::remove_dir_all(&log);
+}
+
+/// A failing startContainer hook is reported with its exit status, in runc's words.
+#[test]
+fn failing_start_container_hook_reports_its_exit_status() {
+    let h = Husk::new();
+    let b = Bundle::new(&["true"], |c| {
+        c["hooks"] =
+            json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}]});
+    });
+    let want = "error running startContainer hook #0: exit status 3";
+    let out = h.run_container(&unique("schook"), &b);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(want), "run: {}", stderr(&out));
+    let id = unique("schook");
+    h.create(&id, &b);
+    let out = h.run(&["start", &id]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(want), "start: {}", stderr(&out));
+}
+
+#[test]
+fn hook_errors_use_runcs_wording() {
+    let h = Husk::new();
+    let b = Bundle::new(&["true"], |c| {
+        c["hooks"] = json!({"prestart": [{"path": "/bin/true"}, {"path": "/bin/false"}]});
+    });
+    let out = h.run_container(&unique("hookword"), &b);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("error running prestart hook #1: exit status 1"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -41,12 +41,10 @@ fn runtime_step(plan: &ChildPlan, step: u16, index: u32, errno: Errno) -> String
         let path = hooks
             .and_then(|h| h.get(i))
             .map_or_else(|| "?".into(), |h| h.path.to_string_lossy().into_owned());
-        let why = match errno.0 {
-            libc::ETIMEDOUT => "timed out".to_string(),
-            libc::ECHILD => "exited with an error".to_string(),
-            _ => errno.to_string(),
-        };
-        format!("{kind} hook #{i} ({path}): {why}")
+        format!(
+            "error running {kind} hook #{i}: {} (hook {path})",
+            hook_reason(errno)
+        )
     };
     match step {
         Step::Fds => format!("close inherited file descriptors: {errno}"),
@@ -115,6 +113,16 @@ fn exec_lookup(plan: &ChildPlan, errno: Errno) -> String {
     }
 }
 
+/// Why a hook the init ran failed: its exit status (see `child::HOOK_STATUS`), a timeout, or
+/// the error starting or waiting for it.
+fn hook_reason(errno: Errno) -> String {
+    match errno.0 {
+        libc::ETIMEDOUT => "timed out".to_string(),
+        e if e & crate::child::HOOK_STATUS != 0 => wait_status(e & 0xffff),
+        _ => errno.to_string(),
+    }
+}
+
 pub(crate) fn wait_status(status: i32) -> String {
     if libc::WIFEXITED(status) {
         format!("exit status {}", libc::WEXITSTATUS(status))
@@ -150,7 +158,10 @@ pub(crate) fn after_start(
                 .and_then(|h| h.start_container().as_ref())
                 .and_then(|v| v.get(index as usize))
                 .map_or_else(|| "?".into(), |h| h.path().display().to_string());
-            format!("startContainer hook #{index} ({path}): {errno}")
+            format!(
+                "error running startContainer hook #{index}: {} (hook {path})",
+                hook_reason(errno)
+            )
         }
         (Domain::Hardening, _) => format!("install seccomp filter: {errno}"),
         _ => format!("start step {step}: {errno}"),

@@ -157,9 +157,10 @@ pub struct NamespaceError {
     pub source: Cause,
 }
 
-/// A hook run by husk (prestart, createRuntime, poststart) failed.
+/// A hook run by husk (prestart, createRuntime, poststart) failed. runc's wording ("error
+/// running <kind> hook #<n>: ..."), which clients match, then the hook's path.
 #[derive(Debug, thiserror::Error)]
-#[error("{kind} hook #{index} ({}): {reason}", path.display())]
+#[error("error running {kind} hook #{index}: {reason} (hook {})", path.display())]
 pub struct HookError {
     pub kind: String,
     pub index: usize,
@@ -290,7 +291,7 @@ mod tests {
         .in_container("c1");
         assert_eq!(
             hook.to_string(),
-            "container c1: createRuntime hook #0 (/bin/nope): exit status 1"
+            "container c1: error running createRuntime hook #0: exit status 1 (hook /bin/nope)"
         );
     }
 }

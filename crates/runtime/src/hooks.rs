@@ -33,7 +33,10 @@ pub(crate) fn run_all(
 pub(crate) fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state: &[u8]) {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
         if let Err(e) = run_one(h, state) {
-            tracing::warn!("{kind} hook #{i} ({}): {e}", h.path().display());
+            tracing::warn!(
+                "error running {kind} hook #{i}: {e} (hook {})",
+                h.path().display()
+            );
         }
     }
 }
@@ -100,7 +103,8 @@ fn run_one(h: &Hook, state: &[u8]) -> Result<(), String> {
         return Ok(());
     }
     Err(format!(
-        "{status}, stdout: {}, stderr: {}",
+        "{}, stdout: {}, stderr: {}",
+        crate::describe::wait_status(std::os::unix::process::ExitStatusExt::into_raw(status)),
         out.text(),
         err.text()
     ))
