@@ -331,3 +331,23 @@ fn update_rt_period_below_the_current_runtime() {
     ]);
     assert_eq!(stdout(&out), "5000\n1000\n", "{}", stderr(&out));
 }
+
+/// runc's refusal, word for word, of `unified` resources on a cgroup v1 host.
+#[test]
+fn unified_on_v1_is_refused_with_runcs_words() {
+    if unified() {
+        eprintln!("skipped: this host has cgroup v2, where unified applies");
+        return;
+    }
+    let h = Husk::new();
+    let b = Bundle::new(&["true"], |c| {
+        c["linux"]["resources"]["unified"] = json!({"pids.max": "7"});
+    });
+    let out = h.run_container(&unique("unif"), &b);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("invalid configuration: cannot use unified on cgroup v1"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -199,9 +199,11 @@ impl Manager {
         if self.mode == Mode::Unified {
             return v2::validate(r);
         }
-        if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
-            return Err(CgroupError::Config(
-                "linux.resources.unified cannot be used on a cgroup v1 host".into(),
+        // runc's words (even for an empty map, as runc), which clients match.
+        if r.unified().is_some() {
+            return Err(CgroupError::Rejected(
+                "invalid configuration: cannot use unified on cgroup v1 (linux.resources.unified)"
+                    .into(),
             ));
         }
         if let Some(rules) = r.devices() {
