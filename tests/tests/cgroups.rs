@@ -351,3 +351,32 @@ fn unified_on_v1_is_refused_with_runcs_words() {
         stderr(&out)
     );
 }
+
+/// v1 cpuset: an intermediate directory that exists with empty cpuset.cpus/mems (made by
+/// someone else) is filled from its parent, as runc does, instead of failing the join.
+#[test]
+fn v1_cpuset_intermediate_dirs_are_filled_from_the_parent() {
+    if unified() {
+        eprintln!("skipped: cgroup v2 has no v1 cpuset hierarchy");
+        return;
+    }
+    let name = unique("parity-cpuset");
+    let mid = std::path::Path::new("/sys/fs/cgroup/cpuset").join(&name);
+    std::fs::create_dir(&mid).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(mid.join("cpuset.cpus"))
+            .unwrap()
+            .trim(),
+        ""
+    );
+    let h = Husk::new();
+    let b = Bundle::new(&["cat", "/proc/self/status"], |c| {
+        c["linux"]["cgroupsPath"] = json!(format!("/{name}/ctr"));
+    });
+    let out = h.run_container(&unique("cpuset"), &b);
+    let _ = std::fs::remove_dir(mid.join("ctr"));
+    let filled = std::fs::read_to_string(mid.join("cpuset.cpus")).unwrap();
+    let _ = std::fs::remove_dir(&mid);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!filled.trim().is_empty());
+}

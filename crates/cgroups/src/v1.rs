@@ -73,9 +73,11 @@ impl Manager {
         Ok(())
     }
 
-    /// A new cpuset cgroup starts with empty cpus/mems and accepts no tasks; each directory
-    /// we created gets its parent's values unless the spec sets them for the leaf.
-    fn cpuset_v1(&self, r: &LinuxResources, created: &[PathBuf]) -> Result<(), CgroupError> {
+    /// A new cpuset cgroup starts with empty cpus/mems and accepts no tasks. As runc, every
+    /// directory from the hierarchy's root down to the leaf whose cpus/mems are empty gets its
+    /// parent's, whether husk made it or found it so (an intermediate directory someone else
+    /// created), unless the spec sets them for the leaf.
+    fn cpuset_v1(&self, r: &LinuxResources, _created: &[PathBuf]) -> Result<(), CgroupError> {
         let cpu = r.cpu().as_ref();
         let cpus = cpu
             .and_then(|c| c.cpus().as_deref())
@@ -88,10 +90,18 @@ impl Manager {
             None if cpus.is_none() && mems.is_none() => return Ok(()),
             None => return self.v1_dir("cpuset", "cpu.cpus/cpu.mems").map(drop),
         };
-        for dir in created.iter().filter(|d| leaf.starts_with(d)) {
+        let mut chain: Vec<&Path> = leaf
+            .ancestors()
+            .take_while(|d| d.join("cpuset.cpus").exists())
+            .collect();
+        chain.reverse();
+        for dir in chain.iter().skip(1) {
             let Some(parent) = dir.parent() else { continue };
             for (file, wanted) in [("cpuset.cpus", cpus), ("cpuset.mems", mems)] {
-                if dir == leaf && wanted.is_some() {
+                if *dir == leaf && wanted.is_some() {
+                    continue;
+                }
+                if !fsx::read(dir, file)?.trim().is_empty() {
                     continue;
                 }
                 let value = fsx::read(parent, file)?;
