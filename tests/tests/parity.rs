@@ -296,3 +296,21 @@ fn scheduler_flags_by_the_specs_names() {
     let out = h.run_container(&unique("parity"), &b);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn run_keep_keeps_the_stopped_container() {
+    let h = Husk::new();
+    let b = Bundle::new(&["sh", "-c", "exit 4"], |_| {});
+    let id = unique("parity");
+    let out = h.run(&["run", "--keep", "--bundle", b.dir.to_str().unwrap(), &id]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(h.status(&id), "stopped");
+    h.ok(&["delete", &id]);
+    assert!(!h.root.join(&id).exists());
+    assert!(cgroup_dirs_named(&id).is_empty(), "cgroup left behind");
+    // Without --keep the container is gone after run.
+    let id = unique("parity");
+    let out = h.run(&["run", "--bundle", b.dir.to_str().unwrap(), &id]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(!h.run(&["state", &id]).status.success());
+}

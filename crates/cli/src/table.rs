@@ -96,7 +96,7 @@ const RUN_FLAGS: &[Flag] = &[
         .short("d")
         .help("return once the process is started; the container keeps running and stays until deleted"),
     flag("keep").help(
-        "keep the stopped container instead of deleting it (not supported by husk: refused when set)",
+        "keep the stopped container instead of deleting it, for state and delete (not with --detach)",
     ),
     flag("no-subreaper").help(
         "do not make husk a child subreaper (not supported by husk: refused when set)",

@@ -29,13 +29,14 @@ pub(crate) fn signal_set() -> libc::sigset_t {
 }
 
 impl Runtime {
-    /// Returns the exit code husk should exit with.
-    pub fn run(&self, opts: &CreateOptions, detach: bool) -> Result<i32> {
-        self.run_container(opts, detach)
+    /// Returns the exit code husk should exit with. With `keep` (runc's `run --keep`) the
+    /// stopped container stays, for `state` and `delete`, instead of being removed.
+    pub fn run(&self, opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
+        self.run_container(opts, detach, keep)
             .map_err(|e| e.in_container(&opts.id))
     }
 
-    fn run_container(&self, opts: &CreateOptions, detach: bool) -> Result<i32> {
+    fn run_container(&self, opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
         // Block the forwarded signals before the clone so none is lost; the init unblocks
         // everything before it execs.
         let set = signal_set();
@@ -63,7 +64,9 @@ impl Runtime {
             })) => {
                 let _ = husk_sys::waitpid(rec.pid);
                 let msg = crate::describe::after_start(&rec.spec, domain, step, index, errno);
-                let _ = self.destroy_after_run(rec);
+                if !keep {
+                    let _ = self.destroy_after_run(rec);
+                }
                 return Err(InitError::Reported(msg).into());
             }
             Ok(Some(other)) => return Err(InitError::Unexpected(format!("{other:?}")).into()),
@@ -78,6 +81,9 @@ impl Runtime {
         drop(relay);
         drop(created.sync);
         // Like runc: a foreground run removes the container once its process is gone.
+        if keep {
+            return Ok(exit_code(status));
+        }
         if let Err(e) = self.destroy_after_run(rec) {
             tracing::warn!("container {id}: cleanup after run: {e}");
         }

@@ -92,14 +92,17 @@ fn run(cmd: &str, argv: &[String], g: &Globals) -> Result<u8> {
         }
         "run" => {
             let (opts, p) = create_options(cmd, argv)?;
-            for unsupported in ["keep", "no-subreaper"] {
-                if p.has(unsupported) {
-                    return Err(CliError::Usage(format!(
-                        "run: --{unsupported} is not supported by husk"
-                    )));
-                }
+            if p.has("no-subreaper") {
+                return Err(CliError::Usage(
+                    "run: --no-subreaper is not supported by husk".into(),
+                ));
             }
-            let code = rt().run(&opts, p.has("detach"))?;
+            if p.has("keep") && p.has("detach") {
+                return Err(CliError::Usage(
+                    "run: --keep and --detach cannot be used together (a detached container stays until deleted anyway)".into(),
+                ));
+            }
+            let code = rt().run(&opts, p.has("detach"), p.has("keep"))?;
             Ok(code.clamp(0, 255) as u8)
         }
         "start" => {
