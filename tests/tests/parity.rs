@@ -314,3 +314,57 @@ fn run_keep_keeps_the_stopped_container() {
     assert_eq!(out.status.code(), Some(4));
     assert!(!h.run(&["state", &id]).status.success());
 }
+
+/// The mount options of `dest` as the container's mountinfo shows them.
+fn mount_opts_inside(h: &Husk, extra: Vec<Value>, dest: &str) -> String {
+    let b = Bundle::new(&["cat", "/proc/self/mountinfo"], |c| {
+        c["mounts"].as_array_mut().unwrap().extend(extra);
+    });
+    let out = h.run_container(&unique("parity"), &b);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(dest))
+        .unwrap_or_else(|| panic!("{dest} not mounted: {}", stdout(&out)))
+        .to_string()
+}
+
+#[test]
+fn recursive_atime_and_nosymfollow_mount_options() {
+    let h = Husk::new();
+    let src = scratch("bindsrc");
+    let line = mount_opts_inside(
+        &h,
+        vec![
+            json!({"destination": "/data", "type": "bind", "source": src.to_str().unwrap(),
+                    "options": ["rbind", "rnoatime", "rnosymfollow"]}),
+        ],
+        "/data",
+    );
+    assert!(
+        line.contains("noatime") && line.contains("nosymfollow"),
+        "{line}"
+    );
+    let line = mount_opts_inside(
+        &h,
+        vec![
+            json!({"destination": "/data", "type": "bind", "source": src.to_str().unwrap(),
+                    "options": ["rbind", "rstrictatime"]}),
+        ],
+        "/data",
+    );
+    assert!(
+        !line.contains("relatime") && !line.contains("noatime"),
+        "{line}"
+    );
+    let line = mount_opts_inside(
+        &h,
+        vec![
+            json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                    "options": ["nosymfollow"]}),
+        ],
+        "/scratch",
+    );
+    assert!(line.contains("nosymfollow"), "{line}");
+    let _ = std::fs::remove_dir_all(&src);
+}

@@ -8,6 +8,9 @@ pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
 pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
 pub const MOUNT_ATTR_ATIME_MASK: u64 = 0x70;
 pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+/// mount(2)'s MS_NOSYMFOLLOW (Linux 5.10).
+pub const MS_NOSYMFOLLOW: libc::c_ulong = 256;
 
 /// Every option husk gives meaning to (anything else goes to the filesystem as data).
 pub const KNOWN_OPTIONS: &[&str] = &[
@@ -33,7 +36,9 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "norelatime",
     "nostrictatime",
     "nosuid",
+    "nosymfollow",
     "private",
+    "ratime",
     "rbind",
     "rdev",
     "rdiratime",
@@ -45,6 +50,7 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "rnodiratime",
     "rnoexec",
     "rnosuid",
+    "rnosymfollow",
     "ro",
     "rprivate",
     "rrelatime",
@@ -54,6 +60,7 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "rslave",
     "rstrictatime",
     "rsuid",
+    "rsymfollow",
     "runbindable",
     "rw",
     "shared",
@@ -61,6 +68,7 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "slave",
     "strictatime",
     "suid",
+    "symfollow",
     "sync",
     "unbindable",
 ];
@@ -106,6 +114,12 @@ impl Options {
                 o.propagation = p;
                 continue;
             }
+            if let Some(atime) = recursive_atime_of(opt) {
+                // The kernel takes an atime mode only with the whole atime mask cleared.
+                o.rec_set = (o.rec_set & !MOUNT_ATTR_ATIME_MASK) | atime;
+                o.rec_clr |= MOUNT_ATTR_ATIME_MASK;
+                continue;
+            }
             if let Some((set, attr)) = recursive_attr_of(opt) {
                 if set {
                     o.rec_set |= attr;
@@ -146,6 +160,7 @@ impl Options {
             (libc::MS_NODEV, MOUNT_ATTR_NODEV),
             (libc::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
             (libc::MS_NODIRATIME, MOUNT_ATTR_NODIRATIME),
+            (MS_NOSYMFOLLOW, MOUNT_ATTR_NOSYMFOLLOW),
         ] {
             if self.flags & ms != 0 {
                 set |= attr;
@@ -183,6 +198,8 @@ fn flag_of(opt: &str) -> Option<(bool, libc::c_ulong)> {
         "remount" => (true, libc::MS_REMOUNT),
         "mand" => (true, libc::MS_MANDLOCK),
         "nomand" => (false, libc::MS_MANDLOCK),
+        "nosymfollow" => (true, MS_NOSYMFOLLOW),
+        "symfollow" => (false, MS_NOSYMFOLLOW),
         "noatime" => (true, libc::MS_NOATIME),
         "atime" => (false, libc::MS_NOATIME),
         "nodiratime" => (true, libc::MS_NODIRATIME),
@@ -228,9 +245,18 @@ fn recursive_attr_of(opt: &str) -> Option<(bool, u64)> {
         "rexec" => (false, MOUNT_ATTR_NOEXEC),
         "rnodiratime" => (true, MOUNT_ATTR_NODIRATIME),
         "rdiratime" => (false, MOUNT_ATTR_NODIRATIME),
-        "rnoatime" => (true, MOUNT_ATTR_NOATIME),
-        "rstrictatime" => (true, MOUNT_ATTR_STRICTATIME),
-        "rrelatime" => (true, MOUNT_ATTR_RELATIME),
+        "rnosymfollow" => (true, MOUNT_ATTR_NOSYMFOLLOW),
+        "rsymfollow" => (false, MOUNT_ATTR_NOSYMFOLLOW),
+        _ => return None,
+    })
+}
+
+/// The recursive atime modes: one value of the atime field, not a bit of their own.
+fn recursive_atime_of(opt: &str) -> Option<u64> {
+    Some(match opt {
+        "rnoatime" => MOUNT_ATTR_NOATIME,
+        "rstrictatime" => MOUNT_ATTR_STRICTATIME,
+        "rrelatime" | "ratime" => MOUNT_ATTR_RELATIME,
         _ => return None,
     })
 }
@@ -258,6 +284,23 @@ mod tests {
             let o = Options::parse(&[opt]);
             assert!(o.data.is_empty(), "{opt} would be passed to the filesystem");
         }
+    }
+
+    #[test]
+    fn recursive_atime_and_symfollow() {
+        let o = Options::parse(&["rnoatime"]);
+        assert_eq!(
+            (o.rec_set, o.rec_clr),
+            (MOUNT_ATTR_NOATIME, MOUNT_ATTR_ATIME_MASK)
+        );
+        let o = Options::parse(&["rnoatime", "rrelatime", "rnosymfollow"]);
+        assert_eq!(
+            (o.rec_set, o.rec_clr),
+            (MOUNT_ATTR_NOSYMFOLLOW, MOUNT_ATTR_ATIME_MASK)
+        );
+        let o = Options::parse(&["nosymfollow"]);
+        assert_eq!(o.flags, MS_NOSYMFOLLOW);
+        assert_eq!(o.attrs(), (MOUNT_ATTR_NOSYMFOLLOW, 0));
     }
 
     #[test]
