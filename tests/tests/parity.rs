@@ -368,3 +368,23 @@ fn recursive_atime_and_nosymfollow_mount_options() {
     assert!(line.contains("nosymfollow"), "{line}");
     let _ = std::fs::remove_dir_all(&src);
 }
+
+#[test]
+fn tmpfs_without_mode_inherits_the_mount_points_mode() {
+    let h = Husk::new();
+    let b = Bundle::new(&["stat", "-c", "%a", "/srv", "/opt"], |c| {
+        c["mounts"].as_array_mut().unwrap().extend([
+            json!({"destination": "/srv", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}),
+            json!({"destination": "/opt", "type": "tmpfs", "source": "tmpfs", "options": ["mode=750"]}),
+        ]);
+    });
+    use std::os::unix::fs::PermissionsExt;
+    for d in ["srv", "opt"] {
+        let p = b.dir.join("rootfs").join(d);
+        std::fs::create_dir(&p).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o710)).unwrap();
+    }
+    let out = h.run_container(&unique("parity"), &b);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "710\n750\n");
+}

@@ -276,6 +276,16 @@ fn push_mount(
         .map(|s| cstr(s.as_os_str().as_bytes(), &what))
         .transpose()?;
     let fstype = if typ.is_empty() { "none" } else { typ };
+    let mut o = o;
+    if fstype == "tmpfs" && !o.data.split(',').any(|d| d.starts_with("mode=")) {
+        // runc >= 1.4: a tmpfs without mode= takes the mode of the directory it covers.
+        if let Some(mode) = mountpoint_mode(rootfs, &dest) {
+            if !o.data.is_empty() {
+                o.data.push(',');
+            }
+            o.data.push_str(&format!("mode={mode:o}"));
+        }
+    }
     if o.tmpcopyup && fstype == "tmpfs" {
         let detached = crate::copyup::detached_tmpfs(rootfs, &dest, &o.data, o.flags, &what)?;
         mounts.push(MountOp {
@@ -308,6 +318,18 @@ fn push_mount(
         spec_index: idx,
     });
     Ok(false)
+}
+
+/// The permission bits of the existing directory `dest` in the rootfs (resolved inside it),
+/// or `None` when there is none yet.
+fn mountpoint_mode(rootfs: &Path, dest: &[u8]) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let root = std::fs::File::open(rootfs).ok()?;
+    let rel = dest.strip_prefix(b"/").unwrap_or(dest);
+    let rel = std::ffi::CString::new(if rel.is_empty() { &b"."[..] } else { rel }).ok()?;
+    let fd = crate::walk::open_in_root(std::os::fd::AsFd::as_fd(&root), &rel, true).ok()?;
+    let md = std::fs::File::from(fd).metadata().ok()?;
+    Some(md.permissions().mode() & 0o7777)
 }
 
 /// The device nodes to make: the default ones (unless the spec lists the same path) and the
