@@ -388,3 +388,59 @@ fn tmpfs_without_mode_inherits_the_mount_points_mode() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "710\n750\n");
 }
+
+/// Receives one descriptor on a fresh socket at `path` (in a thread).
+fn pidfd_receiver(path: &std::path::Path) -> std::thread::JoinHandle<std::os::fd::OwnedFd> {
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        husk_sys::recv_fd(&conn)
+            .unwrap()
+            .expect("a pidfd over SCM_RIGHTS")
+    })
+}
+
+/// The pid a pidfd refers to (its fdinfo's `Pid:` line).
+fn pid_of_pidfd(fd: &std::os::fd::OwnedFd) -> i64 {
+    use std::os::fd::AsRawFd;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("not a pidfd: {info}"))
+}
+
+#[test]
+fn pidfd_socket_on_create_and_exec() {
+    let h = Husk::new();
+    let dir = scratch("pidfd");
+    let b = Bundle::new(&["sleep", "100"], |_| {});
+    let id = unique("parity");
+    let sock = dir.join("create.sock");
+    let got = pidfd_receiver(&sock);
+    h.create_with(&id, &b, &["--pidfd-socket", sock.to_str().unwrap()]);
+    let fd = got.join().unwrap();
+    assert_eq!(pid_of_pidfd(&fd), h.state(&id)["pid"].as_i64().unwrap());
+    h.ok(&["start", &id]);
+
+    let sock = dir.join("exec.sock");
+    let got = pidfd_receiver(&sock);
+    let pid_file = dir.join("exec.pid");
+    h.ok(&[
+        "exec",
+        "--detach",
+        "--pidfd-socket",
+        sock.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+        "sh",
+        "-c",
+        // Not holding the test's output pipe open.
+        "exec sleep 50 </dev/null >/dev/null 2>&1",
+    ]);
+    let fd = got.join().unwrap();
+    let pid: i64 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    assert_eq!(pid_of_pidfd(&fd), pid);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -68,6 +68,9 @@ const BUNDLE: Flag = opt("bundle")
 const CONSOLE_SOCKET: Flag = opt("console-socket").kind(Kind::File).help(
     "path of a Unix socket: with process.terminal true, the pseudo-terminal's master end is sent there (SCM_RIGHTS) instead of being kept by husk",
 );
+const PIDFD_SOCKET: Flag = opt("pidfd-socket").kind(Kind::File).help(
+    "path of a Unix socket: a pidfd of the container's process is sent there (SCM_RIGHTS) once it is started, as runc >= 1.2",
+);
 const PID_FILE: Flag = opt("pid-file")
     .kind(Kind::File)
     .help("write the host pid of the container's process to this file");
@@ -78,6 +81,7 @@ const PRESERVE_FDS: Flag = opt("preserve-fds")
 const CREATE_FLAGS: &[Flag] = &[
     BUNDLE,
     CONSOLE_SOCKET,
+    PIDFD_SOCKET,
     PID_FILE,
     flag("no-pivot").help(
         "enter the root filesystem with MS_MOVE and chroot instead of pivot_root (for a rootfs on a ramdisk)",
@@ -91,6 +95,7 @@ const CREATE_FLAGS: &[Flag] = &[
 const RUN_FLAGS: &[Flag] = &[
     BUNDLE,
     CONSOLE_SOCKET,
+    PIDFD_SOCKET,
     PID_FILE,
     flag("detach")
         .short("d")
@@ -120,6 +125,7 @@ const EXEC_FLAGS: &[Flag] = &[
         .help("return once the process is started, without waiting for it"),
     PID_FILE,
     CONSOLE_SOCKET,
+    PIDFD_SOCKET,
     flag("tty").short("t").help("give the process a pseudo-terminal"),
     opt("cwd").kind(Kind::Dir).help(
         "working directory of the process, inside the container (default: the container's process.cwd)",

@@ -25,6 +25,8 @@ pub struct CreateOptions {
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
+    /// `--pidfd-socket`: where a pidfd of the init goes.
+    pub pidfd_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
@@ -365,6 +367,9 @@ impl Runtime {
         if let Some(pid_file) = &opts.pid_file {
             write_pid_file(pid_file, pid)?;
         }
+        if let Some(sock) = &opts.pidfd_socket {
+            send_pidfd(sock, pid)?;
+        }
         phases.mark("record");
         phases.report("create", id);
         // Unlocks the container: `state`, `kill` and the rest may work on it now.
@@ -532,6 +537,15 @@ impl spawn::Host for CreateHost<'_> {
         )?;
         Ok(Some(()))
     }
+}
+
+/// `--pidfd-socket`: connects to the caller's socket and sends a pidfd of `pid` over it
+/// (SCM_RIGHTS), as runc does.
+pub(crate) fn send_pidfd(sock: &Path, pid: i32) -> Result<()> {
+    let what = || format!("send pidfd to {}", sock.display());
+    let conn = std::os::unix::net::UnixStream::connect(sock).map_err(RuntimeError::io(what()))?;
+    let pidfd = husk_sys::proc::pidfd_open(pid).map_err(InitError::step(what()))?;
+    husk_sys::send_fd(&conn, &pidfd).map_err(InitError::step(what()))
 }
 
 /// Writes the pid file atomically (temporary file and rename), without a newline, as runc does.

@@ -28,6 +28,8 @@ pub struct ExecOptions {
     pub detach: bool,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
+    /// `--pidfd-socket`: where a pidfd of the process goes.
+    pub pidfd_socket: Option<PathBuf>,
     pub tty: bool,
     pub cwd: Option<String>,
     pub env: Vec<String>,
@@ -145,6 +147,9 @@ impl Runtime {
         drop(plan);
         if let Some(pid_file) = &o.pid_file {
             crate::create::write_pid_file(pid_file, pid)?;
+        }
+        if let Some(sock) = &o.pidfd_socket {
+            crate::create::send_pidfd(sock, pid)?;
         }
         if o.detach {
             return Ok(0);

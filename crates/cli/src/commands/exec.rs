@@ -22,6 +22,7 @@ pub(super) fn exec(argv: &[String], rt: &Runtime) -> Result<u8> {
         detach: p.has("detach"),
         pid_file: p.value("pid-file").map(absolute),
         console_socket: p.value("console-socket").map(absolute),
+        pidfd_socket: p.value("pidfd-socket").map(absolute),
         tty: p.has("tty"),
         cwd: p.value("cwd").map(str::to_string),
         env: p.values("env").to_vec(),

@@ -196,6 +196,7 @@ fn create_options(cmd: &str, argv: &[String]) -> Result<(CreateOptions, Parsed)>
         bundle: PathBuf::from(p.value("bundle").unwrap_or(".")),
         pid_file: p.value("pid-file").map(absolute),
         console_socket: p.value("console-socket").map(absolute),
+        pidfd_socket: p.value("pidfd-socket").map(absolute),
         no_pivot: p.has("no-pivot"),
         no_new_keyring: p.has("no-new-keyring"),
         preserve_fds,
