@@ -444,3 +444,53 @@ fn pidfd_socket_on_create_and_exec() {
     assert_eq!(pid_of_pidfd(&fd), pid);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn cpus_allowed(status: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// runc >= 1.2: a container's process starts with its cgroup's CPUs, not husk's `taskset`;
+/// `exec` applies process.execCPUAffinity.
+#[test]
+fn cpu_affinity_comes_from_the_cgroup_and_exec_cpu_affinity() {
+    let ours = cpus_allowed(&std::fs::read_to_string("/proc/self/status").unwrap());
+    if ours == "0" {
+        eprintln!("skipped: one CPU only, no affinity to narrow");
+        return;
+    }
+    let h = Husk::new();
+    let b = Bundle::new(&["cat", "/proc/self/status"], |_| {});
+    let id = unique("parity");
+    let out = std::process::Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(husk_bin())
+        .arg("--root")
+        .arg(&h.root)
+        .args(["run", "--bundle", b.dir.to_str().unwrap(), &id])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("taskset(1) from util-linux");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        cpus_allowed(&stdout(&out)),
+        ours,
+        "the caller's taskset leaked in"
+    );
+
+    let (b, id) = running(&h, &["sleep", "100"], |_| {});
+    let file = b.dir.join("process.json");
+    std::fs::write(
+        &file,
+        r#"{"args": ["cat", "/proc/self/status"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+            "execCPUAffinity": {"initial": "0", "final": "1"}}"#,
+    )
+    .unwrap();
+    let out = h.run(&["exec", "--process", file.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(cpus_allowed(&stdout(&out)), "1");
+}

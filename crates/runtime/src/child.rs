@@ -31,6 +31,7 @@ husk_sys::step_enum! {
         Keyring,
         Exec,
         CgroupJoin,
+        Affinity,
     }
 }
 
@@ -125,11 +126,21 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     // Nobody in the container may ptrace or read /proc/PID/{fd,mem} of this process until it
     // execs the user's program (execve makes it dumpable again).
     husk_sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(rt(Step::Fds, 1))?;
+    if let Some(initial) = &plan.affinity.0 {
+        husk_sys::sched_setaffinity(initial).map_err(rt(Step::Affinity, 0))?;
+    }
     // Join the v1 cgroups ourselves, before doing anything that is accounted: a thread moving
     // itself does not take the kernel's global threadgroup lock (an RCU grace period).
     for (i, tasks) in plan.cgroup_tasks.iter().enumerate() {
         husk_sys::write_file_at(husk_sys::CWD, tasks, b"0")
             .map_err(rt(Step::CgroupJoin, i as u32))?;
+    }
+    // As runc >= 1.2: the cgroup's CPUs (or execCPUAffinity.final), not the caller's taskset.
+    match husk_sys::sched_setaffinity(&plan.affinity.1) {
+        Err(e) if plan.affinity.1 != crate::plan::ALL_CPUS => {
+            return Err(rt(Step::Affinity, 1)(e));
+        }
+        _ => {}
     }
     mark(plan, InitPhase::Cgroups);
     if let Some(init) = &plan.init {

@@ -298,6 +298,8 @@ impl Runtime {
                 .collect(),
             preserve_fds: opts.preserve_fds,
             cgroup_tasks: self_join(&cgroup)?,
+            // execCPUAffinity does not apply to the init.
+            affinity: (None, crate::plan::ALL_CPUS),
             join_init: None,
             init: Some(init),
             process: process_plan,

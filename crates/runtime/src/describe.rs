@@ -97,6 +97,10 @@ fn runtime_step(plan: &ChildPlan, step: u16, index: u32, errno: Errno) -> String
             format!("join cgroup ({file}): {errno}")
         }
         // runc's wording: `exec /run.sh: no such file or directory`.
+        Step::Affinity => format!(
+            "set CPU affinity (process.execCPUAffinity.{}): {errno}",
+            if index == 0 { "initial" } else { "final" }
+        ),
         Step::Exec => format!("exec {}: {errno}", plan.process.exe.arg0.to_string_lossy()),
     }
 }

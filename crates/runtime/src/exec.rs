@@ -108,6 +108,7 @@ impl Runtime {
             console: console.child_end.take(),
             close_first: vec![dir.fd().as_raw_fd(), parent_sync.as_raw_fd()],
             preserve_fds: o.preserve_fds,
+            affinity: crate::plan::affinity(&process)?,
             cgroup_tasks: match &cgroup {
                 Some(cg) => crate::create::self_join(cg)?,
                 None => Vec::new(),

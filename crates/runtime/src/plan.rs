@@ -108,6 +108,9 @@ pub(crate) struct ChildPlan {
     pub preserve_fds: u32,
     /// v1 `tasks` files the child writes "0" to first thing, joining its cgroups itself.
     pub cgroup_tasks: Vec<CString>,
+    /// CPU affinity before joining the cgroup (`process.execCPUAffinity.initial`) and after
+    /// it (`final`, else every CPU: the cgroup's cpuset, not the caller's `taskset`).
+    pub affinity: (Option<husk_sys::CpuMask>, husk_sys::CpuMask),
     /// `husk exec`: the container's init as a pidfd, and the namespaces to join through it.
     pub join_init: Option<JoinInit>,
     /// The container's own setup: namespaces, rootfs, hostname, sysctls, hooks. `None` for
@@ -267,4 +270,43 @@ pub(crate) fn sysctls(spec: &Spec) -> Result<Vec<Sysctl>, RuntimeError> {
             })
         })
         .collect()
+}
+
+/// Every CPU: what a process gets once in its cgroup (the kernel narrows it to the cpuset).
+pub(crate) const ALL_CPUS: husk_sys::CpuMask = [u64::MAX; 16];
+
+/// The affinity of a process: `process.execCPUAffinity` (exec only), else every CPU.
+pub(crate) fn affinity(
+    process: &oci_spec::runtime::Process,
+) -> Result<(Option<husk_sys::CpuMask>, husk_sys::CpuMask), RuntimeError> {
+    let Some(a) = process.exec_cpu_affinity() else {
+        return Ok((None, ALL_CPUS));
+    };
+    let mask = |s: &Option<String>, what: &str| {
+        s.as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| cpu_mask(s, what))
+            .transpose()
+    };
+    Ok((
+        mask(a.initial(), "process.execCPUAffinity.initial")?,
+        mask(a.cpu_affinity_final(), "process.execCPUAffinity.final")?.unwrap_or(ALL_CPUS),
+    ))
+}
+
+/// A CPU list (`0-3,7`) as a mask.
+pub(crate) fn cpu_mask(list: &str, what: &str) -> Result<husk_sys::CpuMask, RuntimeError> {
+    let bad = || RuntimeError::Spec(format!("{what}: invalid CPU list {list:?}"));
+    let mut m = [0u64; 16];
+    for part in list.split(',').map(str::trim) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (usize, usize) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+        if a > b || b >= 1024 {
+            return Err(bad());
+        }
+        for cpu in a..=b {
+            m[cpu / 64] |= 1 << (cpu % 64);
+        }
+    }
+    Ok(m)
 }

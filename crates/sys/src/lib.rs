@@ -322,6 +322,24 @@ pub fn prctl(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> R
     check_int(unsafe { libc::prctl(option, arg2, arg3, 0, 0) }).map(drop)
 }
 
+/// A CPU set for [`sched_setaffinity`]: 1024 CPUs, one bit each.
+pub type CpuMask = [u64; 16];
+
+/// `sched_setaffinity(2)` for the calling thread. The kernel keeps only the CPUs the
+/// thread's cpuset allows (EINVAL when none is left).
+pub fn sched_setaffinity(mask: &CpuMask) -> Result<()> {
+    // SAFETY: the kernel reads size_of_val(mask) bytes from a valid array.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_sched_setaffinity,
+            0,
+            std::mem::size_of_val(mask),
+            mask.as_ptr(),
+        )
+    })
+    .map(drop)
+}
+
 pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> Result<()> {
     let lim = libc::rlimit64 {
         rlim_cur: soft,
