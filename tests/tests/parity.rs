@@ -494,3 +494,33 @@ fn cpu_affinity_comes_from_the_cgroup_and_exec_cpu_affinity() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(cpus_allowed(&stdout(&out)), "1");
 }
+
+#[test]
+fn memory_policy_is_applied_and_checked() {
+    let h = Husk::new();
+    let run = |policy: Value| {
+        let b = Bundle::new(&["cat", "/proc/self/numa_maps"], |c| {
+            c["linux"]["memoryPolicy"] = policy;
+        });
+        h.run_container(&unique("parity"), &b)
+    };
+    let out = run(json!({"mode": "MPOL_BIND", "nodes": "0"}));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(" bind:0 "), "{}", stdout(&out));
+    for bad in [
+        json!({"mode": "MPOL_BIND"}),
+        json!({"mode": "MPOL_LOCAL", "nodes": "0"}),
+        json!({"mode": "MPOL_INTERLEAVE", "nodes": "0",
+               "flags": ["MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES"]}),
+        // A node this machine does not have: the kernel refuses it.
+        json!({"mode": "MPOL_BIND", "nodes": "1000"}),
+    ] {
+        let out = run(bad.clone());
+        assert!(!out.status.success(), "{bad} was accepted");
+        assert!(
+            stderr(&out).contains("invalid memory policy"),
+            "{bad}: {}",
+            stderr(&out)
+        );
+    }
+}

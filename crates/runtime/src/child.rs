@@ -32,6 +32,7 @@ husk_sys::step_enum! {
         Exec,
         CgroupJoin,
         Affinity,
+        MemPolicy,
     }
 }
 
@@ -258,6 +259,9 @@ fn init_mounts(plan: &ChildPlan, init: &InitSetup) -> Result<(), Fail> {
 /// LSM label, rlimits, scheduling, cwd, no_new_privs, an early seccomp filter and the
 /// identity switch; then finds the program. Returns its path.
 fn harden(plan: &ChildPlan) -> Result<PathBuf, Fail> {
+    if let Some((mode, nodes)) = &plan.mempolicy {
+        husk_sys::set_mempolicy(*mode, nodes.as_ref()).map_err(rt(Step::MemPolicy, 0))?;
+    }
     let h = &plan.process.hardening;
     h.apply_lsm_exec_label()?;
     h.apply_rlimits()?;

@@ -300,6 +300,7 @@ impl Runtime {
             cgroup_tasks: self_join(&cgroup)?,
             // execCPUAffinity does not apply to the init.
             affinity: (None, crate::plan::ALL_CPUS),
+            mempolicy: crate::plan::mempolicy(spec.linux().as_ref())?,
             join_init: None,
             init: Some(init),
             process: process_plan,

@@ -101,6 +101,9 @@ fn runtime_step(plan: &ChildPlan, step: u16, index: u32, errno: Errno) -> String
             "set CPU affinity (process.execCPUAffinity.{}): {errno}",
             if index == 0 { "initial" } else { "final" }
         ),
+        Step::MemPolicy => {
+            format!("set_mempolicy (linux.memoryPolicy): invalid memory policy: {errno}")
+        }
         Step::Exec => format!("exec {}: {errno}", plan.process.exe.arg0.to_string_lossy()),
     }
 }

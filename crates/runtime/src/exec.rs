@@ -109,6 +109,7 @@ impl Runtime {
             close_first: vec![dir.fd().as_raw_fd(), parent_sync.as_raw_fd()],
             preserve_fds: o.preserve_fds,
             affinity: crate::plan::affinity(&process)?,
+            mempolicy: crate::plan::mempolicy(rec.spec.linux().as_ref())?,
             cgroup_tasks: match &cgroup {
                 Some(cg) => crate::create::self_join(cg)?,
                 None => Vec::new(),

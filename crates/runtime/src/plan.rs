@@ -111,6 +111,8 @@ pub(crate) struct ChildPlan {
     /// CPU affinity before joining the cgroup (`process.execCPUAffinity.initial`) and after
     /// it (`final`, else every CPU: the cgroup's cpuset, not the caller's `taskset`).
     pub affinity: (Option<husk_sys::CpuMask>, husk_sys::CpuMask),
+    /// `linux.memoryPolicy` for set_mempolicy(2): mode with flags, and the nodes.
+    pub mempolicy: Option<(libc::c_int, Option<husk_sys::CpuMask>)>,
     /// `husk exec`: the container's init as a pidfd, and the namespaces to join through it.
     pub join_init: Option<JoinInit>,
     /// The container's own setup: namespaces, rootfs, hostname, sysctls, hooks. `None` for
@@ -309,4 +311,59 @@ pub(crate) fn cpu_mask(list: &str, what: &str) -> Result<husk_sys::CpuMask, Runt
         }
     }
     Ok(m)
+}
+
+/// `linux.memoryPolicy` checked and translated for set_mempolicy(2), as runc >= 1.3 does.
+pub(crate) fn mempolicy(
+    linux: Option<&oci_spec::runtime::Linux>,
+) -> Result<Option<(libc::c_int, Option<husk_sys::CpuMask>)>, RuntimeError> {
+    use oci_spec::runtime::{MemoryPolicyFlagType as F, MemoryPolicyModeType as M};
+    let Some(p) = linux.and_then(|l| l.memory_policy().as_ref()) else {
+        return Ok(None);
+    };
+    let bad = |why: String| {
+        RuntimeError::Spec(format!("linux.memoryPolicy: invalid memory policy: {why}"))
+    };
+    let nodes = p
+        .nodes()
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty());
+    let (mode, needs_nodes) = match p.mode() {
+        M::MpolDefault => (0, Some(false)),
+        M::MpolPreferred => (1, None),
+        M::MpolBind => (2, Some(true)),
+        M::MpolInterleave => (3, Some(true)),
+        M::MpolLocal => (4, Some(false)),
+        M::MpolPreferredMany => (5, Some(true)),
+        M::MpolWeightedInterleave => (6, Some(true)),
+    };
+    match (needs_nodes, nodes) {
+        (Some(true), None) => return Err(bad(format!("mode {} requires nodes", p.mode()))),
+        (Some(false), Some(n)) => {
+            return Err(bad(format!("mode {} takes no nodes, got {n:?}", p.mode())))
+        }
+        _ => {}
+    }
+    let mut flags = 0;
+    for f in p.flags().iter().flatten() {
+        flags |= match f {
+            F::MpolFNumaBalancing => 1 << 13,
+            F::MpolFRelativeNodes => 1 << 14,
+            F::MpolFStaticNodes => 1 << 15,
+        };
+    }
+    if flags & (3 << 14) == 3 << 14 {
+        return Err(bad(
+            "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other".into(),
+        ));
+    }
+    if mode == 0 && flags != 0 {
+        return Err(bad("MPOL_DEFAULT takes no flags".into()));
+    }
+    let nodes = nodes
+        .map(|n| cpu_mask(n, "linux.memoryPolicy.nodes"))
+        .transpose()
+        .map_err(|_| bad(format!("nodes {:?}: not a node list", nodes.unwrap_or(""))))?;
+    Ok(Some((mode | flags, nodes)))
 }

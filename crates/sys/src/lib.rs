@@ -340,6 +340,17 @@ pub fn sched_setaffinity(mask: &CpuMask) -> Result<()> {
     .map(drop)
 }
 
+/// `set_mempolicy(2)`: `mode` with its flags, and a node mask (empty when `None`).
+pub fn set_mempolicy(mode: libc::c_int, nodes: Option<&CpuMask>) -> Result<()> {
+    let (ptr, maxnode) = match nodes {
+        // The kernel reads maxnode - 1 bits.
+        Some(m) => (m.as_ptr(), m.len() * 64 + 1),
+        None => (std::ptr::null(), 0),
+    };
+    // SAFETY: the kernel reads at most maxnode - 1 bits from a valid array (or nothing).
+    check(unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) }).map(drop)
+}
+
 pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> Result<()> {
     let lim = libc::rlimit64 {
         rlim_cur: soft,
