@@ -524,3 +524,33 @@ fn memory_policy_is_applied_and_checked() {
         );
     }
 }
+
+/// A bind destination through a dangling symlink (absolute, so it would point at the host) is
+/// created inside the rootfs, where the symlink points when resolved in the root.
+#[test]
+fn bind_destination_through_a_dangling_symlink_is_made_in_the_rootfs() {
+    let h = Husk::new();
+    let src = scratch("bindsrc");
+    std::fs::write(src.join("f"), "through the link\n").unwrap();
+    let host_target = format!("/nonexistent-{}", unique("parity"));
+    let b = Bundle::new(&["cat", "/linkf", "/linkd/f"], |c| {
+        c["mounts"].as_array_mut().unwrap().extend([
+            json!({"destination": "/linkf", "type": "bind",
+                   "source": src.join("f").to_str().unwrap(), "options": ["rbind"]}),
+            json!({"destination": "/linkd", "type": "bind",
+                   "source": src.to_str().unwrap(), "options": ["rbind"]}),
+        ]);
+    });
+    let rootfs = b.dir.join("rootfs");
+    std::os::unix::fs::symlink(format!("{host_target}/file"), rootfs.join("linkf")).unwrap();
+    std::os::unix::fs::symlink(format!("{host_target}/dir"), rootfs.join("linkd")).unwrap();
+    let out = h.run_container(&unique("parity"), &b);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "through the link\nthrough the link\n");
+    assert!(
+        !std::path::Path::new(&host_target).exists(),
+        "made on the host"
+    );
+    assert!(rootfs.join(&host_target[1..]).join("file").is_file());
+    let _ = std::fs::remove_dir_all(&src);
+}

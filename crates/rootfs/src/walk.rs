@@ -96,30 +96,47 @@ fn walk_once(
 }
 
 /// Makes sure a mount point exists at `rel` (a directory, or an empty file when `file`), and
-/// returns it opened as O_PATH.
+/// returns it opened as O_PATH. A dangling symlink in the way is followed inside the root and
+/// its target created, as runc does (for a file too, at the last component).
 pub fn mountpoint(root: BorrowedFd<'_>, rel: &CStr, file: bool) -> Result<OwnedFd> {
     if !file {
         return mkdir_all(root, rel, 0o755);
     }
-    match open_in_root(root, rel, false) {
-        Err(Errno(libc::ENOENT)) => {}
-        other => return other,
+    let mut path = PathBuf::new();
+    path.push_bytes(rel.to_bytes())?;
+    for _ in 0..40 {
+        match open_in_root(root, path.as_cstr(), false) {
+            Err(Errno(libc::ENOENT)) => {}
+            other => return other,
+        }
+        let bytes = path.as_bytes();
+        let (parent, name) = match bytes.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&bytes[..i], &bytes[i + 1..]),
+            None => (&b"."[..], bytes),
+        };
+        let mut p = PathBuf::new();
+        p.push_bytes(if parent.is_empty() { b"." } else { parent })?;
+        let dir = mkdir_all(root, p.as_cstr(), 0o755)?;
+        let mut n = PathBuf::new();
+        n.push_bytes(name)?;
+        match husk_sys::mknodat(dir.as_fd(), n.as_cstr(), libc::S_IFREG | 0o644, 0) {
+            Ok(()) => return open_in_root(root, path.as_cstr(), false),
+            Err(Errno(libc::EEXIST)) => {}
+            Err(e) => return Err(e),
+        }
+        // Something is there but does not resolve: a dangling symlink; create its target.
+        let mut target = [0u8; 4096];
+        let len = husk_sys::readlinkat(dir.as_fd(), n.as_cstr(), &mut target)
+            .map_err(|_| Errno(libc::ENOENT))?;
+        let target = &target[..len];
+        let mut next = PathBuf::new();
+        if target.first() != Some(&b'/') {
+            next.push_bytes(p.as_bytes())?.push_bytes(b"/")?;
+        }
+        next.push_bytes(target)?;
+        path = next;
     }
-    let bytes = rel.to_bytes();
-    let (parent, name) = match bytes.iter().rposition(|&b| b == b'/') {
-        Some(i) => (&bytes[..i], &bytes[i + 1..]),
-        None => (&b"."[..], bytes),
-    };
-    let mut p = PathBuf::new();
-    p.push_bytes(parent)?;
-    let dir = mkdir_all(root, p.as_cstr(), 0o755)?;
-    let mut n = PathBuf::new();
-    n.push_bytes(name)?;
-    match husk_sys::mknodat(dir.as_fd(), n.as_cstr(), libc::S_IFREG | 0o644, 0) {
-        Ok(()) | Err(Errno(libc::EEXIST)) => {}
-        Err(e) => return Err(e),
-    }
-    open_in_root(root, rel, false)
+    Err(Errno(libc::ELOOP))
 }
 
 /// `/proc/self/fd/N`: a path that names exactly the object behind `fd`.
