@@ -554,3 +554,27 @@ fn bind_destination_through_a_dangling_symlink_is_made_in_the_rootfs() {
     assert!(rootfs.join(&host_target[1..]).join("file").is_file());
     let _ = std::fs::remove_dir_all(&src);
 }
+
+/// A read-only /dev: its sub-mounts and device nodes are made first, then it turns read-only
+/// (as runc), instead of "read-only file system" for /dev/pts's mount point.
+#[test]
+fn read_only_dev_with_later_submounts() {
+    let h = Husk::new();
+    let b = Bundle::new(
+        &[
+            "sh",
+            "-c",
+            "ls /dev/pts/ptmx /dev/null >/dev/null && ! touch /dev/x 2>/dev/null && echo ok",
+        ],
+        |c| {
+            for m in c["mounts"].as_array_mut().unwrap() {
+                if m["destination"] == "/dev" {
+                    m["options"].as_array_mut().unwrap().push(json!("ro"));
+                }
+            }
+        },
+    );
+    let out = h.run_container(&unique("parity"), &b);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "ok\n");
+}

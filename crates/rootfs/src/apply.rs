@@ -258,6 +258,10 @@ impl RootfsPlan {
 
     /// After pivot_root: readonly paths, masked paths, and a read-only `/` if asked for.
     pub fn finalize(&self) -> std::result::Result<(), Failure> {
+        if let Some(op) = self.readonly_dev {
+            mount_setattr(husk_sys::CWD, c"/dev", 0, MOUNT_ATTR_RDONLY, 0)
+                .map_err(fail(Step::Mount, op))?;
+        }
         for (i, p) in self.readonly.iter().enumerate() {
             let f = fail(Step::ReadonlyPath, i as u32);
             match mount::mount(Some(p), p, None, libc::MS_BIND | libc::MS_REC, None) {

@@ -105,6 +105,8 @@ pub struct RootfsPlan {
     pub(crate) no_pivot_hide: Vec<CString>,
     pub(crate) host_mount_ns: bool,
     pub(crate) readonly_root: bool,
+    /// The mount op of a read-only /dev, made read-only in `finalize`.
+    pub(crate) readonly_dev: Option<u32>,
     pub(crate) masked: Vec<CString>,
     pub(crate) readonly: Vec<CString>,
     /// The spec's mount destinations, for messages only.
@@ -178,6 +180,19 @@ impl RootfsPlan {
             let bind = push_mount(&mut mounts, m, i as u32, dest, rootfs, bundle, opts)?;
             dev_is_bound |= bind && is_dev;
         }
+        // A read-only /dev (not a bind) is mounted read-write and made read-only at the end,
+        // as runc does: the mount points of later mounts (/dev/pts, /dev/shm) and the device
+        // nodes go in first.
+        let mut readonly_dev = None;
+        for (op, m) in mounts.iter_mut().enumerate() {
+            if m.dest.as_bytes() == b"dev"
+                && matches!(m.kind, MountKind::Fs { .. })
+                && m.flags & libc::MS_RDONLY != 0
+            {
+                m.flags &= !libc::MS_RDONLY;
+                readonly_dev = Some(op as u32);
+            }
+        }
 
         let setup_dev = !dev_is_bound;
         let devices = if setup_dev {
@@ -203,6 +218,7 @@ impl RootfsPlan {
                 Vec::new()
             },
             host_mount_ns: opts.host_mount_ns,
+            readonly_dev,
             readonly_root: spec
                 .root()
                 .as_ref()
