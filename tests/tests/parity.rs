@@ -578,3 +578,24 @@ fn read_only_dev_with_later_submounts() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "ok\n");
 }
+
+/// A bind source inside the rootfs under an earlier mount of the same config is found when
+/// that mount is made (here: a file that only exists in what the earlier mount brought).
+#[test]
+fn bind_source_under_an_earlier_mount() {
+    let h = Husk::new();
+    let src = scratch("bindsrc");
+    std::fs::write(src.join("f"), "from the earlier mount\n").unwrap();
+    let b = Bundle::new(&["cat", "/b"], |_| {});
+    let inner = b.dir.join("rootfs/a/f");
+    let mut cfg = b.config();
+    cfg["mounts"].as_array_mut().unwrap().extend([
+        json!({"destination": "/a", "type": "bind", "source": src.to_str().unwrap(), "options": ["rbind"]}),
+        json!({"destination": "/b", "type": "bind", "source": inner.to_str().unwrap(), "options": ["rbind"]}),
+    ]);
+    b.write_config(&cfg);
+    let out = h.run_container(&unique("parity"), &b);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "from the earlier mount\n");
+    let _ = std::fs::remove_dir_all(&src);
+}

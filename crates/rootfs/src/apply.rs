@@ -126,7 +126,14 @@ impl RootfsPlan {
                 refuse_symlink(root, &m.dest).map_err(fail(Step::SymlinkMountpoint, i))?;
             }
         }
-        let target = mountpoint(root, &m.dest, m.file).map_err(fail(Step::Mountpoint, i))?;
+        // A bind source is looked at now, after the earlier mounts (it may be under one of
+        // them), not when the plan was made: a file needs a file to be mounted on.
+        let file = match &m.kind {
+            MountKind::Bind { source, .. } => husk_sys::fstatat(husk_sys::CWD, source, 0)
+                .map_or(m.file, |st| st.st_mode & libc::S_IFMT != libc::S_IFDIR),
+            _ => m.file,
+        };
+        let target = mountpoint(root, &m.dest, file).map_err(fail(Step::Mountpoint, i))?;
         match &m.kind {
             MountKind::Fs {
                 source,
