@@ -599,3 +599,34 @@ fn bind_source_under_an_earlier_mount() {
     assert_eq!(stdout(&out), "from the earlier mount\n");
     let _ = std::fs::remove_dir_all(&src);
 }
+
+/// runc >= 1.2's bind rules: flags the config does not name keep the source mount's (nosuid,
+/// nodev, noatime here); flags it names apply.
+#[test]
+fn bind_mount_keeps_the_sources_unnamed_flags() {
+    let h = Husk::new();
+    let src = scratch("lockedsrc");
+    let s = src.to_str().unwrap();
+    let mnt = |args: &[&str]| {
+        let st = std::process::Command::new("mount")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount {args:?}");
+    };
+    mnt(&["--bind", s, s]);
+    mnt(&["-o", "remount,bind,nosuid,nodev,noatime", s]);
+    let line = mount_opts_inside(
+        &h,
+        vec![
+            json!({"destination": "/data", "type": "bind", "source": s, "options": ["bind", "ro"]}),
+        ],
+        "/data",
+    );
+    let opts = line.split(' ').nth(5).unwrap_or_default().to_string();
+    let _ = std::process::Command::new("umount").arg(s).status();
+    let _ = std::fs::remove_dir_all(&src);
+    for want in ["ro", "nosuid", "nodev", "noatime"] {
+        assert!(opts.split(',').any(|o| o == want), "{want} missing: {line}");
+    }
+}
