@@ -630,3 +630,23 @@ fn bind_mount_keeps_the_sources_unnamed_flags() {
         assert!(opts.split(',').any(|o| o == want), "{want} missing: {line}");
     }
 }
+
+/// Recursive attributes on a filesystem mount (not a bind) are applied too, as runc does,
+/// not parsed and dropped.
+#[test]
+fn recursive_attributes_on_a_tmpfs() {
+    let h = Husk::new();
+    let line = mount_opts_inside(
+        &h,
+        vec![
+            json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                    "options": ["rro", "rnoatime"]}),
+        ],
+        "/scratch",
+    );
+    let opts = line.split(' ').nth(5).unwrap_or_default().to_string();
+    assert!(
+        opts.split(',').any(|o| o == "ro") && opts.split(',').any(|o| o == "noatime"),
+        "{line}"
+    );
+}

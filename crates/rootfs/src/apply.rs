@@ -140,6 +140,7 @@ impl RootfsPlan {
                 fstype,
                 data,
                 bind_on_eperm,
+                rec,
             } => {
                 let path = fd_path(target.as_fd()).map_err(fail(Step::Mount, i))?;
                 match mount::mount(
@@ -156,6 +157,13 @@ impl RootfsPlan {
                             .map_err(fail(Step::Mount, i))?;
                     }
                     Err(e) => return Err(fail(Step::Mount, i)(e)),
+                }
+                if rec.0 | rec.1 != 0 {
+                    // The new mount, not the directory underneath it that `target` names.
+                    let top = open_in_root(root, &m.dest, false).map_err(fail(Step::Mount, i))?;
+                    let flags = libc::AT_EMPTY_PATH as u32 | AT_RECURSIVE;
+                    mount_setattr(top.as_fd(), c"", flags, rec.0, rec.1)
+                        .map_err(fail(Step::Mount, i))?;
                 }
             }
             MountKind::Bind {

@@ -48,6 +48,9 @@ pub(crate) enum MountKind {
         /// sysfs in a user namespace that does not own the network namespace cannot be
         /// mounted: bind the host's tree (recursively, with these attributes) instead, as runc.
         bind_on_eperm: Option<(CString, u64)>,
+        /// Recursive attributes (`rro`, `rnosymfollow`, ...): mount_setattr(AT_RECURSIVE) on
+        /// the new mount, set and clear masks.
+        rec: (u64, u64),
     },
     /// A bind mount made with open_tree(2) + mount_setattr(2) + move_mount(2).
     Bind {
@@ -326,6 +329,7 @@ fn push_mount(
                 Some(cstr(&o.data, &what)?)
             },
             bind_on_eperm,
+            rec: (o.rec_set, o.rec_clr),
         },
         dest: cstr(&dest, &what)?,
         file: false,
@@ -443,6 +447,7 @@ fn push_cgroup_mounts(
                     fstype: c"cgroup2".into(),
                     data: None,
                     bind_on_eperm: None,
+                    rec: (0, 0),
                 }
             } else {
                 MountKind::Bind {
@@ -471,6 +476,7 @@ fn push_cgroup_mounts(
                     fstype: c"tmpfs".into(),
                     data: Some(c"mode=755".into()),
                     bind_on_eperm: None,
+                    rec: (0, 0),
                 },
                 dest: cstr(dest, &what)?,
                 file: false,

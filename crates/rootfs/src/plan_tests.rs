@@ -84,6 +84,7 @@ fn filesystem_mount_flags_and_data() {
             fstype,
             data,
             bind_on_eperm,
+            ..
         } => {
             assert_eq!(source.as_deref(), Some(c"tmpfs"));
             assert_eq!(fstype.as_c_str(), c"tmpfs");
