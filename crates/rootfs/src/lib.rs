@@ -9,6 +9,7 @@
 mod apply;
 mod copyup;
 mod nopivot;
+pub mod idmap;
 mod options;
 mod plan;
 mod walk;

@@ -22,6 +22,7 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "iversion",
     "lazytime",
     "loud",
@@ -45,6 +46,7 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "relatime",
     "remount",
     "rexec",
+    "ridmap",
     "rnoatime",
     "rnodev",
     "rnodiratime",
@@ -93,6 +95,8 @@ pub struct Options {
     pub data: String,
     /// `tmpcopyup`: a tmpfs that starts with a copy of what the image has there.
     pub tmpcopyup: bool,
+    /// `idmap` (`Some(false)`) or `ridmap` (`Some(true)`, every mount of the tree).
+    pub idmap: Option<bool>,
 }
 
 impl Options {
@@ -133,6 +137,8 @@ impl Options {
             match opt {
                 "bind" => o.bind = true,
                 "tmpcopyup" => o.tmpcopyup = true,
+                "idmap" => o.idmap = Some(false),
+                "ridmap" => o.idmap = Some(true),
                 "rbind" => {
                     o.bind = true;
                     o.recursive = true;

@@ -176,10 +176,18 @@ impl RootfsPlan {
         let mut mounts = Vec::new();
         let mut mount_names = Vec::new();
         let mut dev_is_bound = false;
+        let mut usernses = crate::idmap::Usernses::default();
         for (i, m) in spec.mounts().iter().flatten().enumerate() {
             mount_names.push(m.destination().display().to_string());
             let dest = relative(m.destination());
             let is_dev = dest == b"dev";
+            let idmapped =
+                crate::idmap::mount_op(spec, m, i as u32, &dest, rootfs, bundle, &mut usernses)?;
+            if let Some((op, bind)) = idmapped {
+                dev_is_bound |= bind && is_dev;
+                mounts.push(op);
+                continue;
+            }
             let bind = push_mount(&mut mounts, m, i as u32, dest, rootfs, bundle, opts)?;
             dev_is_bound |= bind && is_dev;
         }

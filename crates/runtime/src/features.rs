@@ -83,7 +83,7 @@ pub fn features() -> Value {
             "apparmor": {"enabled": lsm_enabled("/sys/module/apparmor/parameters/enabled")},
             "selinux": {"enabled": Path::new("/sys/fs/selinux/enforce").exists()},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}},
+            "mountExtensions": {"idmap": {"enabled": husk_rootfs::idmap::supported()}},
         },
         "annotations": {
             "io.github.husk.version": env!("CARGO_PKG_VERSION"),

@@ -18,6 +18,7 @@ pub mod clone;
 pub mod exe_guard;
 pub mod mount;
 pub mod proc;
+pub mod userns;
 
 /// An `errno` value, `Copy` so it travels through the child's error path without allocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

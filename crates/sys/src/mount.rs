@@ -38,6 +38,7 @@ pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+pub const MOUNT_ATTR_IDMAP: u64 = 0x10_0000;
 
 /// `open_tree(2)`: with `OPEN_TREE_CLONE` a detached copy of the mount at `path`.
 pub fn open_tree(dirfd: impl AsFd, path: &CStr, flags: u32) -> Result<OwnedFd> {
@@ -115,6 +116,19 @@ pub fn mount_setattr(
     mount_setattr_raw(dirfd.as_fd().as_raw_fd(), path, flags, set, clear)
 }
 
+/// `mount_setattr(2)` with `MOUNT_ATTR_IDMAP`: idmaps the detached mount `tree` (every mount
+/// in it with `recursive`) through the user namespace `userns`.
+pub fn mount_setattr_idmap(tree: impl AsFd, recursive: bool, userns: impl AsFd) -> Result<()> {
+    let flags = libc::AT_EMPTY_PATH as u32 | if recursive { AT_RECURSIVE } else { 0 };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_fd().as_raw_fd() as u64,
+    };
+    setattr_raw(tree.as_fd().as_raw_fd(), c"", flags, &attr)
+}
+
 fn mount_setattr_raw(dirfd: RawFd, path: &CStr, flags: u32, set: u64, clear: u64) -> Result<()> {
     let attr = MountAttr {
         attr_set: set,
@@ -122,6 +136,10 @@ fn mount_setattr_raw(dirfd: RawFd, path: &CStr, flags: u32, set: u64, clear: u64
         propagation: 0,
         userns_fd: 0,
     };
+    setattr_raw(dirfd, path, flags, &attr)
+}
+
+fn setattr_raw(dirfd: RawFd, path: &CStr, flags: u32, attr: &MountAttr) -> Result<()> {
     // SAFETY: attr is a valid mount_attr of the size we pass; path is NUL-terminated.
     check(unsafe {
         libc::syscall(
@@ -129,7 +147,7 @@ fn mount_setattr_raw(dirfd: RawFd, path: &CStr, flags: u32, set: u64, clear: u64
             dirfd,
             path.as_ptr(),
             flags,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     })

@@ -1,0 +1,308 @@
+//! User namespaces all the way (issue 12): idmapped mounts (mount-level uidMappings/gidMappings,
+//! `idmap`/`ridmap`), multi-range id maps, and what husk refuses.
+
+use std::os::unix::fs::{chown, MetadataExt};
+use std::path::Path;
+
+use husk_tests::*;
+
+const BASE: u32 = 500_000;
+
+fn userns(c: &mut Value, base: u32) {
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": base, "size": 65536}]);
+    c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": base, "size": 65536}]);
+}
+
+fn push_mount(c: &mut Value, m: Value) {
+    c["mounts"].as_array_mut().unwrap().push(m);
+}
+
+/// A source directory with `root` (0:0) and `one` (1:1) files.
+fn source_dir() -> std::path::PathBuf {
+    let src = scratch("idmap-src");
+    std::fs::write(src.join("root"), "").unwrap();
+    std::fs::write(src.join("one"), "").unwrap();
+    chown(src.join("one"), Some(1), Some(1)).unwrap();
+    src
+}
+
+/// A bundle whose rootfs has the mount points /vol and /scratch (the container's root, mapped
+/// to an unprivileged host id, cannot make them in the host-owned rootfs).
+fn bundle(args: &[&str], edit: impl FnOnce(&mut Value)) -> Bundle {
+    let b = Bundle::new(args, edit);
+    for d in ["vol", "scratch"] {
+        std::fs::create_dir_all(b.dir.join("rootfs").join(d)).unwrap();
+    }
+    b
+}
+
+fn run(b: &Bundle) -> (bool, String, String) {
+    let h = Husk::new();
+    let out = h.run_container(&unique("idmap"), b);
+    (out.status.success(), stdout(&out), stderr(&out))
+}
+
+#[test]
+fn idmapped_bind_shows_mapped_owners_and_writes_land_with_host_ids() {
+    // What Kubernetes sends for a pod with hostUsers: false: the pod's user namespace, and its
+    // volumes idmapped with the same mapping.
+    let src = source_dir();
+    let script = "stat -c %u:%g /vol/root /vol/one; touch /vol/new && echo wrote";
+    let b = bundle(&["sh", "-c", script], |c| {
+        userns(c, BASE);
+        push_mount(
+            c,
+            json!({
+                "destination": "/vol", "type": "bind", "source": src, "options": ["bind"],
+                "uidMappings": [{"containerID": 0, "hostID": BASE, "size": 65536}],
+                "gidMappings": [{"containerID": 0, "hostID": BASE, "size": 65536}],
+            }),
+        );
+    });
+    let (ok, out, err) = run(&b);
+    assert!(ok, "{err}");
+    assert_eq!(out, "0:0\n1:1\nwrote\n");
+    let md = std::fs::metadata(src.join("new")).unwrap();
+    assert_eq!(
+        (md.uid(), md.gid()),
+        (0, 0),
+        "write did not land with the host's ids"
+    );
+    let _ = std::fs::remove_dir_all(&src);
+}
+
+#[test]
+fn without_idmap_the_same_bind_shows_overflow_ids() {
+    // The control for the test above: the mapping is what makes the owners visible.
+    let src = source_dir();
+    let b = bundle(&["stat", "-c", "%u:%g", "/vol/root"], |c| {
+        userns(c, BASE);
+        push_mount(
+            c,
+            json!({"destination": "/vol", "type": "bind", "source": src, "options": ["bind"]}),
+        );
+    });
+    let (ok, out, err) = run(&b);
+    assert!(ok, "{err}");
+    assert_eq!(out, "65534:65534\n");
+    let _ = std::fs::remove_dir_all(&src);
+}
+
+#[test]
+fn idmap_option_alone_uses_the_containers_mapping() {
+    let src = source_dir();
+    let b = bundle(&["stat", "-c", "%u:%g", "/vol/root", "/vol/one"], |c| {
+        userns(c, BASE + 100_000);
+        push_mount(
+            c,
+            json!({"destination": "/vol", "type": "bind", "source": src, "options": ["bind", "idmap"]}),
+        );
+    });
+    let (ok, out, err) = run(&b);
+    assert!(ok, "{err}");
+    assert_eq!(out, "0:0\n1:1\n");
+    let _ = std::fs::remove_dir_all(&src);
+}
+
+#[test]
+fn idmapped_bind_without_a_user_namespace() {
+    // As runc allows: host files owned by 0 show as 1000 through the mount.
+    let src = source_dir();
+    let b = bundle(&["stat", "-c", "%u:%g", "/vol/root", "/vol/one"], |c| {
+        push_mount(
+            c,
+            json!({
+                "destination": "/vol", "type": "bind", "source": src, "options": ["bind"],
+                "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
+                "gidMappings": [{"containerID": 0, "hostID": 2000, "size": 10}],
+            }),
+        );
+    });
+    let (ok, out, err) = run(&b);
+    assert!(ok, "{err}");
+    assert_eq!(out, "1000:2000\n1001:2001\n");
+    let _ = std::fs::remove_dir_all(&src);
+}
+
+/// Mounts a tmpfs with a root-owned file at `dir/sub`; unmounted when dropped.
+struct SubMount(std::path::PathBuf);
+
+impl SubMount {
+    fn new(dir: &Path) -> SubMount {
+        let sub = dir.join("sub");
+        std::fs::create_dir_all(&sub).unwrap();
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "tmpfs"])
+            .arg(&sub)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        std::fs::write(sub.join("file"), "").unwrap();
+        SubMount(sub)
+    }
+}
+
+impl Drop for SubMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+fn rbind_with(option: &str) -> String {
+    let src = source_dir();
+    let sub = SubMount::new(&src);
+    let b = bundle(
+        &["stat", "-c", "%u:%g", "/vol/root", "/vol/sub/file"],
+        |c| {
+            userns(c, BASE);
+            push_mount(
+                c,
+                json!({
+                    "destination": "/vol", "type": "bind", "source": src, "options": ["rbind", option],
+                    "uidMappings": [{"containerID": 0, "hostID": BASE, "size": 65536}],
+                    "gidMappings": [{"containerID": 0, "hostID": BASE, "size": 65536}],
+                }),
+            );
+        },
+    );
+    let (ok, out, err) = run(&b);
+    drop(sub);
+    let _ = std::fs::remove_dir_all(&src);
+    assert!(ok, "{err}");
+    out
+}
+
+#[test]
+fn ridmap_maps_every_mount_of_the_tree() {
+    assert_eq!(rbind_with("ridmap"), "0:0\n0:0\n");
+}
+
+#[test]
+fn idmap_on_an_rbind_maps_only_its_top_mount() {
+    assert_eq!(rbind_with("idmap"), "0:0\n65534:65534\n");
+}
+
+#[test]
+fn idmapped_tmpfs() {
+    // A tmpfs made by husk (as the host's root) and idmapped: its root shows as the
+    // container's root, who can write to it.
+    let b = bundle(
+        &[
+            "sh",
+            "-c",
+            "stat -c %u:%g /scratch; touch /scratch/f && echo wrote",
+        ],
+        |c| {
+            userns(c, BASE);
+            push_mount(
+                c,
+                json!({
+                    "destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755", "idmap"],
+                }),
+            );
+        },
+    );
+    let (ok, out, err) = run(&b);
+    assert!(ok, "{err}");
+    assert_eq!(out, "0:0\nwrote\n");
+}
+
+fn refused(edit: impl FnOnce(&mut Value), want: &str) {
+    let h = Husk::new();
+    let b = bundle(&["true"], edit);
+    let id = unique("idmap-bad");
+    let out = h.run_container(&id, &b);
+    assert!(!out.status.success(), "accepted: {}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains(want), "wanted {want:?} in: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "not one line: {err}");
+    assert!(!h.run(&["state", &id]).status.success(), "{id} left behind");
+}
+
+#[test]
+fn idmap_on_a_proc_mount_is_refused() {
+    refused(
+        |c| {
+            userns(c, BASE);
+            let m = c["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|m| m["type"] == "proc")
+                .unwrap();
+            m["options"] = json!(["idmap"]);
+        },
+        "id-mapped mounts are only supported for bind mounts and tmpfs",
+    );
+}
+
+#[test]
+fn only_uid_mappings_on_a_mount_is_refused() {
+    refused(
+        |c| {
+            push_mount(
+                c,
+                json!({
+                    "destination": "/vol", "type": "bind", "source": "/etc", "options": ["bind"],
+                    "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
+                }),
+            );
+        },
+        "must have both uidMappings and gidMappings",
+    );
+}
+
+#[test]
+fn overlapping_mount_mappings_are_refused() {
+    refused(
+        |c| {
+            push_mount(
+                c,
+                json!({
+                    "destination": "/vol", "type": "bind", "source": "/etc", "options": ["bind"],
+                    "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10},
+                                    {"containerID": 5, "hostID": 5000, "size": 10}],
+                    "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
+                }),
+            );
+        },
+        "uidMappings[1]: containerID range overlaps uidMappings[0]",
+    );
+}
+
+#[test]
+fn idmap_without_any_mapping_is_refused() {
+    refused(
+        |c| {
+            push_mount(
+                c,
+                json!({"destination": "/vol", "type": "bind", "source": "/etc", "options": ["bind", "idmap"]}),
+            );
+        },
+        "needs the container's linux.uidMappings",
+    );
+}
+
+#[test]
+fn features_reports_idmap_from_the_kernel() {
+    let out = std::process::Command::new(husk_bin())
+        .arg("features")
+        .output()
+        .unwrap();
+    let f: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // This host's kernel (6.x) idmaps tmpfs and ext4/btrfs/xfs: the probe must say so.
+    assert_eq!(
+        f["linux"]["mountExtensions"]["idmap"]["enabled"],
+        json!(true),
+        "{f}"
+    );
+    let opts = f["mountOptions"].as_array().unwrap();
+    assert!(opts.contains(&json!("idmap")) && opts.contains(&json!("ridmap")));
+}
