@@ -306,3 +306,91 @@ fn features_reports_idmap_from_the_kernel() {
     let opts = f["mountOptions"].as_array().unwrap();
     assert!(opts.contains(&json!("idmap")) && opts.contains(&json!("ridmap")));
 }
+
+#[test]
+fn several_mapping_ranges_are_written_and_visible() {
+    let b = bundle(&["cat", "/proc/self/uid_map", "/proc/self/gid_map"], |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([
+            {"containerID": 0, "hostID": BASE, "size": 1000},
+            {"containerID": 1000, "hostID": BASE + 200_000, "size": 64536},
+        ]);
+        c["linux"]["gidMappings"] = json!([
+            {"containerID": 0, "hostID": BASE, "size": 5},
+            {"containerID": 5, "hostID": BASE + 300_000, "size": 1},
+            {"containerID": 6, "hostID": BASE + 6, "size": 65530},
+        ]);
+    });
+    let (ok, out, err) = run(&b);
+    assert!(ok, "{err}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let want = [
+        ["0", "500000", "1000"],
+        ["1000", "700000", "64536"],
+        ["0", "500000", "5"],
+        ["5", "800000", "1"],
+        ["6", "500006", "65530"],
+    ];
+    assert_eq!(rows, want, "{out}");
+}
+
+#[test]
+fn overlapping_container_ranges_are_refused() {
+    refused(
+        |c| {
+            userns(c, BASE);
+            c["linux"]["uidMappings"] = json!([
+                {"containerID": 0, "hostID": BASE, "size": 1000},
+                {"containerID": 999, "hostID": BASE + 5000, "size": 10},
+            ]);
+        },
+        "linux.uidMappings[1]: containerID range overlaps linux.uidMappings[0]",
+    );
+}
+
+#[test]
+fn overlapping_host_ranges_and_empty_ranges_are_refused() {
+    refused(
+        |c| {
+            userns(c, BASE);
+            c["linux"]["gidMappings"] = json!([
+                {"containerID": 0, "hostID": BASE, "size": 1000},
+                {"containerID": 1000, "hostID": BASE + 10, "size": 10},
+            ]);
+        },
+        "linux.gidMappings[1]: hostID range overlaps linux.gidMappings[0]",
+    );
+    refused(
+        |c| {
+            userns(c, BASE);
+            c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": BASE, "size": 0}]);
+        },
+        "linux.uidMappings[0].size: must be greater than zero",
+    );
+}
+
+#[test]
+fn a_new_user_namespace_needs_mappings_and_mappings_need_one_husk_spec_rules() {
+    refused(
+        |c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "user"}));
+        },
+        "linux.uidMappings: a new user namespace requires at least one mapping",
+    );
+    refused(
+        |c| {
+            c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": BASE, "size": 10}]);
+            c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": BASE, "size": 10}]);
+        },
+        "mappings are set but linux.namespaces has no user namespace",
+    );
+}

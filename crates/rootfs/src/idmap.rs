@@ -309,3 +309,43 @@ pub fn supported() -> bool {
         .and_then(|t| mount_setattr_idmap(t.as_fd(), false, userns.as_fd()))
         .is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn maps(v: &[(u32, u32, u32)]) -> Vec<LinuxIdMapping> {
+        v.iter()
+            .map(|&(c, h, s)| {
+                oci_spec::runtime::LinuxIdMappingBuilder::default()
+                    .container_id(c)
+                    .host_id(h)
+                    .size(s)
+                    .build()
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ranges_are_checked() {
+        let ok = maps(&[(0, 1000, 10), (10, 5000, 10), (20, 1010, 1)]);
+        assert_eq!(validate_ranges(&ok, "m"), Ok(()));
+        assert_eq!(map_text(&ok), "0 1000 10\n10 5000 10\n20 1010 1\n");
+        let inside = maps(&[(0, 1000, 10), (9, 5000, 10)]);
+        assert_eq!(
+            validate_ranges(&inside, "m"),
+            Err("m[1]: containerID range overlaps m[0]".into())
+        );
+        let outside = maps(&[(0, 1000, 10), (10, 995, 10)]);
+        assert!(validate_ranges(&outside, "m")
+            .unwrap_err()
+            .contains("hostID range overlaps"));
+        assert!(validate_ranges(&maps(&[(0, 1, 0)]), "m").is_err());
+        assert!(validate_ranges(&maps(&[(0, u32::MAX - 5, 10)]), "m").is_err());
+        let many: Vec<_> = (0..341).map(|i| (i, 10_000 + i, 1)).collect();
+        assert!(validate_ranges(&maps(&many), "m")
+            .unwrap_err()
+            .contains("at most 340"));
+    }
+}

@@ -221,7 +221,7 @@ impl Runtime {
         )))?;
         let with_home = crate::home::with_home(process, &root_dir);
         let process = with_home.as_ref().unwrap_or(process);
-        let process_plan = ProcessPlan::new(process, spec.linux().as_ref())?;
+        let mut process_plan = ProcessPlan::new(process, spec.linux().as_ref())?;
         crate::seccomp_agent::check(spec, process_plan.hardening.seccomp_notify())?;
         let dir = self.new_container_dir(id)?;
         phases.mark("state-dir");
@@ -242,6 +242,10 @@ impl Runtime {
         // A new cgroup namespace can be made at clone time only when the child is born in all
         // its cgroups (v2); on v1 it joins them first, then unshares.
         let mut ns = Namespaces::plan(spec, cgroup.mode() == husk_cgroups::Mode::Unified)?;
+        if ns.map_writer == Some(crate::userns::MapWriter::OwnIds) {
+            // setgroups is denied in the user namespace: the kernel would refuse the call.
+            process_plan.hardening.set_setgroups_allowed(false);
+        }
         let has_mount_ns = ns.has_mount_ns();
         if !has_mount_ns {
             // Mounts will land in the host's table: put them all on a bind of the rootfs that

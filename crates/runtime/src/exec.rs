@@ -78,6 +78,9 @@ impl Runtime {
             (None, None) => "set in config.json",
         };
         crate::seccomp_agent::check(&rec.spec, process_plan.hardening.seccomp_notify())?;
+        if crate::userns::setgroups_denied(rec.pid) {
+            process_plan.hardening.set_setgroups_allowed(false);
+        }
         let terminal = process.terminal().unwrap_or(false);
         check_console(terminal, o.console_socket.is_some(), o.detach)?;
 

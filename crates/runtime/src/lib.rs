@@ -38,6 +38,7 @@ mod run;
 mod seccomp_agent;
 mod spawn;
 mod trace;
+mod userns;
 
 pub use cgroup_ops::Event;
 pub use checkpoint::{CheckpointOptions, CriuFlags, EMPTY_NS_NETWORK};

@@ -66,6 +66,8 @@ pub(crate) struct Namespaces {
     pub joined_user: bool,
     pub uid_map: String,
     pub gid_map: String,
+    /// Who writes the maps of a new user namespace (root, or a user via newuidmap).
+    pub map_writer: Option<crate::userns::MapWriter>,
 }
 
 fn id_map(maps: Option<&Vec<LinuxIdMapping>>) -> String {
@@ -93,6 +95,7 @@ impl Namespaces {
             joined_user: false,
             uid_map: id_map(linux.and_then(|l| l.uid_mappings().as_ref())),
             gid_map: id_map(linux.and_then(|l| l.gid_mappings().as_ref())),
+            map_writer: crate::userns::plan(spec)?,
         };
         let mut user_join = None;
         for n in linux
@@ -272,13 +275,9 @@ impl Drop for ParentSwitch {
 
 /// Writes uid_map and gid_map of a child in a new user namespace.
 pub(crate) fn write_id_maps(pid: i32, ns: &Namespaces) -> Result<(), RuntimeError> {
-    for (file, map) in [("uid_map", &ns.uid_map), ("gid_map", &ns.gid_map)] {
-        let path = Path::new("/proc").join(pid.to_string()).join(file);
-        std::fs::write(&path, map).map_err(|e| NamespaceError {
-            step: "write".into(),
-            path: Some(path),
-            source: e.into(),
-        })?;
-    }
-    Ok(())
+    let writer = ns
+        .map_writer
+        .as_ref()
+        .unwrap_or(&crate::userns::MapWriter::Direct);
+    crate::userns::write_maps(pid, &ns.uid_map, &ns.gid_map, writer)
 }
