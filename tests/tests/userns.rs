@@ -394,3 +394,121 @@ fn a_new_user_namespace_needs_mappings_and_mappings_need_one_husk_spec_rules() {
         "mappings are set but linux.namespaces has no user namespace",
     );
 }
+
+/// A running container with its own user namespace (and network namespace owned by it), as a
+/// Kubernetes pod sandbox or a Podman pod's infra container: returns (husk, id, init pid).
+fn sandbox(bundle: &Bundle) -> (Husk, String, i32) {
+    let h = Husk::new();
+    let id = unique("sandbox");
+    h.create(&id, bundle);
+    h.ok(&["start", &id]);
+    let pid = h.state(&id)["pid"].as_i64().unwrap() as i32;
+    (h, id, pid)
+}
+
+#[test]
+fn joining_another_containers_user_and_network_namespaces() {
+    let sb = bundle(&["sleep", "60"], |c| userns(c, BASE + 200_000));
+    let (_h, _id, pid) = sandbox(&sb);
+    // A source only the host's root can reach (0700 parent): opened before the init enters
+    // the user namespace, so its mapped root need not reach it.
+    let private = scratch("private");
+    std::fs::set_permissions(
+        &private,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    std::fs::create_dir_all(private.join("data")).unwrap();
+    std::fs::write(private.join("data/hello"), "hi\n").unwrap();
+    let script = "cat /proc/self/uid_map; readlink /proc/self/ns/net; echo $$; cat /vol/hello";
+    let b = bundle(&["sh", "-c", script], |c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "network");
+        // The user namespace listed after the one it owns, as clients do write it.
+        ns.push(json!({"type": "network", "path": format!("/proc/{pid}/ns/net")}));
+        ns.push(json!({"type": "user", "path": format!("/proc/{pid}/ns/user")}));
+        push_mount(
+            c,
+            json!({"destination": "/vol", "type": "bind", "source": private.join("data"), "options": ["rbind", "ro"]}),
+        );
+    });
+    let (ok, out, err) = run(&b);
+    let host_net = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    let _ = std::fs::remove_dir_all(&private);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["0", "700000", "65536"],
+        "{out}"
+    );
+    assert_eq!(lines[1], host_net.to_str().unwrap(), "{out}");
+    assert_eq!(lines[2], "1", "{out}");
+    assert_eq!(lines[3], "hi", "{out}");
+}
+
+#[test]
+fn bind_source_only_root_can_reach_in_a_new_user_namespace() {
+    let private = scratch("private");
+    std::fs::set_permissions(
+        &private,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    std::fs::create_dir_all(private.join("data")).unwrap();
+    std::fs::write(private.join("data/hello"), "hi\n").unwrap();
+    let b = bundle(&["cat", "/vol/hello"], |c| {
+        userns(c, BASE);
+        push_mount(
+            c,
+            json!({"destination": "/vol", "type": "bind", "source": private.join("data"), "options": ["bind"]}),
+        );
+    });
+    let (ok, out, err) = run(&b);
+    let _ = std::fs::remove_dir_all(&private);
+    assert!(ok, "{err}");
+    assert_eq!(out, "hi\n");
+}
+
+#[test]
+fn joining_user_then_ipc_uts_network_and_pid_of_another_container() {
+    let sb = bundle(&["sleep", "60"], |c| {
+        userns(c, BASE + 250_000);
+        c["hostname"] = json!("sandbox");
+    });
+    let (_h, _id, pid) = sandbox(&sb);
+    let b = bundle(
+        &[
+            "sh",
+            "-c",
+            "hostname; readlink /proc/self/ns/ipc; id -u; readlink /proc/self/ns/pid",
+        ],
+        |c| {
+            let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+            ns.retain(|n| !["network", "ipc", "uts", "pid"].contains(&n["type"].as_str().unwrap()));
+            ns.insert(
+                0,
+                json!({"type": "user", "path": format!("/proc/{pid}/ns/user")}),
+            );
+            for (t, f) in [
+                ("ipc", "ipc"),
+                ("uts", "uts"),
+                ("network", "net"),
+                ("pid", "pid"),
+            ] {
+                ns.push(json!({"type": t, "path": format!("/proc/{pid}/ns/{f}")}));
+            }
+            c.as_object_mut().unwrap().remove("hostname");
+        },
+    );
+    let h = Husk::new();
+    let o = h.run_container(&unique("join"), &b);
+    let (ok, out, err) = (o.status.success(), stdout(&o), stderr(&o));
+    assert!(ok, "{err}");
+    let ipc = std::fs::read_link(format!("/proc/{pid}/ns/ipc")).unwrap();
+    let pidns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
+    assert_eq!(
+        out,
+        format!("sandbox\n{}\n0\n{}\n", ipc.display(), pidns.display())
+    );
+}

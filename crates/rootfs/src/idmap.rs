@@ -228,8 +228,10 @@ fn hint(e: Errno) -> &'static str {
 }
 
 /// A detached copy of the bind source (its sub-mounts too with `rbind`), with the mount's
-/// attributes set. Returns it and whether the source is a file.
-fn bind_tree(
+/// attributes set. Returns it and whether the source is a file. Made by the parent as the
+/// host's root, it also serves bind mounts of a container in a user namespace, whose mapped
+/// root may not reach the source.
+pub(crate) fn bind_tree(
     m: &Mount,
     o: &Options,
     bundle: &Path,

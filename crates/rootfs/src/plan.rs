@@ -276,6 +276,20 @@ fn push_mount(
         } else {
             bundle.join(src)
         };
+        if opts.new_userns && husk_sys::geteuid() == 0 {
+            // The init will be in a user namespace whose root may not reach the source:
+            // open it here, as the host's root, and let the child attach it.
+            let (tree, file) = crate::idmap::bind_tree(m, &o, bundle, &what)?;
+            mounts.push(MountOp {
+                kind: MountKind::Attach(tree),
+                dest: cstr(&dest, &what)?,
+                file,
+                flags: 0,
+                propagation: o.propagation,
+                spec_index: idx,
+            });
+            return Ok(true);
+        }
         let file = std::fs::metadata(&src)
             .map(|md| !md.is_dir())
             .unwrap_or(false);
