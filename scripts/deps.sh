@@ -4,7 +4,8 @@
 set -eu
 # Packages go through apt-install.sh: only missing ones, never removing a package.
 # strace: the crash tests kill husk at chosen system calls (tests/tests/crash.rs).
-"$(dirname "$0")/apt-install.sh" busybox-static strace ${HUSK_EXTRA_DEPS:-}
+# uidmap: newuidmap/newgidmap for the rootless tests (issue 12).
+"$(dirname "$0")/apt-install.sh" busybox-static strace uidmap ${HUSK_EXTRA_DEPS:-}
 if ! command -v cargo >/dev/null 2>&1; then
     if [ -x "$HOME/.cargo/bin/cargo" ]; then
         :

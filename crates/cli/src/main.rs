@@ -16,6 +16,7 @@ pub struct Globals {
     pub systemd_cgroup: bool,
     /// `--criu`: the CRIU binary for checkpoint/restore.
     pub criu: Option<String>,
+    pub rootless: husk_runtime::Rootless,
 }
 
 fn main() -> ExitCode {
@@ -56,10 +57,17 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         };
     };
+    let rootless = g.value("rootless").unwrap_or("auto");
+    let Some(rootless) = husk_runtime::Rootless::parse(rootless) else {
+        return usage_error(&format!(
+            "invalid --rootless value {rootless:?}: use true, false or auto"
+        ));
+    };
     let globals = Globals {
         root: g.value("root").map(Into::into),
         systemd_cgroup: g.has("systemd-cgroup"),
         criu: g.value("criu").map(Into::into),
+        rootless,
     };
     // `husk --help CMD` is `husk help CMD`.
     let help_args;

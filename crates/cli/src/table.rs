@@ -51,7 +51,7 @@ pub const GLOBAL: &[Flag] = &[
     opt("rootless")
         .kind(Kind::Word(&["true", "false", "auto"]))
         .default("auto")
-        .help("accepted for runc compatibility; husk finds out itself whether it runs without privileges"),
+        .help("rootless mode: true, false, or auto (rootless when not root, or root only in a user namespace); a rootless husk runs a container without a cgroup when it may not make one and the spec sets no limits"),
     opt("criu")
         .kind(Kind::File)
         .default("criu")

@@ -125,8 +125,12 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     }
     husk_sys::cloexec_from(3 + plan.preserve_fds).map_err(rt(Step::Fds, 0))?;
     // Nobody in the container may ptrace or read /proc/PID/{fd,mem} of this process until it
-    // execs the user's program (execve makes it dumpable again).
-    husk_sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(rt(Step::Fds, 1))?;
+    // execs the user's program (execve makes it dumpable again). An init that waits for its
+    // setup does so once it is set up: a non-root parent writes /proc/PID/setgroups and the
+    // id maps, which a non-dumpable process's /proc files (owned by root) would refuse it.
+    if !plan.init.as_ref().is_some_and(|i| i.wait_setup) {
+        husk_sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(rt(Step::Fds, 1))?;
+    }
     if let Some(initial) = &plan.affinity.0 {
         husk_sys::sched_setaffinity(initial).map_err(rt(Step::Affinity, 0))?;
     }
@@ -149,6 +153,10 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
     }
     if let Some((pidfd, flags)) = &plan.join_init {
         husk_sys::setns(pidfd.as_fd(), *flags).map_err(rt(Step::Setns, u32::MAX))?;
+        if flags & libc::CLONE_NEWPID != 0 {
+            // Joined here, not by the parent (exec without root): only children are in it.
+            fork_once_more(plan)?;
+        }
     }
     mark(plan, InitPhase::Namespaces);
     if let Some(init) = &plan.init {
@@ -187,6 +195,7 @@ fn run(plan: &ChildPlan) -> Result<Infallible, Fail> {
 fn init_namespaces(plan: &ChildPlan, init: &InitSetup) -> Result<(), Fail> {
     if init.wait_setup {
         expect(plan.child_sync(), ToChild::SetupDone)?;
+        husk_sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(rt(Step::Fds, 1))?;
     }
     if init.container_hooks() {
         for state in &init.hook_state {
@@ -294,6 +303,11 @@ fn fork_again(plan: &ChildPlan, init: &InitSetup) -> Result<(), Fail> {
         )
         .map_err(rt(Step::Unshare, 1))?;
     }
+    fork_once_more(plan)
+}
+
+/// Forks; the parent reports the child's pid and exits, the child goes on as the process.
+fn fork_once_more(plan: &ChildPlan) -> Result<(), Fail> {
     // SAFETY: single-threaded; the grandchild continues this same allocation-free routine.
     match unsafe { husk_sys::clone::clone3(0, None) }.map_err(rt(Step::Unshare, 2))? {
         husk_sys::clone::Forked::Child => Ok(()),

@@ -97,7 +97,8 @@ struct Prepared {
     bundle: husk_spec::Bundle,
     /// Undoes it all unless disarmed.
     cleanup: Cleanup,
-    cgroup: husk_cgroups::Manager,
+    /// None for a rootless container that may not have one (see `crate::rootless`).
+    cgroup: Option<husk_cgroups::Manager>,
     /// The cgroup v2 directory the child is born in (CLONE_INTO_CGROUP).
     clone_cgroup: Option<OwnedFd>,
     ns: Namespaces,
@@ -171,7 +172,7 @@ impl Runtime {
                 .unwrap_or_default()
                 .into_iter()
                 .collect(),
-            cgroup: Some(p.cgroup.clone()),
+            cgroup: p.cgroup.clone(),
             pid_ns: p.ns.pid_ns,
             mount_ns: p.has_mount_ns,
             spec: p.bundle.spec.clone(),
@@ -233,15 +234,19 @@ impl Runtime {
         };
         let dir = cleanup.dir.as_ref().expect("just set");
         let (cgroup, mut footprint) = self.make_cgroup(id, &bundle, dir)?;
-        cleanup.cgroup = Some(cgroup.clone());
+        cleanup.cgroup.clone_from(&cgroup);
         let clone_cgroup = cgroup
-            .clone_into_fd()
+            .as_ref()
+            .and_then(|c| c.clone_into_fd())
             .transpose()
             .map_err(RuntimeError::Cgroup)?;
         phases.mark("cgroup");
         // A new cgroup namespace can be made at clone time only when the child is born in all
         // its cgroups (v2); on v1 it joins them first, then unshares.
-        let mut ns = Namespaces::plan(spec, cgroup.mode() == husk_cgroups::Mode::Unified)?;
+        let unified = cgroup
+            .as_ref()
+            .map_or(true, |c| c.mode() == husk_cgroups::Mode::Unified);
+        let mut ns = Namespaces::plan(spec, unified)?;
         if ns.map_writer == Some(crate::userns::MapWriter::OwnIds) {
             // setgroups is denied in the user namespace: the kernel would refuse the call.
             process_plan.hardening.set_setgroups_allowed(false);
@@ -265,7 +270,9 @@ impl Runtime {
                 no_pivot: opts.no_pivot,
                 new_userns: ns.new_user || ns.joined_user,
                 host_mount_ns: !has_mount_ns,
-                cgroups: cgroup_view(&cgroup, ns.has_cgroup_ns()),
+                cgroups: cgroup.as_ref().map_or(husk_rootfs::CgroupView::None, |c| {
+                    cgroup_view(c, ns.has_cgroup_ns())
+                }),
             },
         )?;
 
@@ -301,7 +308,11 @@ impl Runtime {
                 )
                 .collect(),
             preserve_fds: opts.preserve_fds,
-            cgroup_tasks: self_join(&cgroup)?,
+            cgroup_tasks: cgroup
+                .as_ref()
+                .map(self_join)
+                .transpose()?
+                .unwrap_or_default(),
             // execCPUAffinity does not apply to the init.
             affinity: (None, crate::plan::ALL_CPUS),
             mempolicy: crate::plan::mempolicy(spec.linux().as_ref())?,
@@ -325,14 +336,15 @@ impl Runtime {
         })
     }
 
-    /// The container's cgroup, created with its resources, and the footprint that records it
+    /// The container's cgroup, created with its resources (none for a rootless container
+    /// whose user may not make one, when it sets no limits), and the footprint that records it
     /// (saved before the cgroup is made).
     fn make_cgroup(
         &self,
         id: &str,
         bundle: &husk_spec::Bundle,
         dir: &ContainerDir,
-    ) -> Result<(husk_cgroups::Manager, Footprint)> {
+    ) -> Result<(Option<husk_cgroups::Manager>, Footprint)> {
         let spec = &bundle.spec;
         let cg_path = spec
             .linux()
@@ -343,12 +355,18 @@ impl Runtime {
         let cgroup =
             husk_cgroups::Manager::new(&layout, id, cg_path.as_deref(), self.systemd_cgroup)
                 .map_err(RuntimeError::Cgroup)?;
-        let footprint = Footprint::new(id, bundle, &cgroup);
+        let mut footprint = Footprint::new(id, bundle, &cgroup);
         footprint.save(dir)?;
-        cgroup
-            .create(crate::devices::effective_resources(spec).as_ref())
-            .map_err(RuntimeError::Cgroup)?;
-        Ok((cgroup, footprint))
+        match cgroup.create(crate::devices::effective_resources(spec).as_ref()) {
+            Ok(()) => Ok((Some(cgroup), footprint)),
+            Err(e) if self.rootless.active() => {
+                let none = crate::rootless::without_cgroup(e, &cgroup, spec)?;
+                footprint.cgroup = None;
+                footprint.save(dir)?;
+                Ok((none, footprint))
+            }
+            Err(e) => Err(RuntimeError::Cgroup(e)),
+        }
     }
 
     /// The init is set up: record the container (its state file unlocks it for the other

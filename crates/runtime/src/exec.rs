@@ -127,6 +127,16 @@ impl Runtime {
         let set = crate::run::signal_set();
         if !o.detach {
             husk_sys::signals::block(&set);
+            if plan
+                .join_init
+                .as_ref()
+                .is_some_and(|(_, f)| f & libc::CLONE_NEWPID != 0)
+            {
+                // The process will be a grandchild (see `namespaces_of`): wait for it still.
+                if let Err(e) = husk_sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0) {
+                    tracing::debug!("cannot become a child subreaper: {e}");
+                }
+            }
         }
         let switch = ParentSwitch::join(&pid_join)?;
         let mut pid = spawn(
@@ -179,6 +189,10 @@ impl spawn::Host for ExecHost<'_> {
 
 /// The container's namespaces for an exec'd process: its pid namespace, which the parent
 /// joins around the clone, and the others, which the child joins through the init's pidfd.
+///
+/// Without root in husk's own user namespace, setns(2) to the pid namespace is refused: the
+/// child then joins it too, with the user namespace in the same call (the kernel checks the
+/// rest against the joined user namespace), and forks once more so that its child is in it.
 fn namespaces_of(spec: &Spec, init: &OwnedFd) -> Result<(Vec<Join>, Option<JoinInit>)> {
     let mut flags = 0;
     for n in spec
@@ -190,7 +204,8 @@ fn namespaces_of(spec: &Spec, init: &OwnedFd) -> Result<(Vec<Join>, Option<JoinI
     {
         flags |= flag_of(n.typ());
     }
-    let pid_join = if flags & libc::CLONE_NEWPID != 0 {
+    let parent_joins_pid = husk_sys::geteuid() == 0;
+    let pid_join = if flags & libc::CLONE_NEWPID != 0 && parent_joins_pid {
         vec![Join {
             fd: dup(init)?,
             flag: libc::CLONE_NEWPID,
@@ -198,7 +213,11 @@ fn namespaces_of(spec: &Spec, init: &OwnedFd) -> Result<(Vec<Join>, Option<JoinI
     } else {
         Vec::new()
     };
-    let child_flags = flags & !libc::CLONE_NEWPID;
+    let child_flags = if parent_joins_pid {
+        flags & !libc::CLONE_NEWPID
+    } else {
+        flags
+    };
     let join_init = (child_flags != 0)
         .then(|| dup(init).map(|fd| (fd, child_flags)))
         .transpose()?;

@@ -34,6 +34,7 @@ mod protocol;
 mod record;
 mod relay;
 mod restore;
+mod rootless;
 mod run;
 mod seccomp_agent;
 mod spawn;
@@ -51,6 +52,7 @@ pub use husk_criu::CgMode;
 pub use husk_state::{OciState, Status};
 pub use ops::parse_signal;
 pub use restore::RestoreOptions;
+pub use rootless::Rootless;
 
 use std::path::{Path, PathBuf};
 
@@ -88,6 +90,7 @@ pub(crate) fn inherited_fds() -> &'static [i32] {
 pub struct Runtime {
     store: Store,
     systemd_cgroup: bool,
+    rootless: Rootless,
 }
 
 impl Runtime {
@@ -98,7 +101,14 @@ impl Runtime {
         Runtime {
             store: Store::new(&root),
             systemd_cgroup,
+            rootless: Rootless::Auto,
         }
+    }
+
+    /// runc's `--rootless`: whether a cgroup the user may not make is done without.
+    pub fn with_rootless(mut self, rootless: Rootless) -> Runtime {
+        self.rootless = rootless;
+        self
     }
 
     pub fn root(&self) -> &Path {

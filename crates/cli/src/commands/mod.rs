@@ -83,7 +83,7 @@ pub fn dispatch(cmd: &str, argv: &[String], g: &Globals) -> Result<u8> {
 }
 
 fn run(cmd: &str, argv: &[String], g: &Globals) -> Result<u8> {
-    let rt = || Runtime::new(g.root.as_deref(), g.systemd_cgroup);
+    let rt = || Runtime::new(g.root.as_deref(), g.systemd_cgroup).with_rootless(g.rootless);
     match cmd {
         "create" => {
             let opts = create_options(cmd, argv)?.0;
