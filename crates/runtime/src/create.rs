@@ -268,7 +268,9 @@ impl Runtime {
             &bundle.dir,
             &husk_rootfs::PlanOptions {
                 no_pivot: opts.no_pivot,
-                new_userns: ns.new_user || ns.joined_user,
+                // Also when husk itself runs in a user namespace (rootless Podman): no mknod,
+                // no sysfs without the network namespace, as runc.
+                new_userns: ns.new_user || ns.joined_user || crate::rootless::in_user_namespace(),
                 host_mount_ns: !has_mount_ns,
                 cgroups: cgroup.as_ref().map_or(husk_rootfs::CgroupView::None, |c| {
                     cgroup_view(c, ns.has_cgroup_ns())

@@ -190,7 +190,8 @@ impl spawn::Host for ExecHost<'_> {
 /// The container's namespaces for an exec'd process: its pid namespace, which the parent
 /// joins around the clone, and the others, which the child joins through the init's pidfd.
 ///
-/// Without root in husk's own user namespace, setns(2) to the pid namespace is refused: the
+/// Without root in the initial user namespace, setns(2) to the pid namespace (or back) is
+/// refused: the
 /// child then joins it too, with the user namespace in the same call (the kernel checks the
 /// rest against the joined user namespace), and forks once more so that its child is in it.
 fn namespaces_of(spec: &Spec, init: &OwnedFd) -> Result<(Vec<Join>, Option<JoinInit>)> {
@@ -204,7 +205,8 @@ fn namespaces_of(spec: &Spec, init: &OwnedFd) -> Result<(Vec<Join>, Option<JoinI
     {
         flags |= flag_of(n.typ());
     }
-    let parent_joins_pid = husk_sys::geteuid() == 0;
+    // In a user namespace (rootless Podman) the parent could enter it but not come back.
+    let parent_joins_pid = husk_sys::geteuid() == 0 && !crate::rootless::in_user_namespace();
     let pid_join = if flags & libc::CLONE_NEWPID != 0 && parent_joins_pid {
         vec![Join {
             fd: dup(init)?,

@@ -42,7 +42,7 @@ impl Rootless {
 
 /// Whether husk runs in a user namespace other than the initial one (its uid_map is not the
 /// identity over all ids).
-fn in_user_namespace() -> bool {
+pub(crate) fn in_user_namespace() -> bool {
     std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
         let f: Vec<&str> = m.split_whitespace().collect();
         f != ["0", "0", "4294967295"]

@@ -34,12 +34,24 @@ pub enum Lock {
 /// The most husk reads of a record it wrote itself: records are a few KiB, this only stops a
 /// damaged or planted file from costing memory.
 const MAX_RECORD_BYTES: u64 = 4 << 20;
+/// As runc: $XDG_RUNTIME_DIR is for a non-root user, and for root inside a user namespace
+/// (rootless Podman runs its runtime so) unless `$USER` says root.
+fn honour_xdg_runtime_dir() -> bool {
+    if husk_sys::geteuid() != 0 {
+        return true;
+    }
+    let initial = std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+        .unwrap_or(true);
+    !initial && std::env::var("USER").map_or(true, |u| u != "root")
+}
 
 impl Store {
     pub fn default_root() -> PathBuf {
-        let euid = husk_sys::geteuid();
         match std::env::var_os("XDG_RUNTIME_DIR") {
-            Some(dir) if euid != 0 && !dir.is_empty() => Path::new(&dir).join("husk"),
+            Some(dir) if !dir.is_empty() && honour_xdg_runtime_dir() => {
+                Path::new(&dir).join("husk")
+            }
             _ => PathBuf::from("/run/husk"),
         }
     }
