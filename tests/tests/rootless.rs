@@ -286,3 +286,195 @@ fn rootless_flag_is_honoured() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("maybe"), "{}", stderr(&out));
 }
+
+/// Rootless Podman (as the test user, vfs storage, no network) with `runtime` (a copy the
+/// user can run). Returns the failures, one line each.
+fn podman_suite(runtime: &Path) -> Vec<String> {
+    let u = user();
+    let d = scratch("rl-podman");
+    for sub in ["xdg", "home", "vol", "img"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    std::fs::set_permissions(d.join("xdg"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    busybox_rootfs(&d.join("img/rootfs"));
+    let tar = d.join("img/rootfs.tar");
+    assert!(Command::new("tar")
+        .arg("-C")
+        .arg(d.join("img/rootfs"))
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success());
+    let rt = d.join("runtime");
+    std::fs::copy(runtime, &rt).unwrap();
+    std::fs::write(
+        d.join("containers.conf"),
+        "[containers]\ndefault_ulimits = []\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+    )
+    .unwrap();
+    Command::new("chown")
+        .args(["-R", &format!("{}:{}", u.uid, u.gid)])
+        .arg(&d)
+        .status()
+        .unwrap();
+    let podman = |args: &[&str]| -> Output {
+        let mut c = Command::new("timeout");
+        c.args(["60", "setpriv"])
+            .args([
+                &format!("--reuid={}", u.uid),
+                &format!("--regid={}", u.gid),
+                "--init-groups",
+                "env",
+                "-i",
+                "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                &format!("USER={USER}"),
+                &format!("LOGNAME={USER}"),
+            ])
+            .arg(format!("HOME={}", d.join("home").display()))
+            .arg(format!("XDG_RUNTIME_DIR={}", d.join("xdg").display()))
+            .arg(format!(
+                "XDG_CONFIG_HOME={}",
+                d.join("home/.config").display()
+            ))
+            .arg(format!(
+                "CONTAINERS_CONF={}",
+                d.join("containers.conf").display()
+            ))
+            .args(["podman", "--storage-driver", "vfs", "--root"])
+            .arg(d.join("storage"))
+            .arg("--runroot")
+            .arg(d.join("runroot"))
+            .args([
+                "--cgroup-manager=cgroupfs",
+                "--events-backend=file",
+                "--runtime",
+            ])
+            .arg(&rt)
+            .args(args)
+            .current_dir(&d)
+            .stdin(Stdio::null());
+        c.output().expect("podman")
+    };
+    let mut failures = Vec::new();
+    let mut check = |what: &str, out: Output, want: &dyn Fn(&str) -> bool| {
+        let text = stdout(&out);
+        if !out.status.success() || !want(&text) {
+            failures.push(format!(
+                "{what}: {} {text:?} {}",
+                out.status,
+                stderr(&out).trim()
+            ));
+        }
+    };
+    let img = "localhost/husk-rl-busybox:latest";
+    let tar_s = tar.to_str().unwrap();
+    check(
+        "import",
+        podman(&["import", "--change", "CMD [\"sh\"]", tar_s, img]),
+        &|_| true,
+    );
+    check(
+        "run",
+        podman(&["run", "--rm", "--network", "none", img, "echo", "hi"]),
+        &|t| t == "hi\n",
+    );
+    check(
+        "run -d",
+        podman(&[
+            "run",
+            "-d",
+            "--name",
+            "c1",
+            "--network",
+            "none",
+            img,
+            "sleep",
+            "100",
+        ]),
+        &|_| true,
+    );
+    check(
+        "exec",
+        podman(&["exec", "c1", "sh", "-c", "echo exec-ok; id -u"]),
+        &|t| t == "exec-ok\n0\n",
+    );
+    check("stop", podman(&["stop", "-t", "1", "c1"]), &|_| true);
+    check("rm", podman(&["rm", "c1"]), &|_| true);
+    let uid = u.uid.to_string();
+    check(
+        "--userns=keep-id",
+        podman(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--userns=keep-id",
+            img,
+            "id",
+            "-u",
+        ]),
+        &|t| t.trim() == uid,
+    );
+    let vol = format!("{}:/data", d.join("vol").display());
+    check(
+        "volume",
+        podman(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            &vol,
+            img,
+            "sh",
+            "-c",
+            "echo w >/data/f && cat /data/f",
+        ]),
+        &|t| t == "w\n",
+    );
+    let owner = std::fs::metadata(d.join("vol/f")).map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+    if owner.as_ref().ok() != Some(&u.uid) {
+        failures.push(format!("volume file owner {owner:?}, want {}", u.uid));
+    }
+    // Leave nothing running: the containers, then rootless Podman's pause process.
+    let _ = podman(&["rm", "-af", "-t", "0"]);
+    if let Ok(pid) = std::fs::read_to_string(d.join("xdg/libpod/tmp/pause.pid")) {
+        if let Ok(pid) = pid.trim().parse::<i32>() {
+            let _ = husk_sys::proc::kill(pid, libc::SIGKILL);
+        }
+    }
+    let _ = Command::new("umount").arg("-R").arg("-l").arg(&d).output();
+    let _ = std::fs::remove_dir_all(&d);
+    failures
+}
+
+#[test]
+fn rootless_podman_with_husk_and_with_runc() {
+    if Command::new("podman").arg("--version").output().is_err() {
+        eprintln!("SKIP rootless Podman: podman is not installed (Debian package podman)");
+        return;
+    }
+    let husk = podman_suite(&husk_bin());
+    assert!(
+        husk.is_empty(),
+        "rootless Podman with husk:\n{}",
+        husk.join("\n")
+    );
+    // The same suite against runc shows the suite itself is right.
+    match ["/usr/sbin/runc", "/usr/bin/runc"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    {
+        Some(runc) => {
+            let runc = podman_suite(Path::new(runc));
+            assert!(
+                runc.is_empty(),
+                "rootless Podman with runc:\n{}",
+                runc.join("\n")
+            );
+        }
+        None => eprintln!("SKIP rootless Podman with runc: runc is not installed"),
+    }
+}
