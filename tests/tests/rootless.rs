@@ -1,7 +1,8 @@
 //! Rootless husk (issue 12): husk run by a non-root user the test creates (`huskrl`, with
 //! subordinate ids 1200000-1265535), with `husk spec --rootless`, state under
 //! $XDG_RUNTIME_DIR/husk, no cgroup (none is delegated on this host), multi-range id maps
-//! through newuidmap/newgidmap, and errors that say what the user lacks.
+//! through newuidmap/newgidmap, joining another container's namespaces by path, errors that
+//! say what the user lacks; and rootless Podman with husk (and with runc, for the suite).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -435,10 +436,65 @@ fn podman_suite(runtime: &Path) -> Vec<String> {
         &|t| t == "w\n",
     );
     let owner = std::fs::metadata(d.join("vol/f")).map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+    // A pod: its containers join the infra container's namespaces by path (net, ipc, uts,
+    // and pid with --pid), which a rootless runtime must do from inside the user namespace.
+    let infra = "localhost/husk-rl-infra:latest";
+    check(
+        "import infra",
+        podman(&[
+            "import",
+            "--change",
+            "CMD [\"sleep\", \"1000\"]",
+            tar_s,
+            infra,
+        ]),
+        &|_| true,
+    );
+    check(
+        "pod create",
+        podman(&[
+            "pod",
+            "create",
+            "--name",
+            "p1",
+            "--network",
+            "none",
+            "--hostname",
+            "pod1",
+            "--infra-image",
+            infra,
+        ]),
+        &|_| true,
+    );
+    let infra_id = stdout(&podman(&[
+        "pod",
+        "inspect",
+        "-f",
+        "{{.InfraContainerID}}",
+        "p1",
+    ]));
+    let pid_of = format!("container:{}", infra_id.trim());
+    check(
+        "run --pod --pid container:infra",
+        podman(&[
+            "run",
+            "--rm",
+            "--pod",
+            "p1",
+            "--pid",
+            &pid_of,
+            img,
+            "sh",
+            "-c",
+            "hostname; ps -o comm | grep -c sleep",
+        ]),
+        &|t| t == "pod1\n1\n",
+    );
     if owner.as_ref().ok() != Some(&u.uid) {
         failures.push(format!("volume file owner {owner:?}, want {}", u.uid));
     }
-    // Leave nothing running: the containers, then rootless Podman's pause process.
+    // Leave nothing running: the pod, the containers, then rootless Podman's pause process.
+    let _ = podman(&["pod", "rm", "-af", "-t", "0"]);
     let _ = podman(&["rm", "-af", "-t", "0"]);
     if let Ok(pid) = std::fs::read_to_string(d.join("xdg/libpod/tmp/pause.pid")) {
         if let Ok(pid) = pid.trim().parse::<i32>() {
@@ -477,4 +533,63 @@ fn rootless_podman_with_husk_and_with_runc() {
         }
         None => eprintln!("SKIP rootless Podman with runc: runc is not installed"),
     }
+}
+
+#[test]
+fn joining_another_rootless_containers_namespaces_by_path() {
+    let sb = Rootless::new(&["sleep", "60"], |c, _| {
+        c["hostname"] = json!("sandbox");
+        // `spec --rootless` has no network namespace: give the sandbox one, as Podman does.
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "network"}));
+    });
+    let sb_id = unique("rl-sb");
+    sb.create(&sb_id);
+    sb.ok(&["start", &sb_id]);
+    let st: Value = serde_json::from_str(&sb.ok(&["state", &sb_id])).unwrap();
+    let pid = st["pid"].as_i64().unwrap();
+    let script = "hostname; readlink /proc/self/ns/net; echo $$; ps -o comm | grep -c sleep";
+    let r = Rootless::new(&["sh", "-c", script], |c, _| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] == "mount");
+        for (t, f) in [
+            ("pid", "pid"),
+            ("network", "net"),
+            ("ipc", "ipc"),
+            ("uts", "uts"),
+            ("user", "user"),
+        ] {
+            ns.push(json!({"type": t, "path": format!("/proc/{pid}/ns/{f}")}));
+        }
+        let linux = c["linux"].as_object_mut().unwrap();
+        linux.remove("uidMappings");
+        linux.remove("gidMappings");
+        c.as_object_mut().unwrap().remove("hostname");
+    });
+    let out = r.husk(&["run", &unique("rl-join")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("cannot return"), "{}", stderr(&out));
+    let net = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "sandbox", "{text}");
+    assert_eq!(lines[1], net.to_str().unwrap(), "{text}");
+    assert_ne!(lines[2], "1", "not in the sandbox's pid namespace: {text}");
+    assert_eq!(lines[3], "1", "the sandbox's sleep is not visible: {text}");
+}
+
+#[test]
+fn joining_the_hosts_network_namespace_when_rootless_is_refused_saying_why() {
+    let r = Rootless::new(&["true"], |c, _| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "network", "path": "/proc/self/ns/net"}));
+    });
+    refused(
+        &r,
+        "join net namespace given by path in linux.namespaces: operation not permitted",
+    );
 }

@@ -247,7 +247,9 @@ impl Runtime {
             .as_ref()
             .map_or(true, |c| c.mode() == husk_cgroups::Mode::Unified);
         let mut ns = Namespaces::plan(spec, unified)?;
-        if ns.map_writer == Some(crate::userns::MapWriter::OwnIds) {
+        if ns.map_writer == Some(crate::userns::MapWriter::OwnIds)
+            || (ns.joined_user && crate::userns::joined_setgroups_denied(spec))
+        {
             // setgroups is denied in the user namespace: the kernel would refuse the call.
             process_plan.hardening.set_setgroups_allowed(false);
         }

@@ -54,7 +54,20 @@ fn runtime_step(plan: &ChildPlan, step: u16, index: u32, errno: Errno) -> String
                 .to_string()
         }
         Step::Setns if index == u32::MAX => format!("join the container's namespaces: {errno}"),
-        Step::Setns => format!("join namespace #{i}: {errno}"),
+        Step::Setns => match plan.init.as_ref().and_then(|x| x.child_joins.get(i)) {
+            Some(j) => {
+                let name = crate::namespaces::proc_name(j.flag);
+                let hint = if errno.0 == libc::EPERM && j.flag != libc::CLONE_NEWUSER {
+                    " (a namespace owned by a user namespace the container is not in, or \
+                     the host's: a rootless container can only join those of its own user \
+                     namespace)"
+                } else {
+                    ""
+                };
+                format!("join {name} namespace given by path in linux.namespaces: {errno}{hint}")
+            }
+            None => format!("join namespace #{i}: {errno}"),
+        },
         Step::Unshare => format!("create namespaces: {errno}"),
         Step::BecomeRoot => format!("become root in the new user namespace: {errno}"),
         Step::Hostname => format!("set hostname: {errno}"),

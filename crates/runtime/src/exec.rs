@@ -206,7 +206,7 @@ fn namespaces_of(spec: &Spec, init: &OwnedFd) -> Result<(Vec<Join>, Option<JoinI
         flags |= flag_of(n.typ());
     }
     // In a user namespace (rootless Podman) the parent could enter it but not come back.
-    let parent_joins_pid = husk_sys::geteuid() == 0 && !crate::rootless::in_user_namespace();
+    let parent_joins_pid = crate::rootless::parent_may_switch();
     let pid_join = if flags & libc::CLONE_NEWPID != 0 && parent_joins_pid {
         vec![Join {
             fd: dup(init)?,

@@ -159,11 +159,34 @@ impl Namespaces {
             ns.fork_again = ns.child_unshare & (libc::CLONE_NEWPID | libc::CLONE_NEWTIME) != 0;
             ns.joined_user = true;
         }
+        if !crate::rootless::parent_may_switch() {
+            ns.child_joins_all();
+        }
         Ok(ns)
     }
 }
 
 impl Namespaces {
+    /// Without root in the initial user namespace husk could enter a namespace for the clone
+    /// but not come back (setns needs privilege over its own namespaces too): the child joins
+    /// them all, right after a joined user namespace (which gives it the privilege), and
+    /// forks once more when one of them is a pid or time namespace.
+    fn child_joins_all(&mut self) {
+        let moved: Vec<Join> = self.parent_joins.drain(..).collect();
+        if moved
+            .iter()
+            .any(|j| j.flag & (libc::CLONE_NEWPID | libc::CLONE_NEWTIME) != 0)
+        {
+            self.fork_again = true;
+        }
+        let at = usize::from(
+            self.child_joins
+                .first()
+                .is_some_and(|j| j.flag == libc::CLONE_NEWUSER),
+        );
+        self.child_joins.splice(at..at, moved);
+    }
+
     /// The container has a mount namespace of its own (new, joined, or unshared by the child).
     pub fn has_mount_ns(&self) -> bool {
         self.clone_flags & libc::CLONE_NEWNS as u64 != 0

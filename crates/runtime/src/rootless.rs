@@ -49,6 +49,11 @@ pub(crate) fn in_user_namespace() -> bool {
     })
 }
 
+/// Whether husk may enter a namespace and come back (root in the initial user namespace).
+pub(crate) fn parent_may_switch() -> bool {
+    husk_sys::geteuid() == 0 && !in_user_namespace()
+}
+
 /// The first resource setting the spec asks for (which needs a cgroup), by its JSON field.
 fn wanted_resource(r: &LinuxResources) -> Option<&'static str> {
     let set = [

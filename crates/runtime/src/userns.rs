@@ -161,3 +161,23 @@ fn helper(tool: &Path, pid: i32, map: &str, subids: &str) -> Result<(), RuntimeE
 pub(crate) fn setgroups_denied(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/setgroups")).is_ok_and(|s| s.trim() == "deny")
 }
+
+/// Whether the user namespace the spec joins by path denies setgroups(2), as far as can be
+/// told: for `/proc/PID/ns/user`, that process's `setgroups` file.
+pub(crate) fn joined_setgroups_denied(spec: &Spec) -> bool {
+    let path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+        .find(|n| n.typ() == LinuxNamespaceType::User)
+        .and_then(|n| n.path().clone());
+    let pid = path.as_deref().and_then(|p| {
+        let rest = p.strip_prefix("/proc").ok()?;
+        let mut parts = rest.iter();
+        let pid: i32 = parts.next()?.to_str()?.parse().ok()?;
+        (parts.next()? == "ns" && parts.next()? == "user" && parts.next().is_none()).then_some(pid)
+    });
+    pid.is_some_and(setgroups_denied)
+}
