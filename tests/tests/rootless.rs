@@ -650,8 +650,8 @@ fn delegated_cgroup_v2_subtree_is_used_with_its_limits() {
     }
     let deleg = Delegated::new();
     let name = deleg.0.file_name().unwrap().to_str().unwrap().to_string();
-    let script =
-        "cat /proc/self/cgroup; cat /sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)/memory.max";
+    // The container's /sys/fs/cgroup is its own cgroup (the spec's cgroup mount).
+    let script = "cat /proc/self/cgroup /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max";
     let r = Rootless::new(&["sh", "-c", script], |c, _| {
         c["linux"]["cgroupsPath"] = json!(format!("/{name}/c1"));
         c["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 64}});
@@ -661,6 +661,6 @@ fn delegated_cgroup_v2_subtree_is_used_with_its_limits() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out), format!("0::/{name}/c1\n67108864\n"));
+    assert_eq!(stdout(&out), format!("0::/{name}/c1\n67108864\n64\n"));
     assert!(!deleg.0.join("c1").exists(), "cgroup left behind");
 }

@@ -361,7 +361,16 @@ impl Runtime {
                 .map_err(RuntimeError::Cgroup)?;
         let mut footprint = Footprint::new(id, bundle, &cgroup);
         footprint.save(dir)?;
-        match cgroup.create(crate::devices::effective_resources(spec).as_ref()) {
+        let mut resources = crate::devices::effective_resources(spec);
+        if self.rootless.active() {
+            // As runc: no device cgroup when rootless (a user may not load the v2 filter, nor
+            // write v1 devices.*); in its user namespace the container cannot make device
+            // nodes, and the ones bound in keep their host permissions.
+            if let Some(r) = resources.as_mut() {
+                r.set_devices(None);
+            }
+        }
+        match cgroup.create(resources.as_ref()) {
             Ok(()) => Ok((Some(cgroup), footprint)),
             Err(e) if self.rootless.active() => {
                 let none = crate::rootless::without_cgroup(e, &cgroup, spec)?;
