@@ -8,8 +8,8 @@
 
 mod apply;
 mod copyup;
-mod nopivot;
 pub mod idmap;
+mod nopivot;
 mod options;
 mod plan;
 mod walk;
