@@ -146,7 +146,16 @@ impl Runtime {
             clone_cgroup.as_ref(),
             switch,
             "for exec",
-        )?;
+        )
+        .map_err(|e| {
+            // A pid namespace whose init is dying takes no new process (ENOMEM from clone3):
+            // the container stopped under us. Its init may still be reaping the namespace, so
+            // give it a moment to be gone (on this failure path only).
+            match husk_sys::proc::pidfd_wait_exit(&init, 200) {
+                Ok(true) => StatusError::new(Operation::Exec, Status::Stopped).into(),
+                _ => e,
+            }
+        })?;
         // The container may be deleted while the process runs: do not hold its lock.
         drop(dir);
         let mut host = ExecHost {
