@@ -31,15 +31,16 @@ fn console_receiver(sock: &std::path::Path) -> std::thread::JoinHandle<String> {
     })
 }
 
-#[test]
-fn console_socket_receives_the_pty_master() {
+/// Creates and starts a `terminal: true` container running `args` (with `edit` applied to its
+/// config) and returns what it wrote to the pty master that came over `--console-socket`.
+fn console_output(args: &[&str], edit: impl FnOnce(&mut serde_json::Value)) -> String {
     let dir = scratch("console");
     let sock = dir.join("console.sock");
     let reader = console_receiver(&sock);
     let h = Husk::new();
-    let b = Bundle::new(&["sh", "-c", "tty; stty size; echo on-the-pty"], |c| {
+    let b = Bundle::new(args, |c| {
         c["process"]["terminal"] = json!(true);
-        c["process"]["consoleSize"] = json!({"height": 33, "width": 111});
+        edit(c);
     });
     let id = unique("tty");
     h.ok(&[
@@ -52,10 +53,18 @@ fn console_socket_receives_the_pty_master() {
     ]);
     h.ok(&["start", &id]);
     let text = reader.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    text
+}
+
+#[test]
+fn console_socket_receives_the_pty_master() {
+    let text = console_output(&["sh", "-c", "tty; stty size; echo on-the-pty"], |c| {
+        c["process"]["consoleSize"] = json!({"height": 33, "width": 111});
+    });
     assert!(text.contains("/dev/pts/0"), "{text}");
     assert!(text.contains("33 111"), "consoleSize not applied: {text}");
     assert!(text.contains("on-the-pty"), "{text}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -125,27 +134,10 @@ fn exec_tty_relays_the_terminal() {
 /// lines end in `\n`, not `\r\n`.
 #[test]
 fn console_is_owned_by_the_process_user_without_onlcr() {
-    let dir = scratch("console");
-    let sock = dir.join("console.sock");
-    let reader = console_receiver(&sock);
-    let h = Husk::new();
-    let b = Bundle::new(&["sh", "-c", "stat -c %u:%g $(tty); echo a; echo b"], |c| {
-        c["process"]["terminal"] = json!(true);
+    let text = console_output(&["sh", "-c", "stat -c %u:%g $(tty); echo a; echo b"], |c| {
         c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
     });
-    let id = unique("tty");
-    h.ok(&[
-        "create",
-        "--bundle",
-        b.dir.to_str().unwrap(),
-        "--console-socket",
-        sock.to_str().unwrap(),
-        &id,
-    ]);
-    h.ok(&["start", &id]);
-    let text = reader.join().unwrap();
     assert_eq!(text, "1000:5\na\nb\n");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `run` of a terminal bundle with no terminal on husk's side (no tty on stdio, no controlling

@@ -68,6 +68,14 @@ pub fn validate_ranges(maps: &[LinuxIdMapping], field: &str) -> Result<(), Strin
     Ok(())
 }
 
+/// The container's `linux.uidMappings` and `linux.gidMappings` (empty when absent).
+pub fn container_maps(spec: &Spec) -> (&[LinuxIdMapping], &[LinuxIdMapping]) {
+    let linux = spec.linux().as_ref();
+    let uid = linux.and_then(|l| l.uid_mappings().as_deref());
+    let gid = linux.and_then(|l| l.gid_mappings().as_deref());
+    (uid.unwrap_or_default(), gid.unwrap_or_default())
+}
+
 /// The kernel's form of a mapping list: `ID-inside ID-outside count` lines.
 pub fn map_text(maps: &[LinuxIdMapping]) -> String {
     maps.iter()
@@ -139,13 +147,7 @@ fn wanted<'a>(
         }));
     }
     // `idmap` alone: the mount is mapped like the container's user namespace.
-    let linux = spec.linux().as_ref();
-    let uid = linux
-        .and_then(|l| l.uid_mappings().as_deref())
-        .unwrap_or_default();
-    let gid = linux
-        .and_then(|l| l.gid_mappings().as_deref())
-        .unwrap_or_default();
+    let (uid, gid) = container_maps(spec);
     if uid.is_empty() || gid.is_empty() {
         return Err(bad(
             "the idmap/ridmap option without the mount's own uidMappings/gidMappings needs the \

@@ -276,33 +276,28 @@ fn push_mount(
         } else {
             bundle.join(src)
         };
-        if opts.new_userns && husk_sys::geteuid() == 0 {
+        let (kind, file) = if opts.new_userns && husk_sys::geteuid() == 0 {
             // The init will be in a user namespace whose root may not reach the source:
             // open it here, as the host's root, and let the child attach it.
             let (tree, file) = crate::idmap::bind_tree(m, &o, bundle, &what)?;
-            mounts.push(MountOp {
-                kind: MountKind::Attach(tree),
-                dest: cstr(&dest, &what)?,
-                file,
-                flags: 0,
-                propagation: o.propagation,
-                spec_index: idx,
-            });
-            return Ok(true);
-        }
-        let file = std::fs::metadata(&src)
-            .map(|md| !md.is_dir())
-            .unwrap_or(false);
-        let (set, clr) = o.attrs();
-        mounts.push(MountOp {
-            kind: MountKind::Bind {
+            (MountKind::Attach(tree), file)
+        } else {
+            let file = std::fs::metadata(&src)
+                .map(|md| !md.is_dir())
+                .unwrap_or(false);
+            let (set, clr) = o.attrs();
+            let kind = MountKind::Bind {
                 source: cstr(src.as_os_str().as_bytes(), &what)?,
                 recursive: o.recursive,
                 set,
                 clr,
                 rec_set: o.rec_set,
                 rec_clr: o.rec_clr,
-            },
+            };
+            (kind, file)
+        };
+        mounts.push(MountOp {
+            kind,
             dest: cstr(&dest, &what)?,
             file,
             flags: 0,

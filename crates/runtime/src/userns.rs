@@ -36,12 +36,7 @@ fn spec_err(msg: String) -> RuntimeError {
 /// or outside, and at most 340 of them. Chooses who writes them for a new user namespace.
 pub(crate) fn plan(spec: &Spec) -> Result<Option<MapWriter>, RuntimeError> {
     let linux = spec.linux().as_ref();
-    let uid = linux
-        .and_then(|l| l.uid_mappings().as_deref())
-        .unwrap_or_default();
-    let gid = linux
-        .and_then(|l| l.gid_mappings().as_deref())
-        .unwrap_or_default();
+    let (uid, gid) = husk_rootfs::idmap::container_maps(spec);
     for (maps, field) in [(uid, "linux.uidMappings"), (gid, "linux.gidMappings")] {
         husk_rootfs::idmap::validate_ranges(maps, field).map_err(spec_err)?;
     }
