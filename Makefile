@@ -106,9 +106,6 @@ bench: release
 	@nice -n -10 $(OUT)/release/husk-bench $(OUT)/release/husk \
 		$(BENCH_DIR)/bundle target/bench.json; rc=$$?; rm -rf $(BENCH_DIR); exit $$rc
 
-# `make conformance`: the OCI runtime-spec checks of conformance/ (conformance/README.md)
-# against runc when it is installed (for comparison only), then against husk, whose result
-# decides the exit code. Run as root.
 # `make bench-v2`: the same on a cgroup v2 host, in the qemu VM of tests/vm (bench/v2vm.sh).
 .PHONY: bench-v2
 bench-v2: release
@@ -119,6 +116,9 @@ bench-v2: release
 	bench/v2vm.sh $(HUSK_RELEASE) $(OUT)/release/husk-bench $(BENCH_DIR)/bundle \
 		target/bench-v2.json; rc=$$?; rm -rf $(BENCH_DIR); exit $$rc
 
+# `make conformance`: the OCI runtime-spec checks of conformance/ (conformance/README.md)
+# against runc when it is installed (for comparison only), then against husk, whose result
+# decides the exit code. Run as root.
 .PHONY: conformance
 conformance:
 	$(CARGO) build -p husk -p husk-conformance
