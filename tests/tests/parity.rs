@@ -165,6 +165,39 @@ fn exec_cgroup_slash_is_the_containers_own_cgroup() {
     );
 }
 
+/// Bad `exec --cgroup` paths fail in runc's words, which its users match: "bad sub cgroup
+/// path" for a path that leaves the container's cgroup, "unknown controller", and " adding pid
+/// ... to cgroups ... no such file or directory" for a sub-cgroup that does not exist.
+#[test]
+fn exec_cgroup_errors_use_runcs_words() {
+    let h = Husk::new();
+    let (_b, id) = running(&h, &["sleep", "100"], |_| {});
+    let fails = |cgroup: &str, want: &[&str]| {
+        let out = h.run(&["exec", "--cgroup", cgroup, &id, "true"]);
+        assert!(!out.status.success(), "--cgroup {cgroup} succeeded");
+        let err = stderr(&out);
+        for w in want {
+            assert!(err.contains(w), "--cgroup {cgroup}: want {w:?} in {err}");
+        }
+        let named = format!("container {id}");
+        assert_eq!(
+            err.matches(named.as_str()).count(),
+            1,
+            "id named once: {err}"
+        );
+    };
+    fails("..", &["bad sub cgroup path: .."]);
+    fails("../sibling", &["bad sub cgroup path: ../sibling"]);
+    fails("cpu:../sibling", &["bad sub cgroup path: ../sibling"]);
+    fails("whaaat:/", &["unknown controller whaaat"]);
+    fails(
+        "nonexistent",
+        &[" adding pid ", " to cgroups", "no such file or directory"],
+    );
+    // A path that goes down and back up stays inside: the container's own cgroup.
+    h.ok(&["exec", "--cgroup", "a/..", &id, "true"]);
+}
+
 /// A script whose interpreter is missing: execve fails in the trampoline, after start.
 fn bundle_with_broken_script(args: &[&str]) -> Bundle {
     let b = Bundle::new(args, |_| {});
