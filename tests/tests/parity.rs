@@ -683,3 +683,67 @@ fn recursive_attributes_on_a_tmpfs() {
         "{line}"
     );
 }
+
+/// `run --no-subreaper` (runc's flag) is honoured: a process orphaned inside a container that
+/// shares the host's pid namespace is adopted by husk when it is a subreaper (the default, as
+/// runc), and not with the flag.
+#[test]
+fn run_no_subreaper_leaves_orphans_to_the_hosts_reaper() {
+    let script = "orphan=$( (sleep 30 >/dev/null 2>&1 & echo $!) ); \
+        ppid=$(sed -n 's/^PPid:[[:space:]]*//p' /proc/$orphan/status); \
+        kill $orphan; \
+        if [ \"$ppid\" = \"$PPID\" ]; then echo adopted-by-husk; else echo adopted-by-$ppid; fi";
+    let host_pids = |c: &mut Value| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "pid");
+    };
+    let h = Husk::new();
+    let b = Bundle::new(&["sh", "-c", script], host_pids);
+    let dir = b.dir.to_str().unwrap();
+    let out = h.run(&["run", "--bundle", dir, &unique("parity")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "adopted-by-husk");
+    let out = h.run(&["run", "--no-subreaper", "--bundle", dir, &unique("parity")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("adopted-by-") && text.trim() != "adopted-by-husk",
+        "{text}"
+    );
+}
+
+/// An init that is husk's grandchild (a new pid namespace inside a joined user namespace) can
+/// be waited for only by a subreaper: `run --no-subreaper` refuses it before anything is made.
+#[test]
+fn run_no_subreaper_refuses_an_init_that_is_a_grandchild() {
+    let mut holder = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "sleep", "60"])
+        .spawn()
+        .expect("unshare (util-linux)");
+    let pid = holder.id();
+    // unshare has made the namespace once its exec of sleep shows in /proc.
+    for _ in 0..500 {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "sleep" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let h = Husk::new();
+    let b = Bundle::new(&["true"], |c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.push(json!({"type": "user", "path": format!("/proc/{pid}/ns/user")}));
+    });
+    let id = unique("parity");
+    let dir = b.dir.to_str().unwrap();
+    let out = h.run(&["run", "--no-subreaper", "--bundle", dir, &id]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("--no-subreaper") && err.contains("grandchild"),
+        "{err}"
+    );
+    assert!(!h.root.join(&id).exists(), "nothing left behind");
+}

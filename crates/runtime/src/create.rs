@@ -88,8 +88,10 @@ pub(crate) enum Gate {
     /// `create`: the start socket.
     Socket,
     /// `run`: the sync socket; with `relay`, husk holds the pty itself when the process has a
-    /// terminal and no console socket was given (a foreground run).
-    Sync { relay: bool },
+    /// terminal and no console socket was given (a foreground run). Without `subreaper`
+    /// (`run --no-subreaper`) a foreground run cannot wait for an init that is husk's
+    /// grandchild, and refuses a container that needs one.
+    Sync { relay: bool, subreaper: bool },
 }
 
 /// Everything `create` made before the clone, owned in one place.
@@ -208,7 +210,7 @@ impl Runtime {
             .as_ref()
             .ok_or_else(|| RuntimeError::Spec("process: missing".into()))?;
         let terminal = process.terminal().unwrap_or(false);
-        let may_relay = matches!(gate, Gate::Sync { relay: true });
+        let may_relay = matches!(gate, Gate::Sync { relay: true, .. });
         check_console(terminal, opts.console_socket.is_some(), !may_relay)?;
         let relay = terminal && opts.console_socket.is_none() && may_relay;
         if relay {
@@ -247,6 +249,19 @@ impl Runtime {
             .as_ref()
             .map_or(true, |c| c.mode() == husk_cgroups::Mode::Unified);
         let mut ns = Namespaces::plan(spec, unified)?;
+        if ns.fork_again
+            && matches!(
+                gate,
+                Gate::Sync {
+                    relay: true,
+                    subreaper: false
+                }
+            )
+        {
+            return Err(RuntimeError::Usage(
+                "run: --no-subreaper cannot be used with this container: its init is husk's grandchild (a pid or time namespace made inside a joined user namespace), which husk can wait for only as a child subreaper".into(),
+            ));
+        }
         if ns.map_writer == Some(crate::userns::MapWriter::OwnIds)
             || (ns.joined_user && crate::userns::joined_setgroups_denied(spec))
         {

@@ -53,6 +53,7 @@ pub use husk_state::{OciState, Status};
 pub use ops::parse_signal;
 pub use restore::RestoreOptions;
 pub use rootless::Rootless;
+pub use run::RunFlags;
 
 use std::path::{Path, PathBuf};
 
