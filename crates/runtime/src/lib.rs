@@ -26,6 +26,7 @@ mod footprint;
 mod home;
 mod hooks;
 mod namespaces;
+mod netdev;
 mod ops;
 mod plan;
 #[cfg(test)]
