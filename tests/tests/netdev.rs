@@ -239,3 +239,59 @@ fn features_reports_net_devices() {
     let out: Value = serde_json::from_str(&h.ok(&["features"])).unwrap();
     assert_eq!(out["linux"]["netDevices"]["enabled"], json!(true));
 }
+
+/// `create` killed after the move (while a createRuntime hook runs): `delete --force` finds
+/// the held namespace through the footprint, gives the device back and leaves no mount.
+#[test]
+fn delete_force_after_a_killed_create_gives_the_device_back() {
+    let v = Veth::new();
+    let h = Husk::new();
+    let marker = scratch("netdev-hook").join("moved");
+    let hook_pid = marker.with_file_name("pid");
+    let script = format!(
+        "echo $$ > {}; ip link show {} >/dev/null 2>&1 || touch {}; exec sleep 60",
+        hook_pid.display(),
+        v.name,
+        marker.display()
+    );
+    let b = Bundle::new(&["true"], |c| {
+        c["linux"]["netDevices"] = json!({ v.name.as_str(): {"name": "ctr0"} });
+        c["hooks"] = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", script]}]});
+    });
+    let id = unique("netdev");
+    let mut child = h
+        .command(&["create", "--bundle", b.dir.to_str().unwrap(), &id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..2000 {
+        if marker.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(
+        marker.exists(),
+        "the hook never saw the device gone from the host"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    h.ok(&["delete", "--force", &id]);
+    assert!(
+        host_link(&v.name).is_some(),
+        "back on the host after delete --force"
+    );
+    assert!(!h.root.join(&id).exists(), "state directory left");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&id), "mount left: {mounts}");
+    // The hook's sleep (not in the container's cgroup), by the pid it wrote.
+    if let Some(pid) = std::fs::read_to_string(&hook_pid)
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+    {
+        // SAFETY: kill(2) of the hook process this test's config started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let _ = std::fs::remove_dir_all(marker.parent().unwrap());
+}
