@@ -71,8 +71,19 @@ fn with_devices(devices: Value) -> impl FnOnce(&mut Value) {
 #[test]
 fn moved_in_renamed_with_its_address_and_back_on_delete() {
     let v = Veth::new();
+    ip(&["link", "set", &v.name, "mtu", "1420", "up"]);
     ip(&["addr", "add", "10.231.7.1/24", "dev", &v.name]);
-    ip(&["link", "set", &v.name, "mtu", "1420"]);
+    ip(&["addr", "add", "fd00:231::1/64", "dev", &v.name]);
+    // Link-scoped: not taken along (runc's rule: permanent addresses of global scope only).
+    ip(&[
+        "addr",
+        "add",
+        "169.254.231.1/16",
+        "scope",
+        "link",
+        "dev",
+        &v.name,
+    ]);
     let h = Husk::new();
     let b = Bundle::new(
         &["sleep", "100"],

@@ -3,8 +3,8 @@
 //! At create, once the init is in its network namespace (the parent's step between the
 //! init's mounts and the prestart/createRuntime hooks), each named host interface is set
 //! down, moved into that namespace under its `name` (one rtnetlink request, so the rename and
-//! the move happen together), given back its permanent global addresses (the kernel drops
-//! them on the move) and set up — as runc does.
+//! the move happen together), given back its permanent global addresses (noted before; the
+//! kernel drops them on the move) and set up — as runc does.
 //!
 //! Where the devices go back: a network namespace joined by path belongs to whoever made it,
 //! and the devices stay in it (as runc). A namespace of the container's own would die with the
@@ -108,11 +108,12 @@ fn move_one(host: &Route, inside: &Route, netns: &OwnedFd, dev: &Device) -> Resu
     let link = host
         .link(name)
         .map_err(step(format!("find host device {name}")))?;
-    host.set_up(link.index, false)
-        .map_err(step(format!("set {name} down")))?;
+    // Listed before the link goes down: that drops its IPv6 addresses (keep_addr_on_down=0).
     let addresses = host
         .addresses(link.index)
         .map_err(step(format!("list the addresses of {name}")))?;
+    host.set_up(link.index, false)
+        .map_err(step(format!("set {name} down")))?;
     let into = if dev.inside == *name {
         String::new()
     } else {
