@@ -159,16 +159,19 @@ fn move_back(netns: std::os::fd::BorrowedFd<'_>, devices: &[Device]) -> Result<(
     let mut first = Ok(());
     for dev in devices {
         let back = || -> Result<()> {
-            let what = |w: &str| step(format!("{w} {} to the host as {}", dev.inside, dev.host));
+            let (inside_name, host) = (&dev.inside, &dev.host);
+            let why = format!("to move it back to the host as {host}");
             let link = inside
-                .link(&dev.inside)
-                .map_err(what("find, to move back,"))?;
+                .link(inside_name)
+                .map_err(step(format!("find {inside_name} in the container, {why}")))?;
             inside
                 .set_up(link.index, false)
-                .map_err(what("set down, to move back,"))?;
+                .map_err(step(format!("set {inside_name} down, {why}")))?;
             inside
-                .move_to(link.index, &dev.host, own.as_fd())
-                .map_err(what("move"))
+                .move_to(link.index, host, own.as_fd())
+                .map_err(step(format!(
+                    "move {inside_name} back to the host as {host}"
+                )))
         };
         if let Err(e) = back() {
             if first.is_ok() {
