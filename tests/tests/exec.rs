@@ -191,7 +191,7 @@ fn exec_into_a_sub_cgroup() {
     );
     let bad = h.run(&["exec", "--cgroup", "nosuch", &id, "true"]);
     assert!(
-        !bad.status.success() && stderr(&bad).contains("does not exist"),
+        !bad.status.success() && stderr(&bad).contains("no such file or directory"),
         "{}",
         stderr(&bad)
     );

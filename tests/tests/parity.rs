@@ -165,6 +165,39 @@ fn exec_cgroup_slash_is_the_containers_own_cgroup() {
     );
 }
 
+/// Bad `exec --cgroup` paths fail in runc's words, which its users match: "bad sub cgroup
+/// path" for a path that leaves the container's cgroup, "unknown controller", and " adding pid
+/// ... to cgroups ... no such file or directory" for a sub-cgroup that does not exist.
+#[test]
+fn exec_cgroup_errors_use_runcs_words() {
+    let h = Husk::new();
+    let (_b, id) = running(&h, &["sleep", "100"], |_| {});
+    let fails = |cgroup: &str, want: &[&str]| {
+        let out = h.run(&["exec", "--cgroup", cgroup, &id, "true"]);
+        assert!(!out.status.success(), "--cgroup {cgroup} succeeded");
+        let err = stderr(&out);
+        for w in want {
+            assert!(err.contains(w), "--cgroup {cgroup}: want {w:?} in {err}");
+        }
+        let named = format!("container {id}");
+        assert_eq!(
+            err.matches(named.as_str()).count(),
+            1,
+            "id named once: {err}"
+        );
+    };
+    fails("..", &["bad sub cgroup path: .."]);
+    fails("../sibling", &["bad sub cgroup path: ../sibling"]);
+    fails("cpu:../sibling", &["bad sub cgroup path: ../sibling"]);
+    fails("whaaat:/", &["unknown controller whaaat"]);
+    fails(
+        "nonexistent",
+        &[" adding pid ", " to cgroups", "no such file or directory"],
+    );
+    // A path that goes down and back up stays inside: the container's own cgroup.
+    h.ok(&["exec", "--cgroup", "a/..", &id, "true"]);
+}
+
 /// A script whose interpreter is missing: execve fails in the trampoline, after start.
 fn bundle_with_broken_script(args: &[&str]) -> Bundle {
     let b = Bundle::new(args, |_| {});
@@ -649,4 +682,68 @@ fn recursive_attributes_on_a_tmpfs() {
         opts.split(',').any(|o| o == "ro") && opts.split(',').any(|o| o == "noatime"),
         "{line}"
     );
+}
+
+/// `run --no-subreaper` (runc's flag) is honoured: a process orphaned inside a container that
+/// shares the host's pid namespace is adopted by husk when it is a subreaper (the default, as
+/// runc), and not with the flag.
+#[test]
+fn run_no_subreaper_leaves_orphans_to_the_hosts_reaper() {
+    let script = "orphan=$( (sleep 30 >/dev/null 2>&1 & echo $!) ); \
+        ppid=$(sed -n 's/^PPid:[[:space:]]*//p' /proc/$orphan/status); \
+        kill $orphan; \
+        if [ \"$ppid\" = \"$PPID\" ]; then echo adopted-by-husk; else echo adopted-by-$ppid; fi";
+    let host_pids = |c: &mut Value| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "pid");
+    };
+    let h = Husk::new();
+    let b = Bundle::new(&["sh", "-c", script], host_pids);
+    let dir = b.dir.to_str().unwrap();
+    let out = h.run(&["run", "--bundle", dir, &unique("parity")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "adopted-by-husk");
+    let out = h.run(&["run", "--no-subreaper", "--bundle", dir, &unique("parity")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("adopted-by-") && text.trim() != "adopted-by-husk",
+        "{text}"
+    );
+}
+
+/// An init that is husk's grandchild (a new pid namespace inside a joined user namespace) can
+/// be waited for only by a subreaper: `run --no-subreaper` refuses it before anything is made.
+#[test]
+fn run_no_subreaper_refuses_an_init_that_is_a_grandchild() {
+    let mut holder = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "sleep", "60"])
+        .spawn()
+        .expect("unshare (util-linux)");
+    let pid = holder.id();
+    // unshare has made the namespace once its exec of sleep shows in /proc.
+    for _ in 0..500 {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "sleep" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let h = Husk::new();
+    let b = Bundle::new(&["true"], |c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.push(json!({"type": "user", "path": format!("/proc/{pid}/ns/user")}));
+    });
+    let id = unique("parity");
+    let dir = b.dir.to_str().unwrap();
+    let out = h.run(&["run", "--no-subreaper", "--bundle", dir, &id]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("--no-subreaper") && err.contains("grandchild"),
+        "{err}"
+    );
+    assert!(!h.root.join(&id).exists(), "nothing left behind");
 }

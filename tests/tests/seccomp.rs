@@ -101,6 +101,33 @@ fn notify_without_listener_path_is_refused_before_anything_exists() {
     assert!(!h.root.join(&id).exists());
 }
 
+/// With no agent listening at `listenerPath`, the create fails in runc's words (clients match
+/// "failed to connect with seccomp agent"), naming the path, and leaves nothing behind.
+#[test]
+fn notify_without_an_agent_fails_in_runcs_words() {
+    let dir = scratch("noagent");
+    let sock = dir.join("nobody-listens.sock");
+    let h = Husk::new();
+    let b = Bundle::new(&["true"], |c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock.to_str().unwrap(),
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+        });
+    });
+    let id = unique("noagent");
+    let out = h.run_container(&id, &b);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    let want = "failed to connect with seccomp agent specified in the seccomp profile: ";
+    assert!(err.contains(want), "{err}");
+    assert!(err.contains(sock.to_str().unwrap()), "{err}");
+    assert!(err.contains("no such file or directory"), "{err}");
+    assert_eq!(err.matches(id.as_str()).count(), 1, "id named once: {err}");
+    assert!(!h.root.join(&id).exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn kill_action_kills() {
     let h = Husk::new();

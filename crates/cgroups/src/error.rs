@@ -20,6 +20,10 @@ pub enum CgroupError {
     /// The host cannot provide a requested setting (missing file or controller).
     #[error("{0}")]
     Unsupported(String),
+    /// An `exec --cgroup` path that is not an existing sub-cgroup of the container's, in
+    /// runc's words.
+    #[error("{0}")]
+    SubCgroup(String),
     /// The kernel refused a value or the cgroup could not be changed as asked.
     #[error("{0}")]
     Rejected(String),

@@ -267,15 +267,17 @@ impl Manager {
 
     /// An existing sub-cgroup of the container's, for `exec --cgroup [controller:]path`: in
     /// every hierarchy, or on v1 only in `controller`'s. The directories must exist; `/` is
-    /// the container's cgroup itself.
+    /// the container's cgroup itself. Failures use runc's words, which its users match: "bad
+    /// sub cgroup path", "unknown controller", "error adding pid to cgroups".
     pub fn sub_cgroup(&self, controller: Option<&str>, rel: &str) -> Result<Manager, CgroupError> {
-        let (comps, _) = layout::clean(rel);
-        // "/" (or "") is the container's own cgroup, which runc accepts too.
-        if rel.split('/').any(|c| c == "..") {
-            return Err(CgroupError::Config(format!(
-                "sub-cgroup {rel:?} must be a path below the container's cgroup"
+        // As runc: the path is cleaned first, and must stay at or below the container's cgroup
+        // ("a/../b" is fine, "../sibling" is not). "/" (or "") is the container's own cgroup.
+        if escapes(rel) {
+            return Err(CgroupError::SubCgroup(format!(
+                "bad sub cgroup path: {rel}"
             )));
         }
+        let (comps, _) = layout::clean(rel);
         let below = comps.join("/");
         let mut sub = self.clone();
         let mut found = false;
@@ -290,8 +292,8 @@ impl Manager {
                     *dir = dir.join(&below);
                 }
                 if !dir.is_dir() {
-                    return Err(CgroupError::Config(format!(
-                        "sub-cgroup {} does not exist",
+                    return Err(CgroupError::SubCgroup(format!(
+                        "error adding pid to cgroups: {}: no such file or directory",
                         dir.display()
                     )));
                 }
@@ -299,8 +301,8 @@ impl Manager {
             }
         }
         if !found {
-            return Err(CgroupError::Config(format!(
-                "sub-cgroup: no {:?} controller in this container's cgroups",
+            return Err(CgroupError::SubCgroup(format!(
+                "unknown controller {} in --cgroup",
                 controller.unwrap_or("")
             )));
         }
@@ -350,5 +352,35 @@ impl Manager {
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// Whether a relative cgroup path leaves the directory it is relative to once cleaned:
+/// "..", "a/../..", "../sibling".
+fn escapes(rel: &str) -> bool {
+    let mut depth = 0usize;
+    for comp in rel.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." if depth == 0 => return true,
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escapes;
+
+    #[test]
+    fn sub_cgroup_paths_that_leave_the_container() {
+        for bad in ["..", "../x", "a/../..", "/../x", "./.."] {
+            assert!(escapes(bad), "{bad}");
+        }
+        for ok in ["", "/", "a", "/a/b", "a/../b", "a/./b/.."] {
+            assert!(!escapes(ok), "{ok}");
+        }
     }
 }

@@ -104,7 +104,7 @@ const RUN_FLAGS: &[Flag] = &[
         "keep the stopped container instead of deleting it, for state and delete (not with --detach)",
     ),
     flag("no-subreaper").help(
-        "do not make husk a child subreaper (not supported by husk: refused when set)",
+        "do not make husk a child subreaper while it waits in the foreground (refused for an init that is husk's grandchild)",
     ),
     flag("no-pivot").help(
         "enter the root filesystem with MS_MOVE and chroot instead of pivot_root (for a rootfs on a ramdisk)",

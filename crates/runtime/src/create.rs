@@ -48,6 +48,10 @@ struct Cleanup {
     pid: Option<i32>,
     /// A rootfs bound onto itself in the host's mount namespace.
     host_rootfs: Option<PathBuf>,
+    /// `linux.netDevices` moved into the container, to move back.
+    net: Option<crate::netdev::Moved>,
+    /// The bind that keeps the container's own network namespace (crate::netdev).
+    netns_held: Option<PathBuf>,
 }
 
 impl Cleanup {
@@ -55,6 +59,8 @@ impl Cleanup {
         self.cgroup = None;
         self.host_rootfs = None;
         self.pid = None;
+        self.net = None;
+        self.netns_held = None;
         self.dir
             .take()
             .expect("state directory present until disarmed")
@@ -66,6 +72,14 @@ impl Drop for Cleanup {
         if let Some(pid) = self.pid {
             let _ = husk_sys::proc::kill(pid, libc::SIGKILL);
             let _ = husk_sys::waitpid(pid);
+        }
+        if let Some(moved) = &self.net {
+            if let Err(e) = moved.move_back() {
+                tracing::warn!("cleanup: {e}");
+            }
+        }
+        if let Some(held) = &self.netns_held {
+            crate::netdev::release(held, &[]);
         }
         if let Some(rootfs) = &self.host_rootfs {
             unbind_rootfs(rootfs);
@@ -88,8 +102,10 @@ pub(crate) enum Gate {
     /// `create`: the start socket.
     Socket,
     /// `run`: the sync socket; with `relay`, husk holds the pty itself when the process has a
-    /// terminal and no console socket was given (a foreground run).
-    Sync { relay: bool },
+    /// terminal and no console socket was given (a foreground run). Without `subreaper`
+    /// (`run --no-subreaper`) a foreground run cannot wait for an init that is husk's
+    /// grandchild, and refuses a container that needs one.
+    Sync { relay: bool, subreaper: bool },
 }
 
 /// Everything `create` made before the clone, owned in one place.
@@ -208,7 +224,7 @@ impl Runtime {
             .as_ref()
             .ok_or_else(|| RuntimeError::Spec("process: missing".into()))?;
         let terminal = process.terminal().unwrap_or(false);
-        let may_relay = matches!(gate, Gate::Sync { relay: true });
+        let may_relay = matches!(gate, Gate::Sync { relay: true, .. });
         check_console(terminal, opts.console_socket.is_some(), !may_relay)?;
         let relay = terminal && opts.console_socket.is_none() && may_relay;
         if relay {
@@ -223,6 +239,11 @@ impl Runtime {
         let with_home = crate::home::with_home(process, &root_dir);
         let process = with_home.as_ref().unwrap_or(process);
         let mut process_plan = ProcessPlan::new(process, spec.linux().as_ref())?;
+        if self.rootless.active() && !crate::netdev::devices(spec).is_empty() {
+            return Err(RuntimeError::Spec(
+                "linux.netDevices: moving host network devices needs root (not supported for rootless containers)".into(),
+            ));
+        }
         crate::seccomp_agent::check(spec, process_plan.hardening.seccomp_notify())?;
         let dir = self.new_container_dir(id)?;
         phases.mark("state-dir");
@@ -231,6 +252,8 @@ impl Runtime {
             cgroup: None,
             pid: None,
             host_rootfs: None,
+            net: None,
+            netns_held: None,
         };
         let dir = cleanup.dir.as_ref().expect("just set");
         let (cgroup, mut footprint) = self.make_cgroup(id, &bundle, dir)?;
@@ -247,6 +270,19 @@ impl Runtime {
             .as_ref()
             .map_or(true, |c| c.mode() == husk_cgroups::Mode::Unified);
         let mut ns = Namespaces::plan(spec, unified)?;
+        if ns.fork_again
+            && matches!(
+                gate,
+                Gate::Sync {
+                    relay: true,
+                    subreaper: false
+                }
+            )
+        {
+            return Err(RuntimeError::Usage(
+                "run: --no-subreaper cannot be used with this container: its init is husk's grandchild (a pid or time namespace made inside a joined user namespace), which husk can wait for only as a child subreaper".into(),
+            ));
+        }
         if ns.map_writer == Some(crate::userns::MapWriter::OwnIds)
             || (ns.joined_user && crate::userns::joined_setgroups_denied(spec))
         {
@@ -451,6 +487,8 @@ fn init_setup(
         h.prestart().as_ref().is_some_and(|v| !v.is_empty())
             || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
     });
+    // The parent moves linux.netDevices at the same point, before those hooks.
+    let hooks_in_parent = hooks_in_parent || !crate::netdev::devices(spec).is_empty();
     let container_hooks = !create_container_hooks.is_empty() || !start_container_hooks.is_empty();
     Ok(InitSetup {
         wait_setup: ns.new_user || container_hooks || ns.fork_again,
@@ -557,6 +595,7 @@ impl spawn::Host for CreateHost<'_> {
     }
 
     fn run_hooks(&mut self) -> Result<Option<()>> {
+        self.move_net_devices()?;
         let spec = &self.record.spec;
         let hooks = spec.hooks().as_ref();
         // prestart keeps its runtime-spec 1.0 meaning ("after start is called"): its state
@@ -574,6 +613,28 @@ impl spawn::Host for CreateHost<'_> {
             &creating,
         )?;
         Ok(Some(()))
+    }
+}
+
+impl CreateHost<'_> {
+    /// `linux.netDevices`, into the init's network namespace (crate::netdev); a namespace of
+    /// the container's own is held first, recorded in the footprint before.
+    fn move_net_devices(&mut self) -> Result<()> {
+        let devices = crate::netdev::devices(&self.record.spec);
+        if devices.is_empty() {
+            return Ok(());
+        }
+        let pid = self.record.pid;
+        if crate::netdev::own_netns(&self.record.spec) {
+            let dir = self.cleanup.dir.as_ref().expect("present");
+            let path = dir.file(crate::netdev::NETNS_FILE);
+            self.footprint.net_devices.clone_from(&devices);
+            self.footprint.save(dir)?;
+            self.cleanup.netns_held = Some(path.clone());
+            crate::netdev::hold(&path, pid)?;
+        }
+        self.cleanup.net = Some(crate::netdev::move_in(pid, &devices)?);
+        Ok(())
     }
 }
 

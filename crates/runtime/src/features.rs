@@ -83,6 +83,7 @@ pub fn features() -> Value {
             "apparmor": {"enabled": lsm_enabled("/sys/module/apparmor/parameters/enabled")},
             "selinux": {"enabled": Path::new("/sys/fs/selinux/enforce").exists()},
             "intelRdt": {"enabled": false},
+            "netDevices": {"enabled": true},
             "mountExtensions": {"idmap": {"enabled": husk_rootfs::idmap::supported()}},
         },
         "annotations": {

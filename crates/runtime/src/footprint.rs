@@ -35,6 +35,10 @@ pub(crate) struct Footprint {
     /// start time so a recycled pid is never signalled.
     pub pid: i32,
     pub pid_start: u64,
+    /// `linux.netDevices` moved into a network namespace of the container's own, which a bind
+    /// in the state directory keeps (recorded before the bind is made): moved back on reap.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub net_devices: Vec<crate::netdev::Device>,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -204,7 +208,11 @@ impl Runtime {
     /// or damaged), then its state directory, whose lock `dir` holds.
     pub(crate) fn reap_dir(&self, dir: ContainerDir) -> Result<()> {
         match load_footprint(&dir) {
-            Ok(fp) => fp.reap()?,
+            Ok(fp) => {
+                fp.reap()?;
+                let held = dir.file(crate::netdev::NETNS_FILE);
+                crate::netdev::release(&held, &fp.net_devices);
+            }
             // Killed before the first side effect: there is nothing but the directory.
             Err(StateError::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),

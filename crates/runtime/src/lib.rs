@@ -26,6 +26,7 @@ mod footprint;
 mod home;
 mod hooks;
 mod namespaces;
+mod netdev;
 mod ops;
 mod plan;
 #[cfg(test)]
@@ -53,6 +54,7 @@ pub use husk_state::{OciState, Status};
 pub use ops::parse_signal;
 pub use restore::RestoreOptions;
 pub use rootless::Rootless;
+pub use run::RunFlags;
 
 use std::path::{Path, PathBuf};
 

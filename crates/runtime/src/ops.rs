@@ -240,6 +240,11 @@ impl Runtime {
                 let _ = cg.kill_all(libc::SIGKILL);
             }
         }
+        // Before the namespace goes: its devices back to the host (crate::netdev).
+        crate::netdev::release(
+            &dir.file(crate::netdev::NETNS_FILE),
+            &crate::netdev::devices(&rec.spec),
+        );
         let state = serde_json::to_vec(&rec.oci_state(Status::Stopped)).unwrap_or_default();
         hooks::run_all_warn(
             "poststop",

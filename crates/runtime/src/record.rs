@@ -106,6 +106,8 @@ pub(crate) fn slim_spec(spec: &Spec) -> Spec {
         kept.set_personality(l.personality().clone());
         kept.set_resources(l.resources().clone());
         kept.set_cgroups_path(l.cgroups_path().clone());
+        // delete moves them back out of a network namespace of the container's own.
+        kept.set_net_devices(l.net_devices().clone());
         // Checkpoint describes device nodes to CRIU as external mounts.
         kept.set_devices(l.devices().clone());
         kept

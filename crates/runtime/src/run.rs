@@ -28,27 +28,51 @@ pub(crate) fn signal_set() -> libc::sigset_t {
     husk_sys::signals::set_of(&FORWARDED)
 }
 
+/// `run`'s own flags (beyond create's).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RunFlags {
+    /// `--detach`: return once the process is started.
+    pub detach: bool,
+    /// `--keep`: keep the stopped container instead of removing it.
+    pub keep: bool,
+    /// `--no-subreaper`: husk does not make itself a child subreaper while it waits.
+    pub no_subreaper: bool,
+}
+
 impl Runtime {
     /// Returns the exit code husk should exit with. With `keep` (runc's `run --keep`) the
     /// stopped container stays, for `state` and `delete`, instead of being removed.
-    pub fn run(&self, opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
-        self.run_container(opts, detach, keep)
+    pub fn run(&self, opts: &CreateOptions, flags: RunFlags) -> Result<i32> {
+        self.run_container(opts, flags)
             .map_err(|e| e.in_container(&opts.id))
     }
 
-    fn run_container(&self, opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
+    fn run_container(&self, opts: &CreateOptions, flags: RunFlags) -> Result<i32> {
+        let RunFlags {
+            detach,
+            keep,
+            no_subreaper,
+        } = flags;
         // Block the forwarded signals before the clone so none is lost; the init unblocks
         // everything before it execs.
         let set = signal_set();
         if !detach {
             husk_sys::signals::block(&set);
-            // Like runc: the init may be a grandchild (a pid namespace made inside a joined
-            // user namespace); as subreaper husk still gets to wait for it.
-            if let Err(e) = husk_sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0) {
-                tracing::debug!("cannot become a child subreaper: {e}");
+            // Like runc (unless --no-subreaper): processes orphaned in the container come
+            // back to husk, and an init that is a grandchild (a pid namespace made inside a
+            // joined user namespace) can be waited for. Without it, create refuses such an
+            // init (Gate::Sync's `subreaper`).
+            if !no_subreaper {
+                if let Err(e) = husk_sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0) {
+                    tracing::debug!("cannot become a child subreaper: {e}");
+                }
             }
         }
-        let created = self.create_container(opts, Gate::Sync { relay: !detach })?;
+        let gate = Gate::Sync {
+            relay: !detach,
+            subreaper: !no_subreaper,
+        };
+        let created = self.create_container(opts, gate)?;
         let id = opts.id.as_str();
         let rec = &created.record;
         let sync = created.sync.as_fd();

@@ -10,6 +10,9 @@ use serde::Serialize;
 
 use husk_state::OciState;
 
+use husk_sys::Errno;
+
+use crate::error::InitError;
 use crate::{Result, RuntimeError};
 
 #[derive(Serialize)]
@@ -55,10 +58,15 @@ pub(crate) fn hand_over(spec: &Spec, pid: i32, state: &OciState, listener: Owned
         state,
     };
     let json = serde_json::to_vec(&msg).unwrap_or_default();
-    let what = || format!("seccomp agent at {}", path.display());
-    let sock = UnixStream::connect(path).map_err(RuntimeError::io(what()))?;
-    husk_sys::send_with_fd(&sock, &json, &listener).map_err(|e| RuntimeError::Io {
-        what: what(),
-        source: e.to_io(),
-    })
+    // runc's words, which its users match ("failed to connect with seccomp agent").
+    let sock = UnixStream::connect(path).map_err(|e| {
+        InitError::step(format!(
+            "failed to connect with seccomp agent specified in the seccomp profile: {}",
+            path.display()
+        ))(Errno(e.raw_os_error().unwrap_or(libc::EIO)))
+    })?;
+    husk_sys::send_with_fd(&sock, &json, &listener).map_err(InitError::step(format!(
+        "cannot send seccomp fd to {}",
+        path.display()
+    )))
 }

@@ -14,6 +14,7 @@ use crate::error::{errno_text, SpecError};
 pub(crate) use crate::validate::process::validate_process;
 use crate::CONFIG_FILE;
 
+mod netdev;
 mod process;
 mod sysctl;
 
@@ -85,6 +86,7 @@ pub(crate) fn validate_config(spec: &Spec, bundle_dir: &Path) -> Result<PathBuf,
         }
     }
     sysctl::check_sysctls(linux, &ns)?;
+    netdev::check_net_devices(linux, &ns)?;
     check_linux_paths(linux, &ns)?;
     check_devices(linux)?;
     check_time_offsets(linux, &ns)?;

@@ -17,6 +17,7 @@ pub mod buf;
 pub mod clone;
 pub mod exe_guard;
 pub mod mount;
+pub mod netlink;
 pub mod proc;
 pub mod userns;
 

@@ -92,17 +92,17 @@ fn run(cmd: &str, argv: &[String], g: &Globals) -> Result<u8> {
         }
         "run" => {
             let (opts, p) = create_options(cmd, argv)?;
-            if p.has("no-subreaper") {
-                return Err(CliError::Usage(
-                    "run: --no-subreaper is not supported by husk".into(),
-                ));
-            }
             if p.has("keep") && p.has("detach") {
                 return Err(CliError::Usage(
                     "run: --keep and --detach cannot be used together (a detached container stays until deleted anyway)".into(),
                 ));
             }
-            let code = rt().run(&opts, p.has("detach"), p.has("keep"))?;
+            let flags = husk_runtime::RunFlags {
+                detach: p.has("detach"),
+                keep: p.has("keep"),
+                no_subreaper: p.has("no-subreaper"),
+            };
+            let code = rt().run(&opts, flags)?;
             Ok(code.clamp(0, 255) as u8)
         }
         "start" => {
