@@ -133,8 +133,20 @@ fn killed_during_create_runtime_hook(signal: i32) {
         .trim()
         .parse()
         .unwrap();
+    // The hook dies with husk (it would otherwise be left running, unknown to delete --force).
+    let gone = (0..50).any(|_| {
+        let stat = std::fs::read_to_string(format!("/proc/{sleeper}/stat")).unwrap_or_default();
+        let dead = stat
+            .rsplit_once(") ")
+            .is_none_or(|(_, rest)| rest.starts_with('Z'));
+        if !dead {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        dead
+    });
     // SAFETY: kill(2) of the hook's sleep, started by this test's container config.
     unsafe { libc::kill(sleeper, libc::SIGKILL) };
+    assert!(gone, "the createRuntime hook outlived the killed husk");
     let _ = std::fs::remove_dir_all(hook_pid.parent().unwrap());
 }
 

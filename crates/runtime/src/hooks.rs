@@ -86,6 +86,7 @@ fn run_one(h: &Hook, state: &[u8]) -> Result<(), String> {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    husk_sys::proc::die_with_parent(&mut cmd, libc::SIGKILL);
     let mut child = cmd.spawn().map_err(|e| e.to_string())?;
     let pidfd = husk_sys::proc::pidfd_open(child.id() as i32).map_err(|e| e.to_string())?;
     let timeout = h.timeout().map(|t| Duration::from_secs(t.max(0) as u64));

@@ -105,3 +105,34 @@ mod tests {
         assert!(!is_same_live_process(me, st + 1));
     }
 }
+
+/// Makes the process `cmd` starts get `signal` when husk dies (PR_SET_PDEATHSIG; husk is
+/// single-threaded, so its one thread's exit is its death), also when husk died between the
+/// fork and the prctl. A hook must not outlive a killed husk: nothing would wait for it, and
+/// `delete --force` could not know it.
+pub fn die_with_parent(cmd: &mut std::process::Command, signal: i32) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    let hook = move || {
+        // SAFETY: runs in the forked child before exec; prctl and getppid are
+        // async-signal-safe system calls on no memory of ours.
+        let (set, ppid) = unsafe {
+            (
+                libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0),
+                libc::getppid(),
+            )
+        };
+        if set != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if ppid != parent {
+            return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        Ok(())
+    };
+    // SAFETY: the closure only makes the two system calls above: no allocation, no lock,
+    // nothing that is unsafe between fork and exec.
+    unsafe {
+        cmd.pre_exec(hook);
+    }
+}
