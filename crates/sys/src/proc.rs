@@ -87,25 +87,6 @@ pub fn kill(pid: i32, sig: i32) -> Result<()> {
     check(unsafe { libc::kill(pid, sig) } as libc::c_long).map(drop)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn start_time_survives_odd_comm() {
-        let line = b"123 (a) b (c)) S 1 123 123 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 98765 100 1";
-        assert_eq!(parse_start_time(line), Some(98765));
-    }
-
-    #[test]
-    fn own_process_is_alive() {
-        let me = std::process::id() as i32;
-        let st = start_time(me).unwrap();
-        assert!(is_same_live_process(me, st));
-        assert!(!is_same_live_process(me, st + 1));
-    }
-}
-
 /// Makes the process `cmd` starts get `signal` when husk dies (PR_SET_PDEATHSIG; husk is
 /// single-threaded, so its one thread's exit is its death), also when husk died between the
 /// fork and the prctl. A hook must not outlive a killed husk: nothing would wait for it, and
@@ -134,5 +115,24 @@ pub fn die_with_parent(cmd: &mut std::process::Command, signal: i32) {
     // nothing that is unsafe between fork and exec.
     unsafe {
         cmd.pre_exec(hook);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_survives_odd_comm() {
+        let line = b"123 (a) b (c)) S 1 123 123 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 98765 100 1";
+        assert_eq!(parse_start_time(line), Some(98765));
+    }
+
+    #[test]
+    fn own_process_is_alive() {
+        let me = std::process::id() as i32;
+        let st = start_time(me).unwrap();
+        assert!(is_same_live_process(me, st));
+        assert!(!is_same_live_process(me, st + 1));
     }
 }
