@@ -512,3 +512,26 @@ fn joining_user_then_ipc_uts_network_and_pid_of_another_container() {
         format!("sandbox\n{}\n0\n{}\n", ipc.display(), pidns.display())
     );
 }
+
+#[test]
+fn idmap_option_in_a_user_namespace_joined_by_path_uses_its_mapping() {
+    // As runc: without linux.uidMappings, a joined user namespace's own maps are the
+    // container's, and an `idmap` mount follows them.
+    let sb = bundle(&["sleep", "60"], |c| userns(c, BASE + 300_000));
+    let (_h, _id, pid) = sandbox(&sb);
+    let src = source_dir();
+    let b = bundle(&["stat", "-c", "%u:%g", "/vol/root", "/vol/one"], |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user", "path": format!("/proc/{pid}/ns/user")}));
+        push_mount(
+            c,
+            json!({"destination": "/vol", "type": "bind", "source": src, "options": ["bind", "idmap"]}),
+        );
+    });
+    let (ok, out, err) = run(&b);
+    let _ = std::fs::remove_dir_all(&src);
+    assert!(ok, "{err}");
+    assert_eq!(out, "0:0\n1:1\n");
+}
