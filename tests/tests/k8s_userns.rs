@@ -8,7 +8,7 @@
 //!   (`/proc/PID/ns/...`, containerd's `WithPodNamespaces`), with the pod's mappings repeated
 //!   in `linux.uidMappings`/`gidMappings` (containerd's `WithUserNamespace`: runc accepts them
 //!   when they match the joined namespace, refuses them otherwise);
-//! - the pod's volumes as binds with options `rbind`, `rprivate`, `rw`/`ro` and the pod's
+//! - the pod's volumes as binds with options `rbind`, `rprivate`, `rw`/`ro`/`rro` and the pod's
 //!   mappings as mount-level `uidMappings`/`gidMappings` (containerd's `WithMounts`, copying
 //!   the kubelet's CRI mount mappings).
 
@@ -117,7 +117,7 @@ fn app_bundle(pid: i32, edit: impl FnOnce(&mut Value)) -> Bundle {
         edit(c);
     });
     // Mount points in the host-owned rootfs, which the pod's root may not create.
-    for d in ["data", "config", "plain"] {
+    for d in ["data", "config", "config-rro", "plain"] {
         std::fs::create_dir_all(b.dir.join("rootfs").join(d)).unwrap();
     }
     std::fs::write(b.dir.join("rootfs/etc/hosts"), "").unwrap();
@@ -150,6 +150,11 @@ fn user_namespaced_pod_joins_the_sandbox_and_sees_its_volumes_idmapped() {
         m.push(volume(&dirs.path("data"), "/data", false));
         m.push(volume(&dirs.path("config"), "/config", true));
         m.push(volume(&dirs.path("hosts"), "/etc/hosts", false));
+        // containerd's TreatRoMountsAsRro (Kubernetes' recursiveReadOnly): rro for a
+        // read-only directory volume.
+        let mut rro = volume(&dirs.path("config"), "/config-rro", true);
+        rro["options"][2] = json!("rro");
+        m.push(rro);
         // The control: the same volume without mappings shows the overflow ids.
         m.push(json!({
             "destination": "/plain", "type": "bind", "source": dirs.path("data"),
@@ -167,6 +172,7 @@ fn user_namespaced_pod_joins_the_sandbox_and_sees_its_volumes_idmapped() {
         stat -c %u:%g /data /data/owned0 /data/owned1000 /config/cfg /etc/hosts /plain/owned0; \
         cat /config/cfg /etc/hosts; touch /data/by-root && echo wrote; \
         touch /config/x 2>/dev/null || echo ro-refused; \
+        stat -c %u:%g /config-rro/cfg; touch /config-rro/x 2>/dev/null || echo rro-refused; \
         ip link set lo up && ip -o link show lo | grep -o '<[^>]*>'";
     let out = h.ok(&["exec", &app_id, "sh", "-c", script]);
     let maps: Vec<Vec<&str>> = out
@@ -193,6 +199,8 @@ fn user_namespaced_pod_joins_the_sandbox_and_sees_its_volumes_idmapped() {
         "127.0.0.1 localhost k8s-pod",
         "wrote",
         "ro-refused",
+        "0:0",
+        "rro-refused",
         "<LOOPBACK,UP,LOWER_UP>",
     ];
     assert_eq!(rest, want, "{out}");
