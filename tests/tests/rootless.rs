@@ -2,7 +2,8 @@
 //! subordinate ids 1200000-1265535), with `husk spec --rootless`, state under
 //! $XDG_RUNTIME_DIR/husk, no cgroup (none is delegated on this host), multi-range id maps
 //! through newuidmap/newgidmap, joining another container's namespaces by path, errors that
-//! say what the user lacks; and rootless Podman with husk (and with runc, for the suite).
+//! say what the user lacks, a create that fails or is killed part-way leaving nothing (its
+//! footprint records no cgroup); and rootless Podman with husk (and with runc, for the suite).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -66,6 +67,14 @@ fn user() -> &'static TestUser {
     })
 }
 
+/// Copies an executable with cp(1): the copy's write descriptor then lives only in cp. Were
+/// it opened here, a child another test thread forks meanwhile would inherit it until its
+/// exec, and running the copy in that window fails with ETXTBSY ("Text file busy").
+fn copy_executable(from: &Path, to: &Path) {
+    let st = Command::new("cp").arg(from).arg(to).status().expect("cp");
+    assert!(st.success(), "cp {} {}", from.display(), to.display());
+}
+
 /// A bundle (from `husk spec --rootless`, written as the user) and the user's runtime dir.
 struct Rootless {
     dir: PathBuf,
@@ -80,7 +89,7 @@ impl Rootless {
         busybox_rootfs(&dir.join("rootfs"));
         // The husk under test, where the user can surely run it.
         let husk = dir.join("husk");
-        std::fs::copy(husk_bin(), &husk).unwrap();
+        copy_executable(&husk_bin(), &husk);
         let xdg = dir.join("xdg");
         std::fs::create_dir_all(&xdg).unwrap();
         std::fs::set_permissions(&xdg, std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -320,7 +329,7 @@ fn podman_suite(runtime: &Path) -> Vec<String> {
         .unwrap()
         .success());
     let rt = d.join("runtime");
-    std::fs::copy(runtime, &rt).unwrap();
+    copy_executable(runtime, &rt);
     std::fs::write(
         d.join("containers.conf"),
         "[containers]\ndefault_ulimits = []\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
@@ -663,4 +672,107 @@ fn delegated_cgroup_v2_subtree_is_used_with_its_limits() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), format!("0::/{name}/c1\n67108864\n64\n"));
     assert!(!deleg.0.join("c1").exists(), "cgroup left behind");
+}
+
+/// Live (non-zombie) processes running `exe`.
+fn processes_running(exe: &Path) -> Vec<i32> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if std::fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .as_deref()
+            != Some(exe)
+        {
+            continue;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().next())
+            != Some("Z")
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn rootless_create_failing_after_the_clone_leaves_nothing() {
+    // The init cannot make a mount point under a file: create fails in the child, after the
+    // clone, the state directory and the footprint (with no cgroup) already made.
+    let r = Rootless::new(&["true"], |c, _| {
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/bin/busybox/sub", "type": "tmpfs", "source": "tmpfs"}));
+    });
+    let id = unique("rl-fail");
+    let out = r.husk(&["create", &id]);
+    assert!(!out.status.success(), "accepted: {}", stdout(&out));
+    assert!(
+        stderr(&out).contains("/bin/busybox/sub"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !r.xdg.join("husk").join(&id).exists(),
+        "state directory left"
+    );
+    assert_eq!(processes_running(&r.husk), Vec::<i32>::new(), "init left");
+    assert!(cgroup_dirs_named(&id).is_empty(), "cgroup left");
+}
+
+#[test]
+fn rootless_create_killed_part_way_is_cleared_by_delete_force() {
+    let hook_pid = |r: &Rootless| r.dir.join("hook.pid");
+    let r = Rootless::new(&["sleep", "60"], |_, _| {});
+    let script = format!("echo $$ >{}; exec sleep 60", hook_pid(&r).display());
+    let path = r.dir.join("config.json");
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    cfg["hooks"] = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", script]}]});
+    std::fs::write(&path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    let id = unique("rl-kill");
+    let mut create = r
+        .command(&["create", &id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut waited = 0;
+    while !hook_pid(&r).exists() {
+        assert!(waited < 2000, "the createRuntime hook never ran");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        waited += 1;
+    }
+    let st: Value = serde_json::from_str(&r.ok(&["state", &id])).unwrap();
+    assert_eq!(st["status"], "creating", "{st}");
+    let state_dir = r.xdg.join("husk").join(&id);
+    let fp: Value =
+        serde_json::from_slice(&std::fs::read(state_dir.join("footprint.json")).unwrap()).unwrap();
+    assert!(fp["cgroup"].is_null(), "footprint records a cgroup: {fp}");
+    let init = fp["pid"].as_i64().unwrap();
+    assert!(init > 0, "footprint has no init: {fp}");
+    assert!(
+        processes_running(&r.husk).contains(&(init as i32)),
+        "the waiting init {init} is not found by its executable"
+    );
+    // `create` is husk itself (sh, setpriv and env exec it).
+    let _ = husk_sys::proc::kill(create.id() as i32, libc::SIGKILL);
+    let _ = create.wait();
+    let out = r.husk(&["delete", "--force", &id]);
+    let hook: i32 = std::fs::read_to_string(hook_pid(&r))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _ = husk_sys::proc::kill(hook, libc::SIGKILL);
+    assert!(out.status.success(), "delete --force: {}", stderr(&out));
+    assert!(!state_dir.exists(), "state directory left");
+    assert_eq!(processes_running(&r.husk), Vec::<i32>::new(), "init left");
+    assert!(cgroup_dirs_named(&id).is_empty(), "cgroup left");
 }

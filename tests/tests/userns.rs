@@ -290,6 +290,11 @@ fn idmap_without_any_mapping_is_refused() {
     );
 }
 
+fn idmap_enabled(features: &[u8]) -> Value {
+    let f: Value = serde_json::from_slice(features).expect("features JSON");
+    f["linux"]["mountExtensions"]["idmap"]["enabled"].clone()
+}
+
 #[test]
 fn features_reports_idmap_from_the_kernel() {
     let out = std::process::Command::new(husk_bin())
@@ -297,14 +302,67 @@ fn features_reports_idmap_from_the_kernel() {
         .output()
         .unwrap();
     let f: Value = serde_json::from_slice(&out.stdout).unwrap();
-    // This host's kernel (6.x) idmaps tmpfs and ext4/btrfs/xfs: the probe must say so.
-    assert_eq!(
-        f["linux"]["mountExtensions"]["idmap"]["enabled"],
-        json!(true),
-        "{f}"
-    );
+    // This host's kernel (6.x) idmaps tmpfs and ext4/btrfs/xfs: the probe must say so. It is
+    // what containerd 2 reads (with "user" in linux.namespaces) before it lets the kubelet
+    // start pods with hostUsers: false on this runtime.
+    assert_eq!(idmap_enabled(&out.stdout), json!(true), "{f}");
+    assert!(f["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("user")));
     let opts = f["mountOptions"].as_array().unwrap();
     assert!(opts.contains(&json!("idmap")) && opts.contains(&json!("ridmap")));
+}
+
+#[test]
+fn features_idmap_is_false_where_the_kernel_refuses_it() {
+    // The probe, not a constant: `husk features` run in a container (as the host's root,
+    // with the capabilities the probe needs) says true, and false when seccomp makes mount_setattr(2) fail with
+    // ENOSYS, as on a kernel without idmapped mounts.
+    // What the probe needs: a user namespace with another id mapped, and mounts.
+    let caps = json!([
+        "CAP_SYS_ADMIN",
+        "CAP_SETUID",
+        "CAP_SETGID",
+        "CAP_DAC_OVERRIDE"
+    ]);
+    let probe = |deny: bool| {
+        let b = Bundle::new(&["/husk", "features"], |c| {
+            for set in ["bounding", "effective", "permitted"] {
+                c["process"]["capabilities"][set] = caps.clone();
+            }
+            push_mount(
+                c,
+                json!({"destination": "/husk", "type": "bind", "source": husk_bin(), "options": ["bind", "ro"]}),
+            );
+            if deny {
+                c["linux"]["seccomp"] = json!({
+                    "defaultAction": "SCMP_ACT_ALLOW",
+                    "syscalls": [{"names": ["mount_setattr"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}],
+                });
+            }
+        });
+        let h = Husk::new();
+        let out = h.run_container(&unique("features"), &b);
+        assert!(out.status.success(), "{}", stderr(&out));
+        idmap_enabled(&out.stdout)
+    };
+    assert_eq!(probe(false), json!(true), "the control");
+    assert_eq!(probe(true), json!(false));
+}
+
+#[test]
+fn features_idmap_is_false_for_a_non_root_user() {
+    // husk refuses idmapped mounts when not root (they need CAP_SYS_ADMIN in the initial user
+    // namespace), so `features` run by a user must not offer them.
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(husk_bin())
+        .arg("features")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(idmap_enabled(&out.stdout), json!(false));
 }
 
 #[test]
@@ -511,4 +569,27 @@ fn joining_user_then_ipc_uts_network_and_pid_of_another_container() {
         out,
         format!("sandbox\n{}\n0\n{}\n", ipc.display(), pidns.display())
     );
+}
+
+#[test]
+fn idmap_option_in_a_user_namespace_joined_by_path_uses_its_mapping() {
+    // As runc: without linux.uidMappings, a joined user namespace's own maps are the
+    // container's, and an `idmap` mount follows them.
+    let sb = bundle(&["sleep", "60"], |c| userns(c, BASE + 300_000));
+    let (_h, _id, pid) = sandbox(&sb);
+    let src = source_dir();
+    let b = bundle(&["stat", "-c", "%u:%g", "/vol/root", "/vol/one"], |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user", "path": format!("/proc/{pid}/ns/user")}));
+        push_mount(
+            c,
+            json!({"destination": "/vol", "type": "bind", "source": src, "options": ["bind", "idmap"]}),
+        );
+    });
+    let (ok, out, err) = run(&b);
+    let _ = std::fs::remove_dir_all(&src);
+    assert!(ok, "{err}");
+    assert_eq!(out, "0:0\n1:1\n");
 }

@@ -216,7 +216,8 @@ impl Runtime {
         gate: Gate,
         phases: &mut crate::trace::Phases,
     ) -> Result<Prepared> {
-        let bundle = husk_spec::load_bundle(&opts.bundle)?;
+        let mut bundle = husk_spec::load_bundle(&opts.bundle)?;
+        crate::userns::joined_mappings(&mut bundle.spec)?;
         phases.mark("spec");
         let spec = &bundle.spec;
         let process = spec

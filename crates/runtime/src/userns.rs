@@ -176,3 +176,113 @@ pub(crate) fn joined_setgroups_denied(spec: &Spec) -> bool {
     });
     pid.is_some_and(setgroups_denied)
 }
+
+/// The path of the user namespace the spec joins, if it joins one.
+fn joined_user_path(spec: &Spec) -> Option<PathBuf> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+        .find(|n| n.typ() == LinuxNamespaceType::User)
+        .and_then(|n| n.path().clone())
+        .filter(|p| !p.as_os_str().is_empty())
+}
+
+/// The kernel's map text (`inside outside count` lines) as mappings.
+fn parse_map(text: &[u8]) -> Vec<LinuxIdMapping> {
+    let text = String::from_utf8_lossy(text);
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace().map(|n| n.parse::<u32>());
+            let (c, h, s) = (f.next()?.ok()?, f.next()?.ok()?, f.next()?.ok()?);
+            oci_spec::runtime::LinuxIdMappingBuilder::default()
+                .container_id(c)
+                .host_id(h)
+                .size(s)
+                .build()
+                .ok()
+        })
+        .collect()
+}
+
+fn sorted(maps: &[LinuxIdMapping]) -> Vec<(u32, u32, u32)> {
+    let mut v: Vec<_> = maps
+        .iter()
+        .map(|m| (m.container_id(), m.host_id(), m.size()))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// The id maps of the user namespace at `path`: read from inside it, or from husk's own
+/// when `path` is husk's own user namespace (which setns refuses to enter).
+fn maps_at(path: &Path) -> Result<(Vec<u8>, Vec<u8>), RuntimeError> {
+    use std::os::unix::fs::MetadataExt;
+    let step = || "read the id maps of the user namespace".to_string();
+    let file = std::fs::File::open(path)
+        .map_err(|e| ns_err("open user namespace".into(), Some(path.to_path_buf()), e))?;
+    let own = std::fs::metadata("/proc/self/ns/user")
+        .and_then(|o| {
+            file.metadata()
+                .map(|m| (m.dev(), m.ino()) == (o.dev(), o.ino()))
+        })
+        .unwrap_or(false);
+    if own {
+        let read = |f: &str| {
+            std::fs::read(format!("/proc/self/{f}"))
+                .map_err(|e| ns_err(step(), Some(path.to_path_buf()), e))
+        };
+        return Ok((read("uid_map")?, read("gid_map")?));
+    }
+    husk_sys::userns::maps_of(std::os::fd::AsFd::as_fd(&file)).map_err(|e| {
+        NamespaceError {
+            step: step(),
+            path: Some(path.to_path_buf()),
+            source: e.into(),
+        }
+        .into()
+    })
+}
+
+/// A user namespace joined by path, as runc: mappings the config gives must be the
+/// namespace's own (containerd and CRI-O repeat them), and are refused otherwise; without
+/// any, the namespace's are taken, so what needs the container's mapping (an `idmap` mount)
+/// has it.
+pub(crate) fn joined_mappings(spec: &mut Spec) -> Result<(), RuntimeError> {
+    let Some(path) = joined_user_path(spec) else {
+        return Ok(());
+    };
+    let (uid_text, gid_text) = maps_at(&path)?;
+    let (uid, gid) = (parse_map(&uid_text), parse_map(&gid_text));
+    let Some(linux) = spec.linux_mut() else {
+        return Ok(());
+    };
+    let given_uid = linux.uid_mappings().clone().unwrap_or_default();
+    let given_gid = linux.gid_mappings().clone().unwrap_or_default();
+    if given_uid.is_empty() && given_gid.is_empty() {
+        linux.set_uid_mappings(Some(uid));
+        linux.set_gid_mappings(Some(gid));
+        return Ok(());
+    }
+    if sorted(&given_uid) != sorted(&uid) || sorted(&given_gid) != sorted(&gid) {
+        let show = |t: &[u8]| {
+            String::from_utf8_lossy(t)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .chunks(3)
+                .map(|c| c.join(" "))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(spec_err(format!(
+            "linux.uidMappings/gidMappings: user namespaces enabled, but both namespace path \
+             and non-matching mapping specified -- you may only provide one ({} maps uids {}; \
+             gids {})",
+            path.display(),
+            show(&uid_text),
+            show(&gid_text)
+        )));
+    }
+    Ok(())
+}
