@@ -85,8 +85,9 @@ e2e: build
 # containerd's CRI (Kubernetes' path) with husk and runc as RuntimeClass handlers of one
 # containerd, driven by the kubelet-shaped client of integration/cri; also prints pod start and
 # ExecSync latency, husk vs runc (CRI_BENCH_ROUNDS rounds, default 5; integration/README.md, "CRI").
-cri: build
-	integration/run.sh --runtime $(OUT)/debug/husk cri
+# The checks run the debug build; the latency is timed on the release build (runc is one too).
+cri: build release
+	CRI_BENCH_RUNTIME=$(HUSK_RELEASE) integration/run.sh --runtime $(OUT)/debug/husk cri
 
 test: deps lint unit integration cgroup-v2 criu-vm e2e cri conformance
 

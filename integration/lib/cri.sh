@@ -9,6 +9,15 @@ CRI_CALL_TIMEOUT=${CRI_CALL_TIMEOUT:-60}
 # CRI_BENCH_ROUNDS: rounds of the pod-start / ExecSync benchmark (1 pod per round, and 10 pods
 # at once per round); 0 skips it.
 CRI_BENCH_ROUNDS=${CRI_BENCH_ROUNDS:-5}
+# CRI_BENCH_RUNTIME: the husk binary the benchmark times (`make cri`: the release build, as runc
+# is a release binary; the checks run the --runtime under test). Default: the --runtime.
+CRI_BENCH_RUNTIME=${CRI_BENCH_RUNTIME:-}
+# CRI_CHECKS=0 skips the checks (latency only).
+CRI_CHECKS=${CRI_CHECKS:-1}
+# CRI_TRACE_DIR (bench/cri-breakdown.sh): containerd logs at debug level, and the shim, the CNI
+# plugins and runc are the timing wrappers in DIR/bin and DIR/cni when present; containerd's log
+# is copied to DIR at the end.
+CRI_TRACE_DIR=${CRI_TRACE_DIR:-}
 
 # cri_build_client: builds integration/cri (its own workspace and Cargo.lock). The target dir
 # is kept under /var/tmp between runs (a cold tonic/prost build takes minutes on 2 cores).
@@ -52,9 +61,14 @@ cri_setup() {
     CRI_BRIDGE=hcri-$TAG
     CRI_CG=husk-cri-$TAG
     CRI_RUNC=$(command -v runc)
+    [ -n "$CRI_TRACE_DIR" ] && [ -x "$CRI_TRACE_DIR/bin/runc" ] && CRI_RUNC=$CRI_TRACE_DIR/bin/runc
+    # The husk handler's BinaryName: a link to the runtime under test, switched to
+    # CRI_BENCH_RUNTIME for the benchmark (the shim resolves it at every call).
+    CRI_HUSK=$CRI_RUN/husk-runtime
     CRI_RUN_EXISTED=0
     [ -d /run/containerd ] && CRI_RUN_EXISTED=1
     mkdir -p "$CRI_RUN"/{state,husk,runc} "$CRI_VAR"/{root,opt,cni/net.d,cni/ipam,pods}
+    ln -sfn "$RUNTIME" "$CRI_HUSK"
     on_exit cri_cleanup
     local net
     net=$(cri_subnet) || { fail "CRI: a free subnet" "every 10.231.x.0/24 tried is routed"; return 1; }
@@ -80,7 +94,12 @@ cri_setup() {
 }
 EOF
     cri_config >"$CRI_RUN/config.toml"
-    containerd --config "$CRI_RUN/config.toml" >"$CRI_VAR/containerd.log" 2>&1 &
+    if [ -n "$CRI_TRACE_DIR" ]; then
+        PATH=$CRI_TRACE_DIR/bin:$PATH containerd --log-level debug --config "$CRI_RUN/config.toml" \
+            >"$CRI_VAR/containerd.log" 2>&1 &
+    else
+        containerd --config "$CRI_RUN/config.toml" >"$CRI_VAR/containerd.log" 2>&1 &
+    fi
     CRI_PID=$!
     CRICTR=(ctr -a "$CRI_SOCK" -n k8s.io)
     if ! wait_for 30 "${CRICTR[@]}" version; then
@@ -97,7 +116,8 @@ EOF
 # cri_config: containerd's config (version 2, as on a Kubernetes node with the cgroupfs
 # driver), with private paths.
 cri_config() {
-    local h
+    local h cni_bin=/usr/lib/cni
+    [ -n "$CRI_TRACE_DIR" ] && [ -d "$CRI_TRACE_DIR/cni" ] && cni_bin=$CRI_TRACE_DIR/cni
     cat <<EOF
 version = 2
 root = "$CRI_VAR/root"
@@ -120,7 +140,7 @@ state = "$CRI_RUN/state"
   restrict_oom_score_adj = true
   enable_selinux = false
   [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
+    bin_dir = "$cni_bin"
     conf_dir = "$CRI_VAR/cni/net.d"
     max_conf_num = 1
   [plugins."io.containerd.grpc.v1.cri".containerd]
@@ -128,7 +148,7 @@ state = "$CRI_RUN/state"
     default_runtime_name = "runc"
 EOF
     for h in husk runc; do
-        local bin=$RUNTIME
+        local bin=$CRI_HUSK
         [ "$h" = runc ] && bin=$CRI_RUNC
         cat <<EOF
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.$h]
@@ -146,7 +166,7 @@ cri_args() {
     CRI_ARGS=(--socket "$CRI_SOCK" --work "$CRI_VAR/pods" --cgroup-root "$CRI_CG"
         --image "$CRI_IMAGE" --pause-image "$CRI_PAUSE" --subnet "${CRI_NET:-}"
         --timeout "$CRI_CALL_TIMEOUT"
-        --handler "husk=$RUNTIME=$CRI_RUN/husk/k8s.io" --handler "runc=$CRI_RUNC=$CRI_RUN/runc/k8s.io")
+        --handler "husk=$CRI_HUSK=$CRI_RUN/husk/k8s.io" --handler "runc=$CRI_RUNC=$CRI_RUN/runc/k8s.io")
 }
 
 # cri_run_client NAME MODE...: runs the client (itself bounded: every call has a timeout, and
@@ -209,6 +229,7 @@ cri_cleanup() {
     umount_under "$CRI_VAR"
     ip link del "$CRI_BRIDGE" 2>/dev/null
     rm_cgroups "$CRI_CG"
+    [ -z "$CRI_TRACE_DIR" ] || cp "$CRI_VAR/containerd.log" "$CRI_TRACE_DIR/containerd.log" 2>/dev/null
     rm -rf "$CRI_RUN" "$CRI_VAR"
 }
 
@@ -222,9 +243,15 @@ cri_suite() {
     cri_setup || return
     cri_args
     local t0=$SECONDS
-    cri_run_client "CRI checks" checks
-    echo "CRI checks (both handlers): $((SECONDS - t0)) s"
+    if [ "$CRI_CHECKS" != 0 ]; then
+        cri_run_client "CRI checks" checks
+        echo "CRI checks (both handlers): $((SECONDS - t0)) s"
+    fi
     if [ "$CRI_BENCH_ROUNDS" -gt 0 ]; then
+        if [ -n "$CRI_BENCH_RUNTIME" ]; then
+            ln -sfn "$(readlink -f "$CRI_BENCH_RUNTIME")" "$CRI_HUSK"
+        fi
+        echo "CRI latency: husk = $(readlink "$CRI_HUSK"), runc = $CRI_RUNC"
         t0=$SECONDS
         cri_run_client "CRI latency" bench --rounds "$CRI_BENCH_ROUNDS"
         echo "CRI latency benchmark: $((SECONDS - t0)) s"
