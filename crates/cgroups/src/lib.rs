@@ -220,7 +220,7 @@ impl Manager {
         for (_, dir) in self.dirs() {
             fsx::mkdir_p(dir, created)?;
         }
-        self.check_usable()?;
+        self.check_usable(created)?;
         // Even without resources: v1 cpusets need cpus/mems before any task can join, and
         // v2 controllers are enabled now so that a later `apply` finds their files.
         let none = LinuxResources::default();

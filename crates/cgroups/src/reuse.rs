@@ -3,16 +3,21 @@
 //! kernel's freezer, unkillable by `create`'s own error path) and must not already hold
 //! processes (another container's: runc >= 1.2 refuses this too).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::fsx;
 use crate::{CgroupError, Manager, Mode};
 
 impl Manager {
     /// Fails when a directory of the container's cgroup is frozen (by itself or through an
-    /// ancestor) or holds processes. Run after the directories exist.
-    pub(crate) fn check_usable(&self) -> Result<(), CgroupError> {
+    /// ancestor) or holds processes. Run after the directories exist. A directory in `created`
+    /// was just made by this create: it can hold no processes yet, so its `cgroup.procs`
+    /// files are not read (ten of them on a v1 host, each a kernfs open under load).
+    pub(crate) fn check_usable(&self, created: &[PathBuf]) -> Result<(), CgroupError> {
         for (_, dir) in self.dirs() {
+            if created.iter().any(|c| c == dir) {
+                continue;
+            }
             let mut pids = Vec::new();
             fsx::all_pids(dir, &mut pids)?;
             if !pids.is_empty() {
