@@ -161,16 +161,24 @@ pub fn print_table(rows: &[Row]) {
             ratio_text(row.ratio(1)),
         );
     }
+    // Each failure once, under the rows it emptied (one failed batch empties four rows).
+    let mut failures: Vec<(&str, &str, Vec<&str>)> = Vec::new();
     for row in rows {
         for (name, cell) in NAMES.iter().zip(&row.cells) {
-            match cell {
-                Cell::Verdict(Err(e)) => println!("{}: {name}: {e}", row.label),
-                Cell::Missing(why) if why != "not installed" => {
-                    println!("{}: {name}: {why}", row.label)
-                }
-                _ => {}
+            let why = match cell {
+                Cell::Verdict(Err(e)) => e,
+                Cell::Missing(why) if why != "not installed" => why,
+                _ => continue,
+            };
+            let label = row.label.trim();
+            match failures.iter_mut().find(|(n, w, _)| n == name && w == why) {
+                Some((_, _, labels)) => labels.push(label),
+                None => failures.push((name, why, vec![label])),
             }
         }
+    }
+    for (name, why, labels) in failures {
+        println!("{name} ({}): {why}", labels.join(", "));
     }
 }
 

@@ -278,7 +278,7 @@ pub fn crun_mount_ns() -> Result<Option<OwnedFd>, BenchError> {
             unified,
             Some(c"tmpfs"),
             flags,
-            Some(c"size=1m"),
+            Some(c"size=64m"),
         )
         .map_err(|e| sys("mounting a tmpfs on /sys/fs/cgroup/unified for crun", e))?;
         open_ns().map(Some)
