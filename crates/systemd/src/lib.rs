@@ -1,0 +1,266 @@
+//! husk's systemd client, used only by the `--systemd-cgroup` driver: a small blocking D-Bus
+//! connection to systemd's manager (no bus library, no threads), the transient-unit calls the
+//! driver needs, runc's `slice:prefix:name` naming rules, and unit properties from
+//! `org.systemd.property.*` annotations.
+#![forbid(unsafe_code)]
+
+mod bus;
+mod error;
+mod props;
+mod unit;
+mod wire;
+
+use std::time::{Duration, Instant};
+
+pub use error::SystemdError;
+pub use props::{from_annotations, parse_gvariant, ANNOTATION_PREFIX};
+pub use unit::{expand_slice, place, UnitPlace};
+pub use wire::Value;
+
+use bus::{Bus, Call};
+
+const DEST: &str = "org.freedesktop.systemd1";
+const PATH: &str = "/org/freedesktop/systemd1";
+const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+/// How long a unit job may take (runc waits 30 s too).
+const JOB_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A unit property: name and value.
+pub type Property = (String, Value);
+
+/// A connection to the system's (root) systemd manager.
+pub struct Systemd {
+    bus: Bus,
+}
+
+impl Systemd {
+    /// Connects as root: systemd's private socket when it exists (no bus daemon needed),
+    /// else the system bus. Rootless use (the user's manager) is not implemented yet.
+    pub fn connect() -> Result<Systemd, SystemdError> {
+        let uid = std::os::unix::fs::MetadataExt::uid(
+            &std::fs::metadata("/proc/self").map_err(|err| SystemdError::NoBus {
+                path: "/proc/self".into(),
+                err,
+            })?,
+        );
+        if uid != 0 {
+            return Err(SystemdError::Config(
+                "rootless use (the user's systemd over the session bus) is not supported yet"
+                    .into(),
+            ));
+        }
+        let private = "/run/systemd/private";
+        let bus = match Bus::connect(private, false) {
+            Ok(b) => b,
+            Err(SystemdError::NoBus { .. }) if !std::path::Path::new(private).exists() => {
+                let system = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
+                    .ok()
+                    .and_then(|a| a.strip_prefix("unix:path=").map(str::to_string))
+                    .unwrap_or_else(|| "/run/dbus/system_bus_socket".into());
+                Bus::connect(&system, true)?
+            }
+            Err(e) => return Err(e),
+        };
+        let mut sd = Systemd { bus };
+        if sd.bus.through_daemon() {
+            sd.call("Subscribe", "", &[])?;
+            sd.bus.call(&Call {
+                dest: Some("org.freedesktop.DBus"),
+                path: "/org/freedesktop/DBus",
+                interface: "org.freedesktop.DBus",
+                member: "AddMatch",
+                args: &[Value::Str(
+                    "type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.systemd1.Manager',member='JobRemoved'".into(),
+                )],
+            })?;
+        }
+        Ok(sd)
+    }
+
+    fn call(
+        &mut self,
+        method: &'static str,
+        unit: &str,
+        args: &[Value],
+    ) -> Result<Vec<Value>, SystemdError> {
+        self.bus
+            .call(&Call {
+                dest: Some(DEST),
+                path: PATH,
+                interface: MANAGER,
+                member: method,
+                args,
+            })
+            .map_err(|e| match e {
+                SystemdError::Call { name, message, .. } => SystemdError::Call {
+                    method,
+                    unit: unit.to_string(),
+                    name,
+                    message,
+                },
+                e => e,
+            })
+    }
+
+    /// Starts transient unit `unit` with `props` and waits for its job to finish. A unit of
+    /// that name left over in the failed state is reset and the start tried once more.
+    pub fn start_transient(&mut self, unit: &str, props: &[Property]) -> Result<(), SystemdError> {
+        let args = [
+            Value::Str(unit.into()),
+            Value::Str("replace".into()),
+            prop_array(props),
+            Value::Array("(sa(sv))".into(), Vec::new()),
+        ];
+        let reply = match self.call("StartTransientUnit", unit, &args) {
+            Err(e) if e.dbus_name() == Some("org.freedesktop.systemd1.UnitExists") => {
+                let _ = self.reset_failed(unit);
+                self.call("StartTransientUnit", unit, &args)
+                    .map_err(|e| match e.dbus_name() {
+                        Some("org.freedesktop.systemd1.UnitExists") => SystemdError::Config(
+                            format!("systemd unit {unit} already exists"),
+                        ),
+                        _ => e,
+                    })?
+            }
+            r => r?,
+        };
+        let result = self.wait_job(&reply, unit, "start")?;
+        if result != "done" {
+            let _ = self.reset_failed(unit);
+            return Err(SystemdError::JobFailed {
+                unit: unit.into(),
+                result: format!("ended with result {result:?}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Stops `unit` and waits for it; a unit that no longer exists is fine. Then clears a
+    /// failed state so the name is free again.
+    pub fn stop(&mut self, unit: &str) -> Result<(), SystemdError> {
+        let args = [Value::Str(unit.into()), Value::Str("replace".into())];
+        match self.call("StopUnit", unit, &args) {
+            Ok(reply) => {
+                let result = self.wait_job(&reply, unit, "stop")?;
+                if result != "done" && result != "skipped" {
+                    tracing::debug!(unit, result, "stop job");
+                }
+            }
+            Err(e) if e.dbus_name() == Some("org.freedesktop.systemd1.NoSuchUnit") => {}
+            Err(e) => return Err(e),
+        }
+        let _ = self.reset_failed(unit);
+        Ok(())
+    }
+
+    /// Changes properties of the running `unit` (runtime only, like runc).
+    pub fn set_properties(&mut self, unit: &str, props: &[Property]) -> Result<(), SystemdError> {
+        if props.is_empty() {
+            return Ok(());
+        }
+        let args = [Value::Str(unit.into()), Value::Bool(true), prop_array(props)];
+        self.call("SetUnitProperties", unit, &args).map(drop)
+    }
+
+    fn reset_failed(&mut self, unit: &str) -> Result<(), SystemdError> {
+        self.call("ResetFailedUnit", unit, &[Value::Str(unit.into())])
+            .map(drop)
+    }
+
+    /// Waits for the `JobRemoved` signal of the job in `reply`; returns its result.
+    fn wait_job(
+        &mut self,
+        reply: &[Value],
+        unit: &str,
+        what: &'static str,
+    ) -> Result<String, SystemdError> {
+        let job = reply
+            .first()
+            .and_then(Value::as_str)
+            .ok_or_else(|| SystemdError::Protocol("job reply without an object path".into()))?
+            .to_string();
+        let deadline = Instant::now() + JOB_TIMEOUT;
+        loop {
+            let Some(sig) = self.bus.next_signal(deadline)? else {
+                return Err(SystemdError::Timeout {
+                    what,
+                    unit: unit.into(),
+                    secs: JOB_TIMEOUT.as_secs(),
+                });
+            };
+            if sig.member.as_deref() != Some("JobRemoved") {
+                continue;
+            }
+            if let [_, Value::ObjectPath(path), _, Value::Str(result)] = &sig.body[..] {
+                if *path == job {
+                    return Ok(result.clone());
+                }
+            }
+        }
+    }
+}
+
+fn prop_array(props: &[Property]) -> Value {
+    Value::Array(
+        "(sv)".into(),
+        props
+            .iter()
+            .map(|(k, v)| Value::Struct(vec![Value::Str(k.clone()), Value::Variant(Box::new(v.clone()))]))
+            .collect(),
+    )
+}
+
+/// A `u64` property (most resource properties are `t`).
+pub fn prop_u64(name: &str, v: u64) -> Property {
+    (name.into(), Value::U64(v))
+}
+
+/// A bit mask of CPUs or memory nodes as systemd's `AllowedCPUs`/`AllowedMemoryNodes`
+/// expect it (`ay`, bit N of byte N/8), from a cpuset list such as "0-3,7".
+pub fn cpuset_mask(list: &str) -> Result<Value, SystemdError> {
+    let bad = || SystemdError::Config(format!("invalid cpuset list {list:?}"));
+    let mut bytes: Vec<u8> = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a.parse::<usize>(), b.parse::<usize>()),
+            None => (part.parse::<usize>(), part.parse::<usize>()),
+        };
+        let (lo, hi) = (lo.map_err(|_| bad())?, hi.map_err(|_| bad())?);
+        if lo > hi || hi >= 8192 {
+            return Err(bad());
+        }
+        for n in lo..=hi {
+            if bytes.len() <= n / 8 {
+                bytes.resize(n / 8 + 1, 0);
+            }
+            bytes[n / 8] |= 1 << (n % 8);
+        }
+    }
+    Ok(Value::Array(
+        "y".into(),
+        bytes.into_iter().map(Value::Byte).collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpuset_masks() {
+        let bytes = |v: Value| match v {
+            Value::Array(_, items) => items
+                .into_iter()
+                .map(|i| match i {
+                    Value::Byte(b) => b,
+                    _ => panic!(),
+                })
+                .collect::<Vec<u8>>(),
+            _ => panic!(),
+        };
+        assert_eq!(bytes(cpuset_mask("0-3,7").unwrap()), vec![0x8f]);
+        assert_eq!(bytes(cpuset_mask("9").unwrap()), vec![0, 2]);
+        assert!(cpuset_mask("3-1").is_err());
+        assert!(cpuset_mask("x").is_err());
+    }
+}
