@@ -86,7 +86,9 @@ impl Bus {
 
     fn auth(&mut self) -> Result<(), SystemdError> {
         // The uid the peer will see in SO_PEERCRED: our effective uid, owner of /proc/self.
-        let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+        let uid = std::fs::metadata("/proc/self")
+            .map(|m| m.uid())
+            .unwrap_or(0);
         let hex: String = uid
             .to_string()
             .bytes()
@@ -224,7 +226,8 @@ impl Bus {
 /// A method call message with serial `serial`.
 fn marshal(serial: u32, c: &Call<'_>) -> Vec<u8> {
     let sig: String = c.args.iter().map(Value::signature).collect();
-    let field = |code: u8, v: Value| Value::Struct(vec![Value::Byte(code), Value::Variant(Box::new(v))]);
+    let field =
+        |code: u8, v: Value| Value::Struct(vec![Value::Byte(code), Value::Variant(Box::new(v))]);
     let mut fields = vec![
         field(1, Value::ObjectPath(c.path.into())),
         field(2, Value::Str(c.interface.into())),
@@ -242,7 +245,8 @@ fn marshal(serial: u32, c: &Call<'_>) -> Vec<u8> {
     }
     let mut w = Writer::default();
     w.buf.extend_from_slice(&[b'l', METHOD_CALL, 0, 1]);
-    w.buf.extend_from_slice(&(body.buf.len() as u32).to_le_bytes());
+    w.buf
+        .extend_from_slice(&(body.buf.len() as u32).to_le_bytes());
     w.buf.extend_from_slice(&serial.to_le_bytes());
     w.value(&Value::Array("(yv)".into(), fields));
     w.pad(8);

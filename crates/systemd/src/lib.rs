@@ -37,12 +37,12 @@ impl Systemd {
     /// Connects as root: systemd's private socket when it exists (no bus daemon needed),
     /// else the system bus. Rootless use (the user's manager) is not implemented yet.
     pub fn connect() -> Result<Systemd, SystemdError> {
-        let uid = std::os::unix::fs::MetadataExt::uid(
-            &std::fs::metadata("/proc/self").map_err(|err| SystemdError::NoBus {
+        let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").map_err(
+            |err| SystemdError::NoBus {
                 path: "/proc/self".into(),
                 err,
-            })?,
-        );
+            },
+        )?);
         if uid != 0 {
             return Err(SystemdError::Config(
                 "rootless use (the user's systemd over the session bus) is not supported yet"
@@ -116,9 +116,9 @@ impl Systemd {
                 let _ = self.reset_failed(unit);
                 self.call("StartTransientUnit", unit, &args)
                     .map_err(|e| match e.dbus_name() {
-                        Some("org.freedesktop.systemd1.UnitExists") => SystemdError::Config(
-                            format!("systemd unit {unit} already exists"),
-                        ),
+                        Some("org.freedesktop.systemd1.UnitExists") => {
+                            SystemdError::Config(format!("systemd unit {unit} already exists"))
+                        }
                         _ => e,
                     })?
             }
@@ -158,7 +158,11 @@ impl Systemd {
         if props.is_empty() {
             return Ok(());
         }
-        let args = [Value::Str(unit.into()), Value::Bool(true), prop_array(props)];
+        let args = [
+            Value::Str(unit.into()),
+            Value::Bool(true),
+            prop_array(props),
+        ];
         self.call("SetUnitProperties", unit, &args).map(drop)
     }
 
@@ -205,7 +209,12 @@ fn prop_array(props: &[Property]) -> Value {
         "(sv)".into(),
         props
             .iter()
-            .map(|(k, v)| Value::Struct(vec![Value::Str(k.clone()), Value::Variant(Box::new(v.clone()))]))
+            .map(|(k, v)| {
+                Value::Struct(vec![
+                    Value::Str(k.clone()),
+                    Value::Variant(Box::new(v.clone())),
+                ])
+            })
             .collect(),
     )
 }

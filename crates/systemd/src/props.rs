@@ -239,13 +239,24 @@ mod tests {
         );
         assert_eq!(
             parse_gvariant("['a', \"b\"]").unwrap(),
-            Value::Array("s".into(), vec![Value::Str("a".into()), Value::Str("b".into())])
+            Value::Array(
+                "s".into(),
+                vec![Value::Str("a".into()), Value::Str("b".into())]
+            )
         );
         assert_eq!(
             parse_gvariant("@as []").unwrap(),
             Value::Array("s".into(), vec![])
         );
-        for bad in ["", "uint64 -1", "'open", "[1, 'a']", "[]", "byte 300", "x y"] {
+        for bad in [
+            "",
+            "uint64 -1",
+            "'open",
+            "[1, 'a']",
+            "[]",
+            "byte 300",
+            "x y",
+        ] {
             assert!(parse_gvariant(bad).is_err(), "{bad:?}");
         }
     }
@@ -263,7 +274,10 @@ mod tests {
             got,
             vec![
                 ("TimeoutStopUSec".into(), Value::U64(2_000_000)),
-                ("CollectMode".into(), Value::Str("inactive-or-failed".into())),
+                (
+                    "CollectMode".into(),
+                    Value::Str("inactive-or-failed".into())
+                ),
                 ("TimeoutStopUSec".into(), Value::U64(5)),
             ]
         );

@@ -117,7 +117,14 @@ mod tests {
             "/a.slice/a-b.slice/a-b-c.slice"
         );
         assert_eq!(expand_slice("-.slice").unwrap(), "/");
-        for bad in [".slice", "a", "a--b.slice", "-a.slice", "a-.slice", "a/b.slice"] {
+        for bad in [
+            ".slice",
+            "a",
+            "a--b.slice",
+            "-a.slice",
+            "a-.slice",
+            "a/b.slice",
+        ] {
             assert!(expand_slice(bad).is_err(), "{bad}");
         }
     }

@@ -1,0 +1,251 @@
+//! The systemd cgroup driver (`--systemd-cgroup`) under a real systemd: containers become
+//! transient scopes in the slice their `cgroupsPath` names, with their resources as unit
+//! properties and files; update, pause, ps, exec, kill --all and delete work through them;
+//! failures leave no unit behind. Needs systemd as PID 1 and cgroup v2: the systemd VM lane
+//! (tests/vm/systemd) runs it; elsewhere every test says it is skipped and why.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use husk_tests::*;
+
+/// Why this host cannot run these tests, if it cannot.
+fn skip_reason() -> Option<&'static str> {
+    if !Path::new("/run/systemd/system").exists() {
+        Some("systemd is not PID 1 here (run by tests/vm/systemd/run.sh)")
+    } else if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        Some("the systemd driver needs cgroup v2")
+    } else {
+        None
+    }
+}
+
+macro_rules! need_systemd {
+    () => {
+        if let Some(why) = skip_reason() {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+}
+
+/// `systemctl show -p NAME --value UNIT`.
+fn show(unit: &str, prop: &str) -> String {
+    let out = Command::new("systemctl")
+        .args(["show", "-p", prop, "--value", unit])
+        .output()
+        .expect("systemctl");
+    stdout(&out).trim().to_string()
+}
+
+fn unit_loaded(unit: &str) -> bool {
+    show(unit, "LoadState") == "loaded"
+}
+
+fn scope_dir(slices: &str, unit: &str) -> PathBuf {
+    Path::new("/sys/fs/cgroup").join(slices).join(unit)
+}
+
+fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("read {}/{file}: {e}", dir.display()))
+        .trim()
+        .to_string()
+}
+
+fn sd(h: &Husk, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["--systemd-cgroup"];
+    all.extend_from_slice(args);
+    h.run(&all)
+}
+
+fn sd_ok(h: &Husk, args: &[&str]) -> String {
+    let out = sd(h, args);
+    assert!(out.status.success(), "husk {args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// Creates `id` with the systemd driver (output into the bundle's files).
+fn sd_create(h: &Husk, id: &str, b: &Bundle) -> std::process::Output {
+    let out = std::fs::File::create(b.dir.join("stdout")).unwrap();
+    h.command(&[
+        "--systemd-cgroup",
+        "create",
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        id,
+    ])
+    .stdout(out)
+    .output()
+    .expect("spawn husk")
+}
+
+#[test]
+fn scope_in_nested_slice_with_resources() {
+    need_systemd!();
+    let h = Husk::new();
+    let id = unique("sdres");
+    let b = Bundle::new(&["sleep", "1000"], |c| {
+        c["linux"]["cgroupsPath"] = json!(format!("husktest-nested.slice:husk:{id}"));
+        c["linux"]["resources"]["memory"] =
+            json!({"limit": 64 << 20, "reservation": 8 << 20, "swap": 96 << 20});
+        c["linux"]["resources"]["pids"] = json!({"limit": 50});
+        c["linux"]["resources"]["cpu"] =
+            json!({"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"});
+        c["linux"]["resources"]["blockIO"] = json!({"weight": 500});
+        c["linux"]["resources"]["unified"] = json!({"memory.high": "50331648"});
+    });
+    let out = sd_create(&h, &id, &b);
+    assert!(out.status.success(), "create: {}", stderr(&out));
+    let unit = format!("husk-{id}.scope");
+    assert_eq!(show(&unit, "ActiveState"), "active");
+    assert_eq!(show(&unit, "Slice"), "husktest-nested.slice");
+    assert_eq!(show(&unit, "Delegate"), "yes");
+    assert_eq!(show(&unit, "MemoryMax"), (64u64 << 20).to_string());
+    assert_eq!(show(&unit, "MemoryLow"), (8u64 << 20).to_string());
+    assert_eq!(show(&unit, "MemoryHigh"), (48u64 << 20).to_string());
+    assert_eq!(show(&unit, "MemorySwapMax"), (32u64 << 20).to_string());
+    assert_eq!(show(&unit, "TasksMax"), "50");
+    assert_eq!(show(&unit, "CPUWeight"), "20");
+    assert_eq!(show(&unit, "CPUQuotaPerSecUSec"), "500ms");
+    assert_eq!(show(&unit, "AllowedCPUs"), "0");
+    assert_eq!(show(&unit, "IOWeight"), "4960");
+    let dir = scope_dir("husktest.slice/husktest-nested.slice", &unit);
+    assert_eq!(read(&dir, "memory.max"), (64u64 << 20).to_string());
+    assert_eq!(read(&dir, "pids.max"), "50");
+    assert_eq!(read(&dir, "cpu.max"), "50000 100000");
+    let pid = h.state(&id)["pid"].as_i64().unwrap();
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert_eq!(
+        own.trim(),
+        format!("0::/husktest.slice/husktest-nested.slice/{unit}")
+    );
+    sd_ok(&h, &["delete", "--force", &id]);
+    assert!(!unit_loaded(&unit), "unit left after delete");
+    assert!(!dir.exists(), "cgroup left after delete");
+}
+
+#[test]
+fn lifecycle_update_pause_exec_kill_delete() {
+    need_systemd!();
+    let h = Husk::new();
+    let id = unique("sdlife");
+    let b = Bundle::new(&["sleep", "1000"], |c| {
+        c["linux"]["cgroupsPath"] = json!(format!(":husktest:{id}"));
+        c["linux"]["resources"]["memory"] = json!({"limit": 64 << 20});
+    });
+    let out = sd_create(&h, &id, &b);
+    assert!(out.status.success(), "create: {}", stderr(&out));
+    let unit = format!("husktest-{id}.scope");
+    let dir = scope_dir("system.slice", &unit);
+    assert!(dir.is_dir(), "{} missing", dir.display());
+    h.ok(&["start", &id]);
+    h.ok(&["update", "--memory", "128M", "--pids-limit", "77", &id]);
+    assert_eq!(show(&unit, "MemoryMax"), (128u64 << 20).to_string());
+    assert_eq!(show(&unit, "TasksMax"), "77");
+    assert_eq!(read(&dir, "memory.max"), (128u64 << 20).to_string());
+    h.ok(&["pause", &id]);
+    assert_eq!(h.status(&id), "paused");
+    assert_eq!(read(&dir, "cgroup.freeze"), "1");
+    h.ok(&["resume", &id]);
+    assert_eq!(h.status(&id), "running");
+    let out = h.ok(&["exec", &id, "cat", "/proc/self/cgroup"]);
+    assert_eq!(
+        out.trim(),
+        "0::/",
+        "exec'd process not in the container's cgroup"
+    );
+    let ps = h.ok(&["ps", "--format", "json", &id]);
+    let pid = h.state(&id)["pid"].as_i64().unwrap();
+    assert!(ps.contains(&pid.to_string()), "ps: {ps}");
+    h.ok(&["kill", "--all", &id, "KILL"]);
+    h.wait_status(&id, "stopped");
+    h.ok(&["delete", &id]);
+    assert!(!unit_loaded(&unit), "unit left after delete");
+    assert!(!dir.exists(), "cgroup left after delete");
+}
+
+#[test]
+fn annotations_become_unit_properties() {
+    need_systemd!();
+    let h = Husk::new();
+    let id = unique("sdann");
+    let b = Bundle::new(&["sleep", "1000"], |c| {
+        c["linux"]["cgroupsPath"] = json!(format!("system.slice:husktest:{id}"));
+        c["annotations"] = json!({
+            "org.systemd.property.TimeoutStopSec": "7",
+            "org.systemd.property.CollectMode": "'inactive-or-failed'",
+        });
+    });
+    let out = sd_create(&h, &id, &b);
+    assert!(out.status.success(), "create: {}", stderr(&out));
+    let unit = format!("husktest-{id}.scope");
+    assert_eq!(show(&unit, "TimeoutStopUSec"), "7s");
+    assert_eq!(show(&unit, "CollectMode"), "inactive-or-failed");
+    sd_ok(&h, &["delete", "--force", &id]);
+    assert!(!unit_loaded(&unit));
+}
+
+#[test]
+fn failures_leave_no_unit() {
+    need_systemd!();
+    let h = Husk::new();
+    // 1. The init fails after systemd made the scope (a bind mount of a missing source).
+    let id = unique("sdfail");
+    let unit = format!("husktest-{id}.scope");
+    let b = Bundle::new(&["true"], |c| {
+        c["linux"]["cgroupsPath"] = json!(format!(":husktest:{id}"));
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/missing", "type": "bind", "source": "/nonexistent-husk", "options": ["bind"]
+        }));
+    });
+    let out = sd_create(&h, &id, &b);
+    assert!(!out.status.success(), "create with a bad mount succeeded");
+    assert!(!unit_loaded(&unit), "unit left after failed create");
+    assert!(!scope_dir("system.slice", &unit).exists());
+    // 2. A malformed annotation: one line, nothing made.
+    let id2 = unique("sdbad");
+    let b = Bundle::new(&["true"], |c| {
+        c["linux"]["cgroupsPath"] = json!(format!(":husktest:{id2}"));
+        c["annotations"] = json!({"org.systemd.property.TimeoutStopSec": "'soon'"});
+    });
+    let out = sd_create(&h, &id2, &b);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("org.systemd.property.TimeoutStopSec"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!unit_loaded(&format!("husktest-{id2}.scope")));
+    // 3. A bad cgroupsPath.
+    let b = Bundle::new(&["true"], |c| {
+        c["linux"]["cgroupsPath"] = json!("/not/systemd/form");
+    });
+    let out = sd_create(&h, &unique("sdpath"), &b);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("slice:prefix:name"),
+        "{}",
+        stderr(&out)
+    );
+    // 4. The unit exists already (another container's): refused, the other one untouched.
+    let first = unique("sdone");
+    let path = format!(":husktest:shared-{first}");
+    let b1 = Bundle::new(&["sleep", "1000"], |c| {
+        c["linux"]["cgroupsPath"] = json!(path.clone());
+    });
+    let out = sd_create(&h, &first, &b1);
+    assert!(out.status.success(), "create: {}", stderr(&out));
+    let b2 = Bundle::new(&["sleep", "1000"], |c| {
+        c["linux"]["cgroupsPath"] = json!(path.clone());
+    });
+    let out = sd_create(&h, &unique("sdtwo"), &b2);
+    assert!(!out.status.success(), "second container in the same unit");
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    let unit = format!("husktest-shared-{first}.scope");
+    assert_eq!(
+        show(&unit, "ActiveState"),
+        "active",
+        "first container's unit was stopped"
+    );
+    sd_ok(&h, &["delete", "--force", &first]);
+    assert!(!unit_loaded(&unit));
+}
