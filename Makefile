@@ -9,7 +9,7 @@ OUT = $(abspath $(or $(CARGO_TARGET_DIR),target))/$(or $(HOST_TUPLE),$(error rus
 HUSK_RELEASE = $(OUT)/release/husk
 DEMO_DIR ?= /var/tmp/husk-demo
 
-.PHONY: all build release deps demo test unit integration cgroup-v2 criu-vm e2e cri lint clean man completions install soak
+.PHONY: all build release deps demo test unit integration cgroup-v2 criu-vm systemd-vm e2e cri lint clean man completions install soak
 
 all: release
 
@@ -76,6 +76,11 @@ cgroup-v2:
 criu-vm:
 	tests/vm/run-criu-tests.sh
 
+# The systemd cgroup driver (--systemd-cgroup) under a real systemd: one boot of the tests/vm
+# VM with systemd as PID 1 (tests/vm/systemd/run.sh; prints its time).
+systemd-vm:
+	tests/vm/systemd/run.sh
+
 # Podman, containerd and Docker driving husk as their runtime (integration/README.md); the same
 # suites against runc prove the suites themselves.
 e2e: build
@@ -88,7 +93,7 @@ e2e: build
 cri: build
 	integration/run.sh --runtime $(OUT)/debug/husk cri
 
-test: deps lint unit integration cgroup-v2 criu-vm e2e cri conformance
+test: deps lint unit integration cgroup-v2 criu-vm systemd-vm e2e cri conformance
 
 clean:
 	$(CARGO) clean

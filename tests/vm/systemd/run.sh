@@ -1,0 +1,75 @@
+#!/bin/bash
+# tests/vm/systemd/run.sh - the systemd cgroup driver's tests under a real systemd: boots the
+# qemu VM of tests/vm once with systemd as PID 1 (host / overlaid, cgroup v2) and runs
+# tests/tests/systemd.rs there with --systemd-cgroup containers. `make systemd-vm`.
+#
+# Private state (never shared with the other tests/vm lanes):
+#   HUSK_SDVM_CACHE   kernel + initramfs with this lane's /init  (default /var/cache/husk-vm-systemd)
+#   CARGO_TARGET_DIR  test binaries (default /var/tmp/husk-target-vm-systemd; not under /tmp)
+# Extra arguments go to the test binary (e.g. a test name filter).
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+VM=$(cd "$HERE/.." && pwd)
+REPO=$(cd "$VM/../.." && pwd)
+T0=$(date +%s)
+say() { printf 'systemd-vm: %s\n' "$*" >&2; }
+
+[ "$(id -u)" = 0 ] || { say "skipped: needs root (qemu with 9p passthrough)"; exit 0; }
+if [ ! -x /lib/systemd/systemd ]; then
+    say "skipped: systemd is not installed on this host (the guest boots the host's /lib/systemd/systemd)"
+    exit 0
+fi
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/husk-target-vm-systemd}
+case $CARGO_TARGET_DIR in
+    /tmp | /tmp/*) say "CARGO_TARGET_DIR must not be under /tmp (the guest mounts its own)"; exit 2 ;;
+esac
+CACHE=${HUSK_SDVM_CACHE:-/var/cache/husk-vm-systemd}
+
+# The kernel and initramfs: tests/vm/setup.sh into the private cache (reusing the kernel
+# package of the shared v2vm cache when it is there), then this lane's /init on top.
+if [ ! -f "$CACHE/systemd-stamp" ] || [ "$VM/setup.sh" -nt "$CACHE/systemd-stamp" ] ||
+   [ "$VM/guest-init.sh" -nt "$CACHE/systemd-stamp" ] || [ "$HERE/init.sh" -nt "$CACHE/systemd-stamp" ] ||
+   ! command -v qemu-system-x86_64 >/dev/null; then
+    mkdir -p "$CACHE"
+    rm -f "$CACHE/systemd-stamp"
+    for deb in "${V2VM_CACHE:-/var/cache/v2vm}"/linux-image-*.deb; do
+        [ -f "$deb" ] && [ ! -f "$CACHE/$(basename "$deb")" ] && cp "$deb" "$CACHE/"
+    done
+    V2VM_CACHE=$CACHE "$VM/setup.sh"
+    layer=$(mktemp -d /var/tmp/husk-sdvm-layer.XXXXXX)
+    trap 'rm -rf "$layer"' EXIT
+    # The v2vm init stays as /init.v2vm (its stage 1 is reused); later cpio archives in an
+    # initramfs override earlier ones, so the combined image's /init is this lane's.
+    gzip -dc "$CACHE/initramfs.gz" | (cd "$layer" && cpio -id --quiet init)
+    mkdir -p "$layer/root"
+    mv "$layer/init" "$layer/root/init.v2vm"
+    cp "$HERE/init.sh" "$layer/root/init"
+    chmod 755 "$layer/root/init" "$layer/root/init.v2vm"
+    (cd "$layer/root" && printf '%s\n' init init.v2vm | cpio -o -H newc --quiet -R 0:0) |
+        gzip -9 >> "$CACHE/initramfs.gz"
+    date -u +%FT%TZ > "$CACHE/systemd-stamp"
+    rm -rf "$layer"; trap - EXIT
+fi
+
+cd "$REPO"
+cargo build -q -p husk
+export HUSK="$CARGO_TARGET_DIR/$(rustc -vV | sed -n 's/^host: //p')/debug/husk"
+[ -n "${HUSK_SDVM_WRAPPER:-}" ] && HUSK=$HUSK_SDVM_WRAPPER   # e.g. a strace wrapper, for debugging
+BIN=$(cargo test -q -p husk-tests --test systemd --no-run --message-format=json 2>/dev/null |
+      grep -o '"executable":"[^"]*"' | sed 's/^"executable":"//; s/"$//' | tail -n1)
+[ -n "$BIN" ] || { say "test binary not built"; exit 1; }
+T1=$(date +%s)
+
+# shellcheck disable=SC2016 # expanded by the guest's bash
+RUNNER='set -u
+echo "guest: systemd $(systemctl --version | head -n1 | cut -d" " -f2), PID 1 = $(cat /proc/1/comm), cgroup $(stat -f -c %T /sys/fs/cgroup)"
+[ -d /run/systemd/system ] || { echo "systemd did not come up as PID 1" >&2; exit 1; }
+timeout -k 5 300 "$@" --test-threads=1'
+rc=0
+V2VM_CACHE=$CACHE V2VM_TIMEOUT=${V2VM_TIMEOUT:-420} \
+V2VM_PASS_ENV="${V2VM_PASS_ENV:-PATH HOME USER LANG LC_* TERM CI RUST* CARGO* NO_COLOR HUSK}" \
+    "$VM/run-in-v2vm.sh" "$REPO" bash -c "$RUNNER" _ "$BIN" "$@" || rc=$?
+T2=$(date +%s)
+say "build $((T1 - T0)) s, VM (boot + tests) $((T2 - T1)) s, total $((T2 - T0)) s; exit $rc"
+exit $rc
