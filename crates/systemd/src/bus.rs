@@ -15,6 +15,9 @@ const METHOD_CALL: u8 = 1;
 const METHOD_RETURN: u8 = 2;
 const ERROR: u8 = 3;
 const SIGNAL: u8 = 4;
+/// How long systemd may take to answer a call (it answers at once unless it is very busy,
+/// e.g. right after boot under emulation).
+const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A received message: its type, the header fields husk looks at, and its decoded body.
 #[derive(Debug)]
@@ -52,7 +55,7 @@ impl Bus {
             path: path.into(),
             err,
         })?;
-        let _ = sock.set_read_timeout(Some(Duration::from_secs(30)));
+        let _ = sock.set_read_timeout(Some(CALL_TIMEOUT));
         let mut bus = Bus {
             sock: BufReader::new(sock),
             path: path.into(),
@@ -120,8 +123,24 @@ impl Bus {
         let serial = self.serial;
         let msg = marshal(serial, c);
         self.sock.get_mut().write_all(&msg).map_err(self.io())?;
+        // A signal wait may have left a shorter timeout behind.
+        let _ = self.sock.get_ref().set_read_timeout(Some(CALL_TIMEOUT));
         loop {
-            let m = self.read_message()?;
+            let m = self.read_message().map_err(|e| match e {
+                SystemdError::Io { err, .. }
+                    if matches!(
+                        err.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    SystemdError::Protocol(format!(
+                        "no answer to {} within {}s",
+                        c.member,
+                        CALL_TIMEOUT.as_secs()
+                    ))
+                }
+                e => e,
+            })?;
             match (m.kind, m.reply_serial) {
                 (METHOD_RETURN, Some(s)) if s == serial => return Ok(m.body),
                 (ERROR, Some(s)) if s == serial => {
