@@ -220,6 +220,20 @@ fn failures_leave_no_unit() {
     assert!(err.contains("org.systemd.property.TimeoutStopSec"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(!unit_loaded(&format!("husktest-{id2}.scope")));
+    // 3. A property systemd refuses: its error in one line, no unit.
+    let id3 = unique("sdref");
+    let b = Bundle::new(&["true"], |c| {
+        c["linux"]["cgroupsPath"] = json!(format!(":husktest:{id3}"));
+        c["annotations"] = json!({"org.systemd.property.NoSuchHuskProperty": "uint64 1"});
+    });
+    let (ok, err) = sd_create(&h, &id3, &b);
+    assert!(!ok, "systemd accepted an unknown property");
+    assert!(
+        err.contains("StartTransientUnit") && err.contains("NoSuchHuskProperty"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!unit_loaded(&format!("husktest-{id3}.scope")));
     // 3. A bad cgroupsPath.
     let b = Bundle::new(&["true"], |c| {
         c["linux"]["cgroupsPath"] = json!("/not/systemd/form");
@@ -249,4 +263,21 @@ fn failures_leave_no_unit() {
     );
     sd_ok(&h, &["delete", "--force", &first]);
     assert!(!unit_loaded(&unit));
+}
+
+/// Where systemd is not running the flag fails in one line and leaves nothing behind.
+#[test]
+fn without_systemd_one_clear_line() {
+    if Path::new("/run/systemd/system").exists() {
+        eprintln!("skipped: systemd is running here");
+        return;
+    }
+    let h = Husk::new();
+    let id = unique("nosd");
+    let b = Bundle::new(&["true"], |_| {});
+    let (ok, err) = sd_create(&h, &id, &b);
+    assert!(!ok);
+    assert!(err.contains("systemd is not running"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!h.root.join(&id).exists(), "state left behind");
 }
