@@ -425,7 +425,16 @@ impl Manager {
     /// briefly while exiting processes drain. Already removed directories are fine.
     pub fn destroy(&self) -> Result<(), CgroupError> {
         if let Driver::Systemd { unit, .. } = &self.driver {
-            systemd::connect()?.stop(unit).map_err(systemd::err)?;
+            match systemd::connect()?.stop(unit) {
+                Ok(()) => {}
+                // systemd stayed silent but the unit's cgroup is gone: nothing is left.
+                Err(e @ husk_systemd::SystemdError::NoAnswer { .. })
+                    if self.v2_dir().is_some_and(|d| !d.exists()) =>
+                {
+                    tracing::warn!("{e}; its cgroup is gone already");
+                }
+                Err(e) => return Err(systemd::err(e)),
+            }
         }
         // Once one hierarchy stayed busy through the retries the processes are still alive,
         // so the others are tried once only.

@@ -38,6 +38,8 @@ pub struct Bus {
     serial: u32,
     through_daemon: bool,
     signals: VecDeque<Message>,
+    /// How long a call may wait for its answer.
+    pub call_timeout: Duration,
 }
 
 pub struct Call<'a> {
@@ -62,6 +64,7 @@ impl Bus {
             serial: 0,
             through_daemon,
             signals: VecDeque::new(),
+            call_timeout: CALL_TIMEOUT,
         };
         bus.auth()?;
         if through_daemon {
@@ -124,7 +127,10 @@ impl Bus {
         let msg = marshal(serial, c);
         self.sock.get_mut().write_all(&msg).map_err(self.io())?;
         // A signal wait may have left a shorter timeout behind.
-        let _ = self.sock.get_ref().set_read_timeout(Some(CALL_TIMEOUT));
+        let _ = self
+            .sock
+            .get_ref()
+            .set_read_timeout(Some(self.call_timeout));
         loop {
             let m = self.read_message().map_err(|e| match e {
                 SystemdError::Io { err, .. }
@@ -133,11 +139,11 @@ impl Bus {
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                     ) =>
                 {
-                    SystemdError::Protocol(format!(
-                        "no answer to {} within {}s",
-                        c.member,
-                        CALL_TIMEOUT.as_secs()
-                    ))
+                    SystemdError::NoAnswer {
+                        method: "",
+                        unit: String::new(),
+                        secs: self.call_timeout.as_secs(),
+                    }
                 }
                 e => e,
             })?;

@@ -12,6 +12,13 @@ pub enum SystemdError {
     /// Reading or writing the socket failed mid-conversation.
     #[error("D-Bus I/O on {path}: {err}")]
     Io { path: String, err: std::io::Error },
+    /// systemd did not answer a call in time.
+    #[error("systemd did not answer {method} for unit {unit} within {secs}s")]
+    NoAnswer {
+        method: &'static str,
+        unit: String,
+        secs: u64,
+    },
     /// The peer sent something this client does not understand.
     #[error("D-Bus protocol error: {0}")]
     Protocol(String),

@@ -25,6 +25,9 @@ const MANAGER: &str = "org.freedesktop.systemd1.Manager";
 /// How long a unit job may take (runc waits 30 s too).
 const JOB_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long StopUnit may take to answer (see [`Systemd::stop`]).
+pub const STOP_ANSWER: Duration = Duration::from_secs(10);
+
 /// A unit property: name and value.
 pub type Property = (String, Value);
 
@@ -98,6 +101,11 @@ impl Systemd {
                     name,
                     message,
                 },
+                SystemdError::NoAnswer { secs, .. } => SystemdError::NoAnswer {
+                    method,
+                    unit: unit.to_string(),
+                    secs,
+                },
                 e => e,
             })
     }
@@ -137,9 +145,17 @@ impl Systemd {
 
     /// Stops `unit` and waits for it; a unit that no longer exists is fine. Then clears a
     /// failed state so the name is free again.
+    ///
+    /// A failed unit is reset first: systemd 252 never answers StopUnit for a failed unit
+    /// (systemd issue 32312), and a reset one is collected at once. StopUnit gets
+    /// [`STOP_ANSWER`] to answer; the caller decides whether a silent systemd matters.
     pub fn stop(&mut self, unit: &str) -> Result<(), SystemdError> {
+        let _ = self.reset_failed(unit);
         let args = [Value::Str(unit.into()), Value::Str("replace".into())];
-        match self.call("StopUnit", unit, &args) {
+        let saved = std::mem::replace(&mut self.bus.call_timeout, STOP_ANSWER);
+        let answer = self.call("StopUnit", unit, &args);
+        self.bus.call_timeout = saved;
+        match answer {
             Ok(reply) => {
                 let result = self.wait_job(&reply, unit, "stop")?;
                 if result != "done" && result != "skipped" {
