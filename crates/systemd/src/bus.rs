@@ -18,6 +18,8 @@ const SIGNAL: u8 = 4;
 /// How long systemd may take to answer a call (it answers at once unless it is very busy,
 /// e.g. right after boot under emulation).
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// Silence after which a call is nudged (see [`Bus::wait_readable`]).
+const NUDGE_AFTER: Duration = Duration::from_secs(1);
 
 /// A received message: its type, the header fields husk looks at, and its decoded body.
 #[derive(Debug)]
@@ -126,27 +128,10 @@ impl Bus {
         let serial = self.serial;
         let msg = marshal(serial, c);
         self.sock.get_mut().write_all(&msg).map_err(self.io())?;
-        // A signal wait may have left a shorter timeout behind.
-        let _ = self
-            .sock
-            .get_ref()
-            .set_read_timeout(Some(self.call_timeout));
+        let deadline = Instant::now() + self.call_timeout;
         loop {
-            let m = self.read_message().map_err(|e| match e {
-                SystemdError::Io { err, .. }
-                    if matches!(
-                        err.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    SystemdError::NoAnswer {
-                        method: "",
-                        unit: String::new(),
-                        secs: self.call_timeout.as_secs(),
-                    }
-                }
-                e => e,
-            })?;
+            self.wait_readable(deadline)?;
+            let m = self.read_message()?;
             match (m.kind, m.reply_serial) {
                 (METHOD_RETURN, Some(s)) if s == serial => return Ok(m.body),
                 (ERROR, Some(s)) if s == serial => {
@@ -167,6 +152,64 @@ impl Bus {
                 _ => {}
             }
         }
+    }
+
+    /// Waits until a message has started to arrive (nothing is consumed, so a timeout loses
+    /// no bytes). Every second of silence sends a `Peer.Ping`: systemd (seen with 252) can
+    /// leave a call that arrived together with the authentication's BEGIN unprocessed until
+    /// more data comes in; the ping makes it look again. Its answer is skipped as unmatched.
+    fn wait_readable(&mut self, deadline: Instant) -> Result<(), SystemdError> {
+        while self.sock.buffer().is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(SystemdError::NoAnswer {
+                    method: "",
+                    unit: String::new(),
+                    secs: self.call_timeout.as_secs(),
+                });
+            }
+            let _ = self
+                .sock
+                .get_ref()
+                .set_read_timeout(Some(left.min(NUDGE_AFTER)));
+            match self.sock.fill_buf() {
+                Ok([]) => {
+                    return Err(SystemdError::Io {
+                        path: self.path.clone(),
+                        err: std::io::ErrorKind::UnexpectedEof.into(),
+                    })
+                }
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    self.serial += 1;
+                    let ping = marshal(
+                        self.serial,
+                        &Call {
+                            dest: Some("org.freedesktop.systemd1"),
+                            path: "/org/freedesktop/systemd1",
+                            interface: "org.freedesktop.DBus.Peer",
+                            member: "Ping",
+                            args: &[],
+                        },
+                    );
+                    self.sock.get_mut().write_all(&ping).map_err(self.io())?;
+                }
+                Err(err) => {
+                    return Err(SystemdError::Io {
+                        path: self.path.clone(),
+                        err,
+                    })
+                }
+            }
+        }
+        // The rest of the message follows at once.
+        let _ = self.sock.get_ref().set_read_timeout(Some(CALL_TIMEOUT));
+        Ok(())
     }
 
     /// The next signal (queued or newly read) before `deadline`; `None` when it passed.
