@@ -146,9 +146,9 @@ impl Systemd {
     /// Stops `unit` and waits for it; a unit that no longer exists is fine. Then clears a
     /// failed state so the name is free again.
     ///
-    /// A failed unit is reset first: systemd 252 never answers StopUnit for a failed unit
-    /// (systemd issue 32312), and a reset one is collected at once. StopUnit gets
-    /// [`STOP_ANSWER`] to answer; the caller decides whether a silent systemd matters.
+    /// A failed unit is reset first, so systemd collects it at once (and StopUnit on a
+    /// failed unit has been seen to hang with systemd 252: systemd issue 32312). StopUnit
+    /// gets [`STOP_ANSWER`] to answer; the caller decides whether a silent systemd matters.
     pub fn stop(&mut self, unit: &str) -> Result<(), SystemdError> {
         let _ = self.reset_failed(unit);
         let args = [Value::Str(unit.into()), Value::Str("replace".into())];
