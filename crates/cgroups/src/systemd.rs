@@ -249,6 +249,36 @@ mod tests {
     }
 
     #[test]
+    fn driver_is_recorded_in_the_state_file() {
+        let m = crate::Manager {
+            mode: crate::Mode::Unified,
+            paths: [(
+                String::new(),
+                "/sys/fs/cgroup/system.slice/p-x.scope".into(),
+            )]
+            .into(),
+            unified_mount: Some("/sys/fs/cgroup".into()),
+            driver: Driver::Systemd {
+                unit: "p-x.scope".into(),
+                slice: "system.slice".into(),
+                annotations: vec![("org.systemd.property.A".into(), "1".into())],
+            },
+        };
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(
+            json.contains(r#""driver":{"systemd":{"unit":"p-x.scope""#),
+            "{json}"
+        );
+        assert!(!json.contains("annotations"), "{json}");
+        let back: crate::Manager = serde_json::from_str(&json).unwrap();
+        assert!(back.made_around_pid());
+        // State files of cgroupfs containers carry no driver and read back as cgroupfs.
+        let fs = json.split(r#","driver""#).next().unwrap().to_string() + "}";
+        let back: crate::Manager = serde_json::from_str(&fs).unwrap();
+        assert_eq!(back.driver(), &Driver::Fs);
+    }
+
+    #[test]
     fn scope_properties_carry_pid_and_annotations() {
         let ann = vec![(
             "org.systemd.property.TimeoutStopSec".to_string(),

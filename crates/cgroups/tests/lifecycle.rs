@@ -88,9 +88,10 @@ fn paths_resolve_like_runc_without_touching_anything() {
         }
     }
     let err = Manager::new(&layout, "c1", Some("system.slice:husk:c1"), true).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "systemd cgroup driver: systemd is not running on this host"
+    assert!(
+        err.to_string()
+            .starts_with("systemd cgroup driver: systemd is not running on this host"),
+        "{err}"
     );
     let err = Manager::new(&layout, "c1", Some("/"), false).unwrap_err();
     assert!(matches!(err, CgroupError::Config(_)), "{err}");
