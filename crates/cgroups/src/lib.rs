@@ -74,20 +74,7 @@ impl Manager {
         systemd: bool,
     ) -> Result<Manager, CgroupError> {
         if systemd {
-            let (place, dir) = systemd::resolve(layout, id, cgroups_path)?;
-            let Layout::Unified { mount } = layout else {
-                unreachable!("systemd::resolve accepts cgroup v2 layouts only");
-            };
-            return Ok(Manager {
-                mode: Mode::Unified,
-                paths: BTreeMap::from([(String::new(), dir)]),
-                unified_mount: Some(mount.clone()),
-                driver: Driver::Systemd {
-                    unit: place.unit,
-                    slice: place.slice,
-                    annotations: Vec::new(),
-                },
-            });
+            return Manager::new_systemd(layout, id, cgroups_path);
         }
         let path = cgroups_path.filter(|p| !p.is_empty()).unwrap_or(id);
         let (comps, absolute) = layout::clean(path);
@@ -156,6 +143,30 @@ impl Manager {
             paths,
             unified_mount,
             driver: Driver::Fs,
+        })
+    }
+
+    /// The systemd driver's [`Manager`]; cold, so the cgroupfs path's pages stay as they were.
+    #[cold]
+    #[inline(never)]
+    fn new_systemd(
+        layout: &Layout,
+        id: &str,
+        cgroups_path: Option<&str>,
+    ) -> Result<Manager, CgroupError> {
+        let (place, dir) = systemd::resolve(layout, id, cgroups_path)?;
+        let Layout::Unified { mount } = layout else {
+            unreachable!("systemd::resolve accepts cgroup v2 layouts only");
+        };
+        Ok(Manager {
+            mode: Mode::Unified,
+            paths: BTreeMap::from([(String::new(), dir)]),
+            unified_mount: Some(mount.clone()),
+            driver: Driver::Systemd {
+                unit: place.unit,
+                slice: place.slice,
+                annotations: Vec::new(),
+            },
         })
     }
 
@@ -296,6 +307,19 @@ impl Manager {
     /// the job, then `resources` are written as by `create`. If anything fails the unit is
     /// stopped again. Nothing to do for the cgroupfs driver (the init was born inside).
     pub fn enter(&self, pid: i32, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
+        if self.driver.is_fs() {
+            return Ok(());
+        }
+        self.enter_systemd(pid, resources)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn enter_systemd(
+        &self,
+        pid: i32,
+        resources: Option<&LinuxResources>,
+    ) -> Result<(), CgroupError> {
         let Driver::Systemd {
             unit,
             slice,
@@ -395,12 +419,8 @@ impl Manager {
     /// are written.
     pub fn apply(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
         self.validate(resources)?;
-        if let Driver::Systemd { unit, .. } = &self.driver {
-            let props = systemd::resource_properties(resources)?;
-            if !props.is_empty() {
-                let mut sd = systemd::connect()?;
-                sd.set_properties(unit, &props).map_err(systemd::err)?;
-            }
+        if !self.driver.is_fs() {
+            self.apply_systemd(resources)?;
         }
         match (self.mode, self.v2_dir()) {
             (Mode::Unified, Some(dir)) => v2::apply_v2(dir, resources, v2::Phase::Update),
@@ -421,20 +441,46 @@ impl Manager {
             .unwrap_or(0))
     }
 
+    /// `update` with the systemd driver: the unit's properties first (as runc).
+    #[cold]
+    #[inline(never)]
+    fn apply_systemd(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        let Driver::Systemd { unit, .. } = &self.driver else {
+            return Ok(());
+        };
+        let props = systemd::resource_properties(resources)?;
+        if !props.is_empty() {
+            let mut sd = systemd::connect()?;
+            sd.set_properties(unit, &props).map_err(systemd::err)?;
+        }
+        Ok(())
+    }
+
+    /// Stops the systemd driver's unit.
+    #[cold]
+    #[inline(never)]
+    fn stop_systemd(&self) -> Result<(), CgroupError> {
+        let Driver::Systemd { unit, .. } = &self.driver else {
+            return Ok(());
+        };
+        match systemd::connect()?.stop(unit) {
+            Ok(()) => {}
+            // systemd stayed silent but the unit's cgroup is gone: nothing is left.
+            Err(e @ husk_systemd::SystemdError::NoAnswer { .. })
+                if self.v2_dir().is_some_and(|d| !d.exists()) =>
+            {
+                tracing::warn!("{e}; its cgroup is gone already");
+            }
+            Err(e) => return Err(systemd::err(e)),
+        }
+        Ok(())
+    }
+
     /// Removes the container's cgroup (and any sub-cgroups) in every hierarchy, waiting
     /// briefly while exiting processes drain. Already removed directories are fine.
     pub fn destroy(&self) -> Result<(), CgroupError> {
-        if let Driver::Systemd { unit, .. } = &self.driver {
-            match systemd::connect()?.stop(unit) {
-                Ok(()) => {}
-                // systemd stayed silent but the unit's cgroup is gone: nothing is left.
-                Err(e @ husk_systemd::SystemdError::NoAnswer { .. })
-                    if self.v2_dir().is_some_and(|d| !d.exists()) =>
-                {
-                    tracing::warn!("{e}; its cgroup is gone already");
-                }
-                Err(e) => return Err(systemd::err(e)),
-            }
+        if !self.driver.is_fs() {
+            self.stop_systemd()?;
         }
         // Once one hierarchy stayed busy through the retries the processes are still alive,
         // so the others are tried once only.
