@@ -30,6 +30,7 @@ use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
 pub use error::CgroupError;
+pub use husk_systemd::Instance as SystemdInstance;
 pub use layout::{detect, Hierarchy, Layout, CGROUP_ROOT};
 pub use stats::Stats;
 pub use systemd::Driver;
@@ -65,16 +66,17 @@ impl Manager {
     /// an absolute `cgroups_path` is taken below each hierarchy's root; a relative one below
     /// this process's own cgroup (v1: per hierarchy; v2: its parent, which has no processes);
     /// none or empty means the relative path `<id>` (runc has no default parent).
-    /// With `systemd` (`--systemd-cgroup`), `cgroups_path` is runc's `slice:prefix:name`
-    /// and the cgroup is the unit's (cgroup v2 hosts). Touches nothing.
+    /// With `systemd` (`--systemd-cgroup`: the system's or, rootless, the user's manager),
+    /// `cgroups_path` is runc's `slice:prefix:name` and the cgroup is the unit's (cgroup v2
+    /// hosts). Touches nothing (a user's manager is asked where its cgroup is).
     pub fn new(
         layout: &Layout,
         id: &str,
         cgroups_path: Option<&str>,
-        systemd: bool,
+        systemd: Option<SystemdInstance>,
     ) -> Result<Manager, CgroupError> {
-        if systemd {
-            return Manager::new_systemd(layout, id, cgroups_path);
+        if let Some(instance) = systemd {
+            return Manager::new_systemd(layout, id, cgroups_path, instance);
         }
         let path = cgroups_path.filter(|p| !p.is_empty()).unwrap_or(id);
         let (comps, absolute) = layout::clean(path);
@@ -153,8 +155,9 @@ impl Manager {
         layout: &Layout,
         id: &str,
         cgroups_path: Option<&str>,
+        instance: SystemdInstance,
     ) -> Result<Manager, CgroupError> {
-        let (place, dir) = systemd::resolve(layout, id, cgroups_path)?;
+        let (place, dir) = systemd::resolve(layout, id, cgroups_path, instance)?;
         let Layout::Unified { mount } = layout else {
             unreachable!("systemd::resolve accepts cgroup v2 layouts only");
         };
@@ -165,6 +168,7 @@ impl Manager {
             driver: Driver::Systemd {
                 unit: place.unit,
                 slice: place.slice,
+                user: instance == SystemdInstance::User,
                 annotations: Vec::new(),
             },
         })
@@ -324,12 +328,13 @@ impl Manager {
             unit,
             slice,
             annotations,
+            ..
         } = &self.driver
         else {
             return Ok(());
         };
         let props = systemd::unit_properties(unit, slice, pid, resources, annotations)?;
-        let mut sd = systemd::connect()?;
+        let mut sd = systemd::connect(self.driver.instance())?;
         sd.start_transient(unit, &props).map_err(systemd::err)?;
         let mut created = Vec::new();
         self.create_inner(resources, &mut created).inspect_err(|_| {
@@ -450,7 +455,7 @@ impl Manager {
         };
         let props = systemd::resource_properties(resources)?;
         if !props.is_empty() {
-            let mut sd = systemd::connect()?;
+            let mut sd = systemd::connect(self.driver.instance())?;
             sd.set_properties(unit, &props).map_err(systemd::err)?;
         }
         Ok(())
@@ -463,7 +468,7 @@ impl Manager {
         let Driver::Systemd { unit, .. } = &self.driver else {
             return Ok(());
         };
-        match systemd::connect()?.stop(unit) {
+        match systemd::connect(self.driver.instance())?.stop(unit) {
             Ok(()) => {}
             // systemd stayed silent but the unit's cgroup is gone: nothing is left.
             Err(e @ husk_systemd::SystemdError::NoAnswer { .. })

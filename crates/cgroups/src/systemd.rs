@@ -6,7 +6,9 @@
 
 use std::path::Path;
 
-use husk_systemd::{cpuset_mask, prop_u64, Property, Systemd, SystemdError, UnitPlace, Value};
+use husk_systemd::{
+    cpuset_mask, prop_u64, Instance, Property, Systemd, SystemdError, UnitPlace, Value,
+};
 use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +28,9 @@ pub enum Driver {
     Systemd {
         unit: String,
         slice: String,
+        /// The unit belongs to the user's manager (rootless), not the system's.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        user: bool,
         /// `org.systemd.property.*` annotations (only needed while creating).
         #[serde(default, skip_serializing)]
         annotations: Vec<(String, String)>,
@@ -36,17 +41,27 @@ impl Driver {
     pub(crate) fn is_fs(&self) -> bool {
         *self == Driver::Fs
     }
+
+    /// The manager a systemd driver's unit belongs to.
+    pub(crate) fn instance(&self) -> Instance {
+        match self {
+            Driver::Systemd { user: true, .. } => Instance::User,
+            _ => Instance::System,
+        }
+    }
 }
 
 pub(crate) fn err(e: SystemdError) -> CgroupError {
     CgroupError::Systemd(e.to_string())
 }
 
-/// The unit and cgroup directory for `cgroups_path` on this host.
+/// The unit and cgroup directory for `cgroups_path` on this host. A user's manager is asked
+/// where its own cgroup is (its slices live below it), as runc does.
 pub(crate) fn resolve(
     layout: &Layout,
     id: &str,
     cgroups_path: Option<&str>,
+    instance: Instance,
 ) -> Result<(UnitPlace, std::path::PathBuf), CgroupError> {
     if !Path::new("/run/systemd/system").exists() {
         return Err(CgroupError::Systemd(
@@ -55,11 +70,24 @@ pub(crate) fn resolve(
     }
     let Layout::Unified { mount } = layout else {
         return Err(CgroupError::Systemd(
-            "cgroup v1 and hybrid hosts are not supported yet (cgroup v2 only)".into(),
+            "this host mounts cgroup v1 (legacy or hybrid); husk's systemd driver needs a \
+             cgroup v2 (unified) host: use the cgroupfs driver (no --systemd-cgroup), or boot \
+             with systemd.unified_cgroup_hierarchy=1"
+                .into(),
         ));
     };
-    let place = husk_systemd::place(id, cgroups_path).map_err(err)?;
-    let dir = layout::join(mount, &place.cgroup);
+    let (default_slice, base) = match instance {
+        Instance::System => ("system.slice", String::new()),
+        Instance::User => (
+            "user.slice",
+            connect(instance)?.manager_cgroup().map_err(err)?,
+        ),
+    };
+    let place = husk_systemd::place(id, cgroups_path, default_slice).map_err(err)?;
+    let dir = layout::join(
+        mount,
+        &format!("{}{}", base.trim_end_matches('/'), place.cgroup),
+    );
     Ok((place, dir))
 }
 
@@ -195,8 +223,8 @@ fn unified_properties(
     Ok(())
 }
 
-pub(crate) fn connect() -> Result<Systemd, CgroupError> {
-    Systemd::connect().map_err(err)
+pub(crate) fn connect(instance: Instance) -> Result<Systemd, CgroupError> {
+    Systemd::connect(instance).map_err(err)
 }
 
 #[cfg(test)]
@@ -261,6 +289,7 @@ mod tests {
             driver: Driver::Systemd {
                 unit: "p-x.scope".into(),
                 slice: "system.slice".into(),
+                user: false,
                 annotations: vec![("org.systemd.property.A".into(), "1".into())],
             },
         };

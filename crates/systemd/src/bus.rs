@@ -93,10 +93,7 @@ impl Bus {
     }
 
     fn auth(&mut self) -> Result<(), SystemdError> {
-        // The uid the peer will see in SO_PEERCRED: our effective uid, owner of /proc/self.
-        let uid = std::fs::metadata("/proc/self")
-            .map(|m| m.uid())
-            .unwrap_or(0);
+        let uid = host_uid();
         let hex: String = uid
             .to_string()
             .bytes()
@@ -291,6 +288,29 @@ impl Bus {
     }
 }
 
+/// The uid the peer sees in SO_PEERCRED: our effective uid (owner of /proc/self) as the
+/// initial user namespace knows it (husk may run in a user namespace: rootless Podman).
+pub fn host_uid() -> u32 {
+    let uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
+    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    outside_uid(&map, uid).unwrap_or(uid)
+}
+
+/// `uid` mapped through a `uid_map` text ("inside outside count" lines).
+fn outside_uid(map: &str, uid: u32) -> Option<u32> {
+    map.lines().find_map(|l| {
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let [inside, outside, count] = f[..] else {
+            return None;
+        };
+        let off = u64::from(uid).checked_sub(inside).filter(|&o| o < count)?;
+        u32::try_from(outside + off).ok()
+    })
+}
+
 /// A method call message with serial `serial`.
 fn marshal(serial: u32, c: &Call<'_>) -> Vec<u8> {
     let sig: String = c.args.iter().map(Value::signature).collect();
@@ -325,6 +345,14 @@ fn marshal(serial: u32, c: &Call<'_>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uids_map_to_the_host() {
+        assert_eq!(outside_uid("0 1000 1\n1 100000 65536\n", 0), Some(1000));
+        assert_eq!(outside_uid("0 1000 1\n1 100000 65536\n", 5), Some(100004));
+        assert_eq!(outside_uid("0 0 4294967295\n", 7), Some(7));
+        assert_eq!(outside_uid("0 1000 1\n", 3), None);
+    }
 
     #[test]
     fn call_header_is_padded_and_parsable() {

@@ -19,6 +19,42 @@ pub use wire::Value;
 
 use bus::{Bus, Call};
 
+/// Connects to `direct` (a manager's private socket, no bus daemon) when it exists, else to
+/// the bus daemon at `bus`.
+fn connect_first(direct: &str, bus: &str) -> Result<Bus, SystemdError> {
+    match Bus::connect(direct, false) {
+        Ok(b) => Ok(b),
+        Err(SystemdError::NoBus { .. }) if !std::path::Path::new(direct).exists() => {
+            Bus::connect(bus, true)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The socket path of a `unix:path=...` D-Bus address (the first one of a list).
+fn unix_path(address: &str) -> Option<String> {
+    address
+        .split(';')
+        .next()?
+        .strip_prefix("unix:")?
+        .split(',')
+        .find_map(|kv| kv.strip_prefix("path="))
+        .map(str::to_string)
+}
+
+/// The user manager's private socket and the session bus, where they would be.
+fn user_sockets() -> (Option<String>, Option<String>) {
+    let runtime = std::env::var("XDG_RUNTIME_DIR")
+        .ok()
+        .filter(|d| !d.is_empty());
+    let private = runtime.as_ref().map(|d| format!("{d}/systemd/private"));
+    let session = std::env::var("DBUS_SESSION_BUS_ADDRESS")
+        .ok()
+        .and_then(|a| unix_path(&a))
+        .or_else(|| runtime.map(|d| format!("{d}/bus")));
+    (private, session)
+}
+
 const DEST: &str = "org.freedesktop.systemd1";
 const PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
@@ -31,38 +67,66 @@ pub const STOP_ANSWER: Duration = Duration::from_secs(10);
 /// A unit property: name and value.
 pub type Property = (String, Value);
 
-/// A connection to the system's (root) systemd manager.
+/// Which systemd manager a container's units belong to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Instance {
+    /// The system's manager (PID 1): husk runs as root.
+    System,
+    /// The calling user's manager (`systemd --user`), reached over the session bus:
+    /// rootless husk, as runc.
+    User,
+}
+
+/// A connection to one systemd manager.
 pub struct Systemd {
     bus: Bus,
 }
 
 impl Systemd {
-    /// Connects as root: systemd's private socket when it exists (no bus daemon needed),
-    /// else the system bus. Rootless use (the user's manager) is not implemented yet.
-    pub fn connect() -> Result<Systemd, SystemdError> {
-        let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").map_err(
-            |err| SystemdError::NoBus {
-                path: "/proc/self".into(),
-                err,
-            },
-        )?);
-        if uid != 0 {
-            return Err(SystemdError::Config(
-                "rootless use (the user's systemd over the session bus) is not supported yet"
-                    .into(),
-            ));
-        }
-        let private = "/run/systemd/private";
-        let bus = match Bus::connect(private, false) {
-            Ok(b) => b,
-            Err(SystemdError::NoBus { .. }) if !std::path::Path::new(private).exists() => {
+    /// Connects to `instance`'s manager. The system's: its private socket when it exists
+    /// (no bus daemon needed), else the system bus. The user's: its private socket under
+    /// `$XDG_RUNTIME_DIR`, else the session bus (`DBUS_SESSION_BUS_ADDRESS`, or
+    /// `$XDG_RUNTIME_DIR/bus`); none of them is one clear error.
+    pub fn connect(instance: Instance) -> Result<Systemd, SystemdError> {
+        let bus = match instance {
+            Instance::System => {
+                if bus::host_uid() != 0 {
+                    return Err(SystemdError::Config(
+                        "the system's systemd manages units for root only (rootless husk uses \
+                         the user's systemd: --rootless)"
+                            .into(),
+                    ));
+                }
                 let system = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
                     .ok()
-                    .and_then(|a| a.strip_prefix("unix:path=").map(str::to_string))
+                    .and_then(|a| unix_path(&a))
                     .unwrap_or_else(|| "/run/dbus/system_bus_socket".into());
-                Bus::connect(&system, true)?
+                connect_first("/run/systemd/private", &system)?
             }
-            Err(e) => return Err(e),
+            Instance::User => {
+                let (private, session) = user_sockets();
+                let exists = |p: &Option<String>| {
+                    p.as_deref()
+                        .is_some_and(|p| std::path::Path::new(p).exists())
+                };
+                if !exists(&private) && !exists(&session) {
+                    return Err(SystemdError::Config(format!(
+                        "rootless --systemd-cgroup needs the user's systemd (systemd --user) on \
+                         the session bus, and there is none: {} (log in, or `loginctl \
+                         enable-linger USER`, and set XDG_RUNTIME_DIR)",
+                        session.map_or_else(
+                            || "neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR is set".into(),
+                            |s| format!("{s} does not exist")
+                        )
+                    )));
+                }
+                match (private, session) {
+                    (Some(p), Some(s)) => connect_first(&p, &s)?,
+                    (Some(p), None) => Bus::connect(&p, false)?,
+                    (None, Some(s)) => Bus::connect(&s, true)?,
+                    (None, None) => unreachable!("checked above"),
+                }
+            }
         };
         let mut sd = Systemd { bus };
         if sd.bus.through_daemon() {
@@ -78,6 +142,26 @@ impl Systemd {
             })?;
         }
         Ok(sd)
+    }
+
+    /// The manager's own cgroup (`ControlGroup`): where a user manager's slices live, e.g.
+    /// `/user.slice/user-1000.slice/user@1000.service`.
+    pub fn manager_cgroup(&mut self) -> Result<String, SystemdError> {
+        let reply = self.bus.call(&Call {
+            dest: Some(DEST),
+            path: PATH,
+            interface: "org.freedesktop.DBus.Properties",
+            member: "Get",
+            args: &[
+                Value::Str(MANAGER.into()),
+                Value::Str("ControlGroup".into()),
+            ],
+        })?;
+        match reply.first() {
+            Some(Value::Variant(v)) => v.as_str().map(str::to_string),
+            _ => None,
+        }
+        .ok_or_else(|| SystemdError::Protocol("ControlGroup is not a string".into()))
     }
 
     fn call(
@@ -287,5 +371,19 @@ mod tests {
         assert_eq!(bytes(cpuset_mask("9").unwrap()), vec![0, 2]);
         assert!(cpuset_mask("3-1").is_err());
         assert!(cpuset_mask("x").is_err());
+    }
+
+    #[test]
+    fn bus_addresses() {
+        assert_eq!(
+            unix_path("unix:path=/run/user/1000/bus,guid=abc").as_deref(),
+            Some("/run/user/1000/bus")
+        );
+        assert_eq!(
+            unix_path("unix:path=/a;unix:path=/b").as_deref(),
+            Some("/a")
+        );
+        assert_eq!(unix_path("unix:abstract=/tmp/x"), None);
+        assert_eq!(unix_path("tcp:host=x"), None);
     }
 }

@@ -24,8 +24,13 @@ impl UnitPlace {
     }
 }
 
-/// Resolves `cgroups_path` (None or empty: `:husk:<id>`) the way runc's systemd driver does.
-pub fn place(id: &str, cgroups_path: Option<&str>) -> Result<UnitPlace, SystemdError> {
+/// Resolves `cgroups_path` (None or empty: `:husk:<id>`) the way runc's systemd driver does;
+/// an empty slice is `default_slice` (`system.slice`, or `user.slice` for a user's manager).
+pub fn place(
+    id: &str,
+    cgroups_path: Option<&str>,
+    default_slice: &str,
+) -> Result<UnitPlace, SystemdError> {
     let (slice, prefix, name) = match cgroups_path.filter(|p| !p.is_empty()) {
         None => ("", "husk", id),
         Some(p) => {
@@ -39,7 +44,7 @@ pub fn place(id: &str, cgroups_path: Option<&str>) -> Result<UnitPlace, SystemdE
         }
     };
     let slice = if slice.is_empty() {
-        "system.slice"
+        default_slice
     } else {
         slice
     };
@@ -131,26 +136,31 @@ mod tests {
 
     #[test]
     fn cgroups_path_forms() {
-        let p = place("c1", Some("system.slice:docker:abc")).unwrap();
+        let p = place("c1", Some("system.slice:docker:abc"), "system.slice").unwrap();
         assert_eq!(p.unit, "docker-abc.scope");
         assert_eq!(p.cgroup, "/system.slice/docker-abc.scope");
-        let p = place("c1", Some(":crio:abc")).unwrap();
+        let p = place("c1", Some(":crio:abc"), "system.slice").unwrap();
         assert_eq!(p.slice, "system.slice");
-        let p = place("c1", None).unwrap();
+        let p = place("c1", None, "system.slice").unwrap();
         assert_eq!(p.unit, "husk-c1.scope");
-        let p = place("c1", Some("kubepods-besteffort.slice:cri-containerd:x")).unwrap();
+        let p = place(
+            "c1",
+            Some("kubepods-besteffort.slice:cri-containerd:x"),
+            "system.slice",
+        )
+        .unwrap();
         assert_eq!(
             p.cgroup,
             "/kubepods.slice/kubepods-besteffort.slice/cri-containerd-x.scope"
         );
-        let p = place("c1", Some("-.slice:p:n")).unwrap();
+        let p = place("c1", Some("-.slice:p:n"), "system.slice").unwrap();
         assert_eq!(p.cgroup, "/p-n.scope");
-        let p = place("c1", Some("a.slice::a-b.slice")).unwrap();
+        let p = place("c1", Some("a.slice::a-b.slice"), "system.slice").unwrap();
         assert!(p.is_slice());
         assert_eq!(p.cgroup, "/a.slice/a-b.slice");
-        assert!(place("c1", Some("/abs/path")).is_err());
-        assert!(place("c1", Some("a:b:c:d")).is_err());
-        assert!(place("c1", Some("bad:p:n")).is_err());
-        assert!(place("c1", Some("system.slice:p:n/x")).is_err());
+        assert!(place("c1", Some("/abs/path"), "system.slice").is_err());
+        assert!(place("c1", Some("a:b:c:d"), "system.slice").is_err());
+        assert!(place("c1", Some("bad:p:n"), "system.slice").is_err());
+        assert!(place("c1", Some("system.slice:p:n/x"), "system.slice").is_err());
     }
 }

@@ -6,7 +6,8 @@
 # Private state (never shared with the other tests/vm lanes):
 #   HUSK_SDVM_CACHE   kernel + initramfs with this lane's /init  (default /var/cache/husk-vm-systemd)
 #   CARGO_TARGET_DIR  test binaries (default /var/tmp/husk-target-vm-systemd; not under /tmp)
-# Extra arguments go to the test binary (e.g. a test name filter).
+# Extra arguments go to the test binary (e.g. a test name filter); --setup only prepares the
+# cache.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VM=$(cd "$HERE/.." && pwd)
@@ -28,14 +29,29 @@ CACHE=${HUSK_SDVM_CACHE:-/var/cache/husk-vm-systemd}
 
 # The kernel and initramfs: tests/vm/setup.sh into the private cache (reusing the kernel
 # package of the shared v2vm cache when it is there), then this lane's /init on top.
+# qemu as run-in-v2vm.sh finds it: V2VM_QEMU, the system's, else the private one setup.sh
+# unpacked into a cache (this lane's, or the shared v2vm one: used, never changed).
+SHARED=${V2VM_CACHE:-/var/cache/v2vm}
+if [ -z "${V2VM_QEMU:-}" ] && ! command -v qemu-system-x86_64 >/dev/null &&
+   [ ! -x "$CACHE/qemu/qemu-system-x86_64" ] && [ -x "$SHARED/qemu/qemu-system-x86_64" ]; then
+    export V2VM_QEMU=$SHARED/qemu/qemu-system-x86_64
+fi
 if [ ! -f "$CACHE/systemd-stamp" ] || [ "$VM/setup.sh" -nt "$CACHE/systemd-stamp" ] ||
    [ "$VM/guest-init.sh" -nt "$CACHE/systemd-stamp" ] || [ "$HERE/init.sh" -nt "$CACHE/systemd-stamp" ] ||
-   ! command -v qemu-system-x86_64 >/dev/null; then
+   { [ -z "${V2VM_QEMU:-}" ] && ! command -v qemu-system-x86_64 >/dev/null &&
+     [ ! -x "$CACHE/qemu/qemu-system-x86_64" ]; }; then
+    [ -L "$CACHE/qemu/qemu-system-x86_64" ] && rm -f "$CACHE/qemu/qemu-system-x86_64"  # dangling
     mkdir -p "$CACHE"
     rm -f "$CACHE/systemd-stamp"
-    for deb in "${V2VM_CACHE:-/var/cache/v2vm}"/linux-image-*.deb; do
+    for deb in "$SHARED"/linux-image-*.deb; do
         [ -f "$deb" ] && [ ! -f "$CACHE/$(basename "$deb")" ] && cp "$deb" "$CACHE/"
     done
+    # With a usable qemu elsewhere, setup.sh must not fetch another one.
+    skip_qemu=
+    [ -n "${V2VM_QEMU:-}" ] && [ ! -x "$CACHE/qemu/qemu-system-x86_64" ] && skip_qemu=1
+    if [ -n "$skip_qemu" ]; then
+        mkdir -p "$CACHE/qemu" && ln -sf "$V2VM_QEMU" "$CACHE/qemu/qemu-system-x86_64"
+    fi
     V2VM_CACHE=$CACHE "$VM/setup.sh"
     layer=$(mktemp -d /var/tmp/husk-sdvm-layer.XXXXXX)
     trap 'rm -rf "$layer"' EXIT
@@ -51,6 +67,8 @@ if [ ! -f "$CACHE/systemd-stamp" ] || [ "$VM/setup.sh" -nt "$CACHE/systemd-stamp
     date -u +%FT%TZ > "$CACHE/systemd-stamp"
     rm -rf "$layer"; trap - EXIT
 fi
+
+[ "${1:-}" = --setup ] && { say "cache ready: $CACHE"; exit 0; }
 
 cd "$REPO"
 cargo build -q -p husk
