@@ -5,7 +5,7 @@
 //! (tests/vm/systemd) runs it; elsewhere every test says it is skipped and why.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use husk_tests::*;
 
@@ -164,6 +164,10 @@ fn lifecycle_update_pause_exec_kill_delete() {
     let ps = h.ok(&["ps", "--format", "json", &id]);
     let pid = h.state(&id)["pid"].as_i64().unwrap();
     assert!(ps.contains(&pid.to_string()), "ps: {ps}");
+    let stats: Value = serde_json::from_str(&h.ok(&["events", "--stats", &id])).unwrap();
+    assert_eq!(stats["type"], "stats");
+    let limit = stats["data"]["memory"]["usage"]["limit"].as_u64();
+    assert_eq!(limit, Some(128 << 20), "events --stats: {stats}");
     h.ok(&["kill", "--all", &id, "KILL"]);
     h.wait_status(&id, "stopped");
     h.ok(&["delete", &id]);
@@ -280,4 +284,73 @@ fn without_systemd_one_clear_line() {
     assert!(err.contains("systemd is not running"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(!h.root.join(&id).exists(), "state left behind");
+}
+
+/// The device rules become the unit's DevicePolicy/DeviceAllow (runc's names: a device by
+/// number, a group from /proc/devices for a wildcard minor); husk's own filter still applies.
+#[test]
+fn devices_become_device_allow() {
+    need_systemd!();
+    let h = Husk::new();
+    let id = unique("sddev");
+    let b = Bundle::new(&["sleep", "1000"], |c| {
+        c["linux"]["cgroupsPath"] = json!(format!(":husktest:{id}"));
+        c["linux"]["resources"]["devices"] = json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"},
+            {"allow": true, "type": "c", "major": 136, "access": "rwm"},
+        ]);
+    });
+    let (ok, err) = sd_create(&h, &id, &b);
+    assert!(ok, "create: {err}");
+    let unit = format!("husktest-{id}.scope");
+    assert_eq!(show(&unit, "DevicePolicy"), "strict");
+    let allow = show(&unit, "DeviceAllow");
+    assert!(allow.contains("/dev/char/1:3 rw"), "DeviceAllow: {allow}");
+    assert!(allow.contains("char-pts rwm"), "DeviceAllow: {allow}");
+    h.ok(&["start", &id]);
+    h.ok(&["exec", &id, "sh", "-c", "echo x > /dev/null"]);
+    sd_ok(&h, &["delete", "--force", &id]);
+    assert!(!unit_loaded(&unit));
+}
+
+/// husk killed by SIGKILL after systemd made the unit, before `state.json` exists: the
+/// footprint names the unit, so `delete --force` stops it.
+#[test]
+fn delete_force_after_killed_create_stops_the_unit() {
+    need_systemd!();
+    let h = Husk::new();
+    let id = unique("sdkill");
+    let b = Bundle::new(&["sleep", "1000"], |c| {
+        c["linux"]["cgroupsPath"] = json!(format!(":husktest:{id}"));
+    });
+    let tmp = h.root.join(&id).join(".state.json.tmp");
+    Command::new("strace")
+        .args(["-qq", "-o", "/dev/null", "-P"])
+        .arg(&tmp)
+        .args(["-e", "trace=rename,renameat,renameat2"])
+        .args([
+            "-e",
+            "inject=rename,renameat,renameat2:signal=SIGKILL:when=1",
+        ])
+        .arg(husk_bin())
+        .arg("--root")
+        .arg(&h.root)
+        .args(["--systemd-cgroup", "create", "--bundle"])
+        .arg(&b.dir)
+        .arg(&id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("strace");
+    assert!(
+        !h.root.join(&id).join("state.json").exists(),
+        "kill missed the rename"
+    );
+    let unit = format!("husktest-{id}.scope");
+    assert_eq!(show(&unit, "ActiveState"), "active", "no unit to clean up");
+    sd_ok(&h, &["delete", "--force", &id]);
+    assert!(!unit_loaded(&unit), "unit left after delete --force");
+    assert!(!h.root.join(&id).exists(), "state left");
 }

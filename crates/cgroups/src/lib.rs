@@ -18,6 +18,7 @@ mod reuse;
 pub mod stats;
 mod sys;
 mod systemd;
+mod systemd_devices;
 mod v1;
 mod v2;
 
@@ -287,7 +288,10 @@ impl Manager {
         for (_, dir) in self.dirs() {
             fsx::mkdir_p(dir, created)?;
         }
-        self.check_usable()?;
+        if self.driver.is_fs() {
+            // A systemd unit is new (systemd refuses an existing name) and holds the init.
+            self.check_usable()?;
+        }
         // Even without resources: v1 cpusets need cpus/mems before any task can join, and
         // v2 controllers are enabled now so that a later `apply` finds their files.
         let none = LinuxResources::default();
@@ -338,6 +342,8 @@ impl Manager {
         sd.start_transient(unit, &props).map_err(systemd::err)?;
         let mut created = Vec::new();
         self.create_inner(resources, &mut created).inspect_err(|_| {
+            // The init may be a pid namespace's init, which ignores systemd's SIGTERM.
+            let _ = self.kill_all(libc::SIGKILL);
             if let Err(e) = sd.stop(unit) {
                 tracing::warn!("cleanup after failed cgroup setup: {e}");
             }

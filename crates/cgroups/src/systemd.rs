@@ -170,6 +170,10 @@ pub(crate) fn resource_properties(r: &LinuxResources) -> Result<Vec<Property>, C
     if let Some(u) = r.unified() {
         unified_properties(&mut p, u)?;
     }
+    if let Some(rules) = r.devices() {
+        let proc_devices = std::fs::read_to_string("/proc/devices").unwrap_or_default();
+        p.extend(crate::systemd_devices::properties(rules, &proc_devices)?);
+    }
     Ok(p)
 }
 

@@ -158,11 +158,14 @@ impl Runtime {
         let dir = p.cleanup.dir.as_ref().expect("present");
         p.footprint.cloned(dir, pid)?;
         if let Some(cg) = p.cgroup.as_ref().filter(|c| c.made_around_pid()) {
-            // The systemd driver: the unit is made around the waiting init (the footprint
-            // names it already, so a killed husk's unit is found and stopped).
+            // The systemd driver: the unit is made around the waiting init, then recorded
+            // (a unit of that name that is not ours is never stopped). Should husk die in
+            // between, the recorded init is killed and systemd drops the empty scope.
             let resources = self.cgroup_resources(&p.bundle.spec);
             cg.enter(pid, resources.as_ref())
                 .map_err(RuntimeError::Cgroup)?;
+            p.cleanup.cgroup = Some(cg.clone());
+            p.footprint.unit_made(dir, cg)?;
             phases.mark("cgroup-unit");
         }
         let mut record = Record {
@@ -242,9 +245,11 @@ impl Runtime {
         };
         let dir = cleanup.dir.as_ref().expect("just set");
         let (cgroup, mut footprint) = self.make_cgroup(id, &bundle, dir)?;
-        cleanup.cgroup.clone_from(&cgroup);
         // The systemd driver makes the cgroup around the init's pid, after the clone.
         let around_pid = cgroup.as_ref().is_some_and(|c| c.made_around_pid());
+        if !around_pid {
+            cleanup.cgroup.clone_from(&cgroup);
+        }
         let clone_cgroup = cgroup
             .as_ref()
             .filter(|_| !around_pid)
@@ -373,6 +378,10 @@ impl Runtime {
                 .and_then(|m| m.with_unit_annotations(spec.annotations().iter().flatten()))
                 .map_err(RuntimeError::Cgroup)?;
         let mut footprint = Footprint::new(id, bundle, &cgroup);
+        if cgroup.made_around_pid() {
+            // Not made yet, and the name may be another container's: recorded once made.
+            footprint.cgroup = None;
+        }
         footprint.save(dir)?;
         let resources = self.cgroup_resources(spec);
         match cgroup.create(resources.as_ref()) {
