@@ -83,10 +83,19 @@ T1=$(date +%s)
 RUNNER='set -u
 echo "guest: systemd $(systemctl --version | head -n1 | cut -d" " -f2), PID 1 = $(cat /proc/1/comm), cgroup $(stat -f -c %T /sys/fs/cgroup)"
 [ -d /run/systemd/system ] || { echo "systemd did not come up as PID 1" >&2; exit 1; }
-timeout -k 5 300 "$@" --test-threads=1'
+timeout -k 5 300 "$@" --test-threads=1; rc=$?
+if [ "$CLIENTS" = 1 ]; then
+    timeout -k 5 600 tests/vm/systemd/clients.sh "$HUSK"; c=$?
+    [ "$rc" -ne 0 ] || rc=$c
+fi
+exit $rc'
+# Podman and containerd (tests/vm/systemd/clients.sh) too, unless a test filter was given or
+# HUSK_SDVM_CLIENTS=0.
+export CLIENTS=${HUSK_SDVM_CLIENTS:-1}
+[ $# -gt 0 ] && CLIENTS=${HUSK_SDVM_CLIENTS:-0}
 rc=0
 V2VM_CACHE=$CACHE V2VM_TIMEOUT=${V2VM_TIMEOUT:-420} \
-V2VM_PASS_ENV="${V2VM_PASS_ENV:-PATH HOME USER LANG LC_* TERM CI RUST* CARGO* NO_COLOR HUSK}" \
+V2VM_PASS_ENV="${V2VM_PASS_ENV:-PATH HOME USER LANG LC_* TERM CI RUST* CARGO* NO_COLOR HUSK CLIENTS}" \
     "$VM/run-in-v2vm.sh" "$REPO" bash -c "$RUNNER" _ "$BIN" "$@" || rc=$?
 T2=$(date +%s)
 say "build $((T1 - T0)) s, VM (boot + tests) $((T2 - T1)) s, total $((T2 - T0)) s; exit $rc"
