@@ -124,6 +124,15 @@ bench-v2: release
 	bench/v2vm.sh $(HUSK_RELEASE) $(OUT)/release/husk-bench $(BENCH_DIR)/bundle \
 		target/bench-v2.json; rc=$$?; rm -rf $(BENCH_DIR); exit $$rc
 
+# `make bench-systemd`: the systemd cgroup driver's cost (bench/drivers.sh): `run` time and peak
+# RSS of husk with and without --systemd-cgroup, in the systemd VM (tests/vm/systemd), and binary
+# size. BENCH_BASE_HUSK=/path/to/older/husk adds that binary, to compare the cgroupfs path.
+.PHONY: bench-systemd
+bench-systemd: release
+	@HUSK=$(HUSK_RELEASE) scripts/mkbundle.sh $(BENCH_DIR)/bundle-sd /bin/true
+	tests/vm/systemd/run.sh --bench $(HUSK_RELEASE) $(BENCH_DIR)/bundle-sd $(BENCH_BASE_HUSK); \
+		rc=$$?; rm -rf $(BENCH_DIR)/bundle-sd; exit $$rc
+
 .PHONY: conformance
 conformance:
 	$(CARGO) build -p husk -p husk-conformance

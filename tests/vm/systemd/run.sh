@@ -7,7 +7,7 @@
 #   HUSK_SDVM_CACHE   kernel + initramfs with this lane's /init  (default /var/cache/husk-vm-systemd)
 #   CARGO_TARGET_DIR  test binaries (default /var/tmp/husk-target-vm-systemd; not under /tmp)
 # Extra arguments go to the test binary (e.g. a test name filter); --setup only prepares the
-# cache.
+# cache; --bench HUSK BUNDLE [BASE_HUSK] runs bench/drivers.sh instead (`make bench-systemd`).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VM=$(cd "$HERE/.." && pwd)
@@ -69,6 +69,26 @@ if [ ! -f "$CACHE/systemd-stamp" ] || [ "$VM/setup.sh" -nt "$CACHE/systemd-stamp
 fi
 
 [ "${1:-}" = --setup ] && { say "cache ready: $CACHE"; exit 0; }
+
+# --bench HUSK BUNDLE [BASE_HUSK]: bench/drivers.sh in one boot, husk with and without
+# --systemd-cgroup (and an older husk, to compare the cgroupfs path), binaries and bundle
+# copied to the guest's tmpfs first (page faults over 9p would dominate otherwise).
+if [ "${1:-}" = --bench ]; then
+    [ $# -ge 3 ] || { say "usage: $0 --bench HUSK BUNDLE [BASE_HUSK]"; exit 2; }
+    husk=$(readlink -f "$2") bundle=$(readlink -f "$3") base=${4:+$(readlink -f "$4")}
+    # shellcheck disable=SC2016 # expanded by the guest's bash
+    GUEST='set -euo pipefail
+mkdir -p /tmp/bin && cp "$1" /tmp/bin/husk && cp -a "$2" /tmp/bundle
+v=(husk=/tmp/bin/husk "husk-systemd=/tmp/bin/husk --systemd-cgroup")
+[ -z "$3" ] || { cp "$3" /tmp/bin/husk-base; v+=(husk-base=/tmp/bin/husk-base); }
+echo "guest: systemd $(systemctl --version | head -n1 | cut -d" " -f2), cgroup $(stat -f -c %T /sys/fs/cgroup); qemu, so only ratios matter"
+for b in /tmp/bin/*; do echo "binary size: $(basename "$b") $(stat -c %s "$b") bytes"; done
+bench/drivers.sh /tmp/bundle "${v[@]}"'
+    V2VM_CACHE=$CACHE V2VM_TIMEOUT=${V2VM_TIMEOUT:-900} \
+    V2VM_PASS_ENV="${V2VM_PASS_ENV:-PATH HOME LANG TERM BENCH_*}" \
+        "$VM/run-in-v2vm.sh" "$REPO" bash -c "$GUEST" _ "$husk" "$bundle" "$base"
+    exit
+fi
 
 cd "$REPO"
 cargo build -q -p husk
