@@ -354,3 +354,141 @@ fn delete_force_after_killed_create_stops_the_unit() {
     assert!(!unit_loaded(&unit), "unit left after delete --force");
     assert!(!h.root.join(&id).exists(), "state left");
 }
+
+const SD_USER: &str = "husksd";
+
+/// The non-root user of the rootless test (created once): uid and gid.
+fn sd_user() -> (u32, u32) {
+    let id = |flag: &str| {
+        Command::new("id")
+            .args([flag, SD_USER])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+    };
+    if id("-u").is_none() {
+        let st = Command::new("useradd")
+            .args(["-m", "-U", "-s", "/bin/sh", SD_USER])
+            .status()
+            .expect("useradd");
+        assert!(st.success() || id("-u").is_some(), "useradd {SD_USER}");
+    }
+    (id("-u").unwrap(), id("-g").unwrap())
+}
+
+/// husk as the user, from the cgroup v2 directory `cgroup` (the user's manager may only move
+/// the init out of a cgroup below the one it owns), with XDG_RUNTIME_DIR `xdg` when given.
+/// Returns success and husk's stderr (through a file: a pipe would stay open in the init).
+fn as_user(dir: &Path, cgroup: &Path, xdg: Option<&Path>, args: &[&str]) -> (bool, String) {
+    let (uid, gid) = sd_user();
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(format!(
+            "echo $$ >{}/cgroup.procs && exec \"$@\"",
+            cgroup.display()
+        ))
+        .args(["sh", "timeout", "60", "setpriv"])
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .args([
+            "--clear-groups",
+            "env",
+            "-i",
+            "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+        ])
+        .arg(format!("HOME=/home/{SD_USER}"));
+    if let Some(x) = xdg {
+        c.arg(format!("XDG_RUNTIME_DIR={}", x.display()));
+    }
+    c.arg(dir.join("husk"))
+        .arg("--root")
+        .arg(dir.join("state"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("husk.err")).unwrap());
+    let st = c.status().expect("setpriv (util-linux)");
+    let err = std::fs::read_to_string(dir.join("husk.err")).unwrap_or_default();
+    (st.success(), err)
+}
+
+/// Rootless with --systemd-cgroup: the user's own manager (systemd --user) makes the scope
+/// below its cgroup (`user.slice` by default), with the limits; without a session bus, one
+/// line saying so and nothing left.
+#[test]
+fn rootless_uses_the_users_manager() {
+    need_systemd!();
+    let (uid, gid) = sd_user();
+    // user-runtime-dir@ asks logind's settings over the system bus: the VM starts no bus.
+    let st = Command::new("systemctl")
+        .args(["start", "dbus.socket", "dbus.service"])
+        .status()
+        .expect("systemctl");
+    assert!(st.success(), "systemctl start dbus failed");
+    let st = Command::new("timeout")
+        .args(["60", "systemctl", "start", &format!("user@{uid}.service")])
+        .status()
+        .expect("systemctl");
+    if !st.success() {
+        let log = Command::new("sh")
+            .arg("-c")
+            .arg(format!("systemctl status --no-pager user-runtime-dir@{uid}.service user@{uid}.service user-{uid}.slice 2>&1; journalctl -b --no-pager 2>&1 | tail -n 30"))
+            .output()
+            .unwrap();
+        panic!(
+            "systemctl start user@{uid}.service failed: {}",
+            stdout(&log)
+        );
+    }
+    let manager = PathBuf::from(format!(
+        "/sys/fs/cgroup/user.slice/user-{uid}.slice/user@{uid}.service"
+    ));
+    let from = manager.join("init.scope");
+    let dir = scratch("sdrootless");
+    busybox_rootfs(&dir.join("rootfs"));
+    std::fs::copy(husk_bin(), dir.join("husk")).unwrap();
+    let id = unique("sdrl");
+    let out = Command::new(husk_bin())
+        .args(["spec", "--rootless"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "spec --rootless: {}", stderr(&out));
+    let mut cfg: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    cfg["process"]["terminal"] = json!(false);
+    cfg["process"]["args"] = json!(["sleep", "1000"]);
+    cfg["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
+    cfg["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+    cfg["linux"]["resources"] = json!({"memory": {"limit": 64 << 20}, "pids": {"limit": 30}});
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    Command::new("chown")
+        .args(["-R", &format!("{uid}:{gid}")])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    let create = ["--systemd-cgroup", "create", "--bundle", ".", &id];
+    // No session bus: one line naming it, no state.
+    let (ok, err) = as_user(&dir, &from, None, &create);
+    assert!(!ok, "create without a session bus succeeded");
+    assert!(err.contains("session bus"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!dir.join("state").join(&id).exists(), "state left");
+    // The user's manager: a scope in user.slice below it, with the limits.
+    let xdg = PathBuf::from(format!("/run/user/{uid}"));
+    let (ok, err) = as_user(&dir, &from, Some(&xdg), &create);
+    assert!(ok, "rootless create: {err}");
+    let scope = manager.join(format!("user.slice/husk-{id}.scope"));
+    assert_eq!(read(&scope, "memory.max"), (64u64 << 20).to_string());
+    assert_eq!(read(&scope, "pids.max"), "30");
+    let procs = read(&scope, "cgroup.procs");
+    assert_eq!(procs.lines().count(), 1, "the init in the scope: {procs}");
+    let (ok, err) = as_user(&dir, &from, Some(&xdg), &["delete", "--force", &id]);
+    assert!(ok, "rootless delete: {err}");
+    assert!(!scope.exists(), "scope left after delete");
+    let _ = Command::new("systemctl")
+        .args(["stop", &format!("user@{uid}.service")])
+        .status();
+}

@@ -68,14 +68,7 @@ pub(crate) fn resolve(
             "systemd is not running on this host (no /run/systemd/system)".into(),
         ));
     }
-    let Layout::Unified { mount } = layout else {
-        return Err(CgroupError::Systemd(
-            "this host mounts cgroup v1 (legacy or hybrid); husk's systemd driver needs a \
-             cgroup v2 (unified) host: use the cgroupfs driver (no --systemd-cgroup), or boot \
-             with systemd.unified_cgroup_hierarchy=1"
-                .into(),
-        ));
-    };
+    let mount = unified_mount(layout)?;
     let (default_slice, base) = match instance {
         Instance::System => ("system.slice", String::new()),
         Instance::User => (
@@ -89,6 +82,21 @@ pub(crate) fn resolve(
         &format!("{}{}", base.trim_end_matches('/'), place.cgroup),
     );
     Ok((place, dir))
+}
+
+/// The v2 mount the driver works on. On v1 and hybrid hosts systemd splits a unit's cgroup
+/// over every hierarchy (and runc's driver with it); husk's driver does not, so it refuses
+/// instead of making a scope whose v1 limits nobody would set.
+fn unified_mount(layout: &Layout) -> Result<&Path, CgroupError> {
+    match layout {
+        Layout::Unified { mount } => Ok(mount),
+        _ => Err(CgroupError::Systemd(
+            "this host mounts cgroup v1 (legacy or hybrid); husk's systemd driver needs a \
+             cgroup v2 (unified) host: use the cgroupfs driver (no --systemd-cgroup), or boot \
+             with systemd.unified_cgroup_hierarchy=1"
+                .into(),
+        )),
+    }
 }
 
 /// The properties of a new unit: placement, delegation, the init's pid, accounting, the
@@ -278,6 +286,34 @@ mod tests {
         let p = resource_properties(&unlimited).unwrap();
         assert!(p.contains(&prop_u64("MemoryMax", u64::MAX)));
         assert!(p.contains(&prop_u64("CPUQuotaPerSecUSec", u64::MAX)));
+    }
+
+    #[test]
+    fn v1_and_hybrid_hosts_are_refused() {
+        let h = |mount: &str| crate::Hierarchy {
+            controllers: vec!["memory".into()],
+            mount: mount.into(),
+            own: "/".into(),
+        };
+        let hybrid = Layout::Hybrid {
+            hierarchies: vec![h("/sys/fs/cgroup/memory")],
+            unified: crate::Hierarchy {
+                controllers: Vec::new(),
+                ..h("/sys/fs/cgroup/unified")
+            },
+        };
+        let v1 = Layout::V1 {
+            hierarchies: vec![h("/sys/fs/cgroup/memory")],
+        };
+        for l in [hybrid, v1] {
+            let e = unified_mount(&l).unwrap_err().to_string();
+            assert!(e.contains("needs a cgroup v2 (unified) host"), "{e}");
+            assert_eq!(e.lines().count(), 1);
+        }
+        let v2 = Layout::Unified {
+            mount: "/sys/fs/cgroup".into(),
+        };
+        assert_eq!(unified_mount(&v2).unwrap(), Path::new("/sys/fs/cgroup"));
     }
 
     #[test]
