@@ -57,11 +57,21 @@ podman_systemd() {
             "$unit: $(systemctl show -p ActiveState -p MemoryMax -p TasksMax "$unit" | tr '\n' ' ')"
     fi
     expect "podman exec" 0 '^ok$' "${P[@]}" exec "$id" echo ok
+    WHY=
     if step "${P[@]}" pause "$id" && out_is paused "${P[@]}" inspect -f '{{.State.Status}}' "$id" &&
         step "${P[@]}" unpause "$id" && out_is running "${P[@]}" inspect -f '{{.State.Status}}' "$id"; then
         pass "podman pause/unpause"
     else fail "podman pause/unpause" "$WHY"; fi
     expect "podman top" 0 'sleep' "${P[@]}" top "$id"
+    WHY=
+    if step "${P[@]}" update --memory 128m --pids-limit 50 "$id" &&
+        [ "$(show "$unit" MemoryMax)" = 134217728 ] && [ "$(show "$unit" TasksMax)" = 50 ]; then
+        pass "podman update sets the scope's properties"
+    else
+        fail "podman update sets the scope's properties" \
+            "${WHY:-$(systemctl show -p MemoryMax -p TasksMax "$unit" | tr '\n' ' ')}"
+    fi
+    WHY=
     if step "${P[@]}" rm -f -t 0 "$id" && gone "$unit"; then
         pass "podman rm leaves no scope"
     else fail "podman rm leaves no scope" "${WHY:-$unit: $(show "$unit" ActiveState)}"; fi
@@ -108,10 +118,12 @@ CONF
         fail "ctr limits are the scope's properties" "$(systemctl show -p ActiveState -p MemoryMax "$unit" | tr '\n' ' ')"
     fi
     expect "ctr task exec" 0 '^ok$' "${C[@]}" task exec --exec-id e1 "$id" echo ok
+    WHY=
     if step "${C[@]}" task pause "$id" && step "${C[@]}" task resume "$id"; then
         pass "ctr task pause/resume"
     else fail "ctr task pause/resume" "$WHY"; fi
     expect "ctr task metrics" 0 'memory' "${C[@]}" task metrics "$id"
+    WHY=
     if step "${C[@]}" task kill -s KILL "$id" && wait_for 20 sh -c "! ${C[*]} task ls | grep -q '^$id .*RUNNING'" &&
         step "${C[@]}" task delete "$id" && step "${C[@]}" container delete "$id" && gone "$unit"; then
         pass "ctr task delete leaves no scope"
