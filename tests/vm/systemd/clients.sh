@@ -64,12 +64,12 @@ podman_systemd() {
     else fail "podman pause/unpause" "$WHY"; fi
     expect "podman top" 0 'sleep' "${P[@]}" top "$id"
     WHY=
-    if step "${P[@]}" update --memory 128m --pids-limit 50 "$id" &&
-        [ "$(show "$unit" MemoryMax)" = 134217728 ] && [ "$(show "$unit" TasksMax)" = 50 ]; then
+    if step "${P[@]}" update --memory 128m --cpus 0.5 "$id" &&
+        [ "$(show "$unit" MemoryMax)" = 134217728 ] && [ "$(show "$unit" CPUQuotaPerSecUSec)" = 500ms ]; then
         pass "podman update sets the scope's properties"
     else
         fail "podman update sets the scope's properties" \
-            "${WHY:-$(systemctl show -p MemoryMax -p TasksMax "$unit" | tr '\n' ' ')}"
+            "${WHY:-$(systemctl show -p MemoryMax -p CPUQuotaPerSecUSec "$unit" | tr '\n' ' ')}"
     fi
     WHY=
     if step "${P[@]}" rm -f -t 0 "$id" && gone "$unit"; then
