@@ -9,7 +9,7 @@ OUT = $(abspath $(or $(CARGO_TARGET_DIR),target))/$(or $(HOST_TUPLE),$(error rus
 HUSK_RELEASE = $(OUT)/release/husk
 DEMO_DIR ?= /var/tmp/husk-demo
 
-.PHONY: all build release deps demo test unit integration cgroup-v2 criu-vm e2e cri lint clean man completions install soak
+.PHONY: all build release deps demo test unit integration cgroup-v2 criu-vm systemd-vm e2e cri lint clean man completions install soak
 
 all: release
 
@@ -76,6 +76,11 @@ cgroup-v2:
 criu-vm:
 	tests/vm/run-criu-tests.sh
 
+# The systemd cgroup driver (--systemd-cgroup) under a real systemd: one boot of the tests/vm
+# VM with systemd as PID 1 (tests/vm/systemd/run.sh; prints its time).
+systemd-vm:
+	tests/vm/systemd/run.sh
+
 # Podman, containerd and Docker driving husk as their runtime (integration/README.md); the same
 # suites against runc prove the suites themselves.
 e2e: build
@@ -89,7 +94,7 @@ e2e: build
 cri: build release
 	CRI_BENCH_RUNTIME=$(HUSK_RELEASE) integration/run.sh --runtime $(OUT)/debug/husk cri
 
-test: deps lint unit integration cgroup-v2 criu-vm e2e cri conformance
+test: deps lint unit integration cgroup-v2 criu-vm systemd-vm e2e cri conformance
 
 clean:
 	$(CARGO) clean
@@ -116,6 +121,15 @@ bench-v2: release
 	@mkdir -p target
 	bench/v2vm.sh $(HUSK_RELEASE) $(OUT)/release/husk-bench $(BENCH_DIR)/bundle \
 		target/bench-v2.json; rc=$$?; rm -rf $(BENCH_DIR); exit $$rc
+
+# `make bench-systemd`: the systemd cgroup driver's cost (bench/drivers.sh): `run` time and peak
+# RSS of husk with and without --systemd-cgroup, in the systemd VM (tests/vm/systemd), and binary
+# size. BENCH_BASE_HUSK=/path/to/older/husk adds that binary, to compare the cgroupfs path.
+.PHONY: bench-systemd
+bench-systemd: release
+	@HUSK=$(HUSK_RELEASE) scripts/mkbundle.sh $(BENCH_DIR)/bundle-sd /bin/true
+	tests/vm/systemd/run.sh --bench $(HUSK_RELEASE) $(BENCH_DIR)/bundle-sd $(BENCH_BASE_HUSK); \
+		rc=$$?; rm -rf $(BENCH_DIR)/bundle-sd; exit $$rc
 
 # `make conformance`: the OCI runtime-spec checks of conformance/ (conformance/README.md)
 # against runc when it is installed (for comparison only), then against husk, whose result

@@ -136,6 +136,10 @@ fn run() -> Result<(), BenchError> {
             .to_string(),
         "peak RSS: max ru_maxrss from wait4 over the runtime process and the children it reaped"
             .to_string(),
+        "husk runs with its default cgroupfs driver here; the systemd driver's cost (run time, \
+         peak RSS, binary size with and without --systemd-cgroup) needs systemd as PID 1: \
+         `make bench-systemd` (bench/README.md)"
+            .to_string(),
     ];
     let mut runtimes = vec![Runtime::new("husk", husk, &work, None)?];
     for (name, bin) in [("runc", runtime::find("runc")), ("crun", crun_bin)] {

@@ -14,9 +14,10 @@ pub enum CgroupError {
     /// The requested settings are invalid or contradict each other.
     #[error("invalid cgroup configuration: {0}")]
     Config(String),
-    /// `--systemd-cgroup` was requested.
+    /// The systemd driver (`--systemd-cgroup`) failed: no bus, unit exists, job failed,
+    /// property refused...
     #[error("systemd cgroup driver: {0}")]
-    Systemd(&'static str),
+    Systemd(String),
     /// The host cannot provide a requested setting (missing file or controller).
     #[error("{0}")]
     Unsupported(String),

@@ -2,8 +2,11 @@
 //! creates them, applies `linux.resources`, moves processes in, freezes, signals, reports
 //! stats and removes them again, on cgroup v1, hybrid and v2 hosts.
 //!
-//! The [`Manager`] holds only resolved paths, so the runtime stores it in its state file and
-//! later invocations (`kill`, `pause`, `events`, `delete`) use it without detecting anything.
+//! The [`Manager`] holds only resolved paths and its [`Driver`], so the runtime stores it in
+//! its state file and later invocations (`kill`, `pause`, `events`, `delete`) use it without
+//! detecting anything. Two drivers decide who makes and removes the cgroup: husk itself
+//! (cgroupfs) or systemd (`--systemd-cgroup`, a transient unit, see `systemd.rs`); the
+//! resource writers and the freezer, kill and stats code are the same for both.
 
 mod common;
 mod devices;
@@ -14,6 +17,8 @@ mod ops;
 mod reuse;
 pub mod stats;
 mod sys;
+mod systemd;
+mod systemd_devices;
 mod v1;
 mod v2;
 
@@ -26,8 +31,10 @@ use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
 pub use error::CgroupError;
+pub use husk_systemd::Instance as SystemdInstance;
 pub use layout::{detect, Hierarchy, Layout, CGROUP_ROOT};
 pub use stats::Stats;
+pub use systemd::Driver;
 
 use fsx::Ver;
 
@@ -50,6 +57,9 @@ pub struct Manager {
     /// Mount point of the v2 hierarchy (v2 and hybrid hosts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     unified_mount: Option<PathBuf>,
+    /// Who makes and removes the cgroup (absent in state files = cgroupfs).
+    #[serde(default, skip_serializing_if = "Driver::is_fs")]
+    driver: Driver,
 }
 
 impl Manager {
@@ -57,21 +67,17 @@ impl Manager {
     /// an absolute `cgroups_path` is taken below each hierarchy's root; a relative one below
     /// this process's own cgroup (v1: per hierarchy; v2: its parent, which has no processes);
     /// none or empty means the relative path `<id>` (runc has no default parent).
-    /// `systemd` is `--systemd-cgroup`, which husk does not implement. Touches nothing.
+    /// With `systemd` (`--systemd-cgroup`: the system's or, rootless, the user's manager),
+    /// `cgroups_path` is runc's `slice:prefix:name` and the cgroup is the unit's (cgroup v2
+    /// hosts). Touches nothing (a user's manager is asked where its cgroup is).
     pub fn new(
         layout: &Layout,
         id: &str,
         cgroups_path: Option<&str>,
-        systemd: bool,
+        systemd: Option<SystemdInstance>,
     ) -> Result<Manager, CgroupError> {
-        if systemd {
-            return Err(CgroupError::Systemd(
-                if Path::new("/run/systemd/system").exists() {
-                    "not supported by husk (use the default cgroupfs driver)"
-                } else {
-                    "systemd is not running on this host"
-                },
-            ));
+        if let Some(instance) = systemd {
+            return Manager::new_systemd(layout, id, cgroups_path, instance);
         }
         let path = cgroups_path.filter(|p| !p.is_empty()).unwrap_or(id);
         let (comps, absolute) = layout::clean(path);
@@ -139,7 +145,65 @@ impl Manager {
             mode,
             paths,
             unified_mount,
+            driver: Driver::Fs,
         })
+    }
+
+    /// The systemd driver's [`Manager`]; cold, so the cgroupfs path's pages stay as they were.
+    #[cold]
+    #[inline(never)]
+    fn new_systemd(
+        layout: &Layout,
+        id: &str,
+        cgroups_path: Option<&str>,
+        instance: SystemdInstance,
+    ) -> Result<Manager, CgroupError> {
+        let (place, dir) = systemd::resolve(layout, id, cgroups_path, instance)?;
+        let Layout::Unified { mount } = layout else {
+            unreachable!("systemd::resolve accepts cgroup v2 layouts only");
+        };
+        Ok(Manager {
+            mode: Mode::Unified,
+            paths: BTreeMap::from([(String::new(), dir)]),
+            unified_mount: Some(mount.clone()),
+            driver: Driver::Systemd {
+                unit: place.unit,
+                slice: place.slice,
+                user: instance == SystemdInstance::User,
+                annotations: Vec::new(),
+            },
+        })
+    }
+
+    /// Keeps the `org.systemd.property.*` annotations for the unit the systemd driver will
+    /// create (checked now, so a bad one fails before anything is made). The cgroupfs
+    /// driver ignores them, as runc does.
+    pub fn with_unit_annotations<'a>(
+        mut self,
+        annotations: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Result<Manager, CgroupError> {
+        if let Driver::Systemd { annotations: a, .. } = &mut self.driver {
+            *a = annotations
+                .into_iter()
+                .filter(|(k, _)| k.starts_with(husk_systemd::ANNOTATION_PREFIX))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            a.sort();
+            husk_systemd::from_annotations(a.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .map_err(systemd::err)?;
+        }
+        Ok(self)
+    }
+
+    pub fn driver(&self) -> &Driver {
+        &self.driver
+    }
+
+    /// Whether the cgroup can only be made once the init exists ([`Manager::enter`]): the
+    /// systemd driver creates its unit around the init's pid. The init is then cloned
+    /// outside it and must wait for the parent before doing anything else.
+    pub fn made_around_pid(&self) -> bool {
+        !self.driver.is_fs()
     }
 
     pub fn mode(&self) -> Mode {
@@ -179,9 +243,13 @@ impl Manager {
 
     /// Creates the cgroup directories (and missing parents) and applies `resources`. On
     /// failure everything this call created is removed again.
+    /// With the systemd driver this only validates: the unit is made by [`Manager::enter`].
     pub fn create(&self, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
         if let Some(r) = resources {
             self.validate(r)?;
+        }
+        if self.made_around_pid() {
+            return Ok(());
         }
         let mut created = Vec::new();
         let result = self.create_inner(resources, &mut created);
@@ -220,7 +288,10 @@ impl Manager {
         for (_, dir) in self.dirs() {
             fsx::mkdir_p(dir, created)?;
         }
-        self.check_usable(created)?;
+        if self.driver.is_fs() {
+            // A systemd unit is new (systemd refuses an existing name) and holds the init.
+            self.check_usable(created)?;
+        }
         // Even without resources: v1 cpusets need cpus/mems before any task can join, and
         // v2 controllers are enabled now so that a later `apply` finds their files.
         let none = LinuxResources::default();
@@ -237,6 +308,46 @@ impl Manager {
             }
             _ => self.apply_v1(r, created),
         }
+    }
+
+    /// Puts `pid` (the new init, still waiting) into the container's cgroup when the driver
+    /// makes the cgroup around it: systemd creates the unit with `pid` in it and waits for
+    /// the job, then `resources` are written as by `create`. If anything fails the unit is
+    /// stopped again. Nothing to do for the cgroupfs driver (the init was born inside).
+    pub fn enter(&self, pid: i32, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
+        if self.driver.is_fs() {
+            return Ok(());
+        }
+        self.enter_systemd(pid, resources)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn enter_systemd(
+        &self,
+        pid: i32,
+        resources: Option<&LinuxResources>,
+    ) -> Result<(), CgroupError> {
+        let Driver::Systemd {
+            unit,
+            slice,
+            annotations,
+            ..
+        } = &self.driver
+        else {
+            return Ok(());
+        };
+        let props = systemd::unit_properties(unit, slice, pid, resources, annotations)?;
+        let mut sd = systemd::connect(self.driver.instance())?;
+        sd.start_transient(unit, &props).map_err(systemd::err)?;
+        let mut created = Vec::new();
+        self.create_inner(resources, &mut created).inspect_err(|_| {
+            // The init may be a pid namespace's init, which ignores systemd's SIGTERM.
+            let _ = self.kill_all(libc::SIGKILL);
+            if let Err(e) = sd.stop(unit) {
+                tracing::warn!("cleanup after failed cgroup setup: {e}");
+            }
+        })
     }
 
     /// The container's cgroup2 directory, opened for clone3(CLONE_INTO_CGROUP): on v2 hosts,
@@ -321,6 +432,9 @@ impl Manager {
     /// are written.
     pub fn apply(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
         self.validate(resources)?;
+        if !self.driver.is_fs() {
+            self.apply_systemd(resources)?;
+        }
         match (self.mode, self.v2_dir()) {
             (Mode::Unified, Some(dir)) => v2::apply_v2(dir, resources, v2::Phase::Update),
             _ => self.apply_v1(resources, &[]),
@@ -340,9 +454,47 @@ impl Manager {
             .unwrap_or(0))
     }
 
+    /// `update` with the systemd driver: the unit's properties first (as runc).
+    #[cold]
+    #[inline(never)]
+    fn apply_systemd(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        let Driver::Systemd { unit, .. } = &self.driver else {
+            return Ok(());
+        };
+        let props = systemd::resource_properties(resources)?;
+        if !props.is_empty() {
+            let mut sd = systemd::connect(self.driver.instance())?;
+            sd.set_properties(unit, &props).map_err(systemd::err)?;
+        }
+        Ok(())
+    }
+
+    /// Stops the systemd driver's unit.
+    #[cold]
+    #[inline(never)]
+    fn stop_systemd(&self) -> Result<(), CgroupError> {
+        let Driver::Systemd { unit, .. } = &self.driver else {
+            return Ok(());
+        };
+        match systemd::connect(self.driver.instance())?.stop(unit) {
+            Ok(()) => {}
+            // systemd stayed silent but the unit's cgroup is gone: nothing is left.
+            Err(e @ husk_systemd::SystemdError::NoAnswer { .. })
+                if self.v2_dir().is_some_and(|d| !d.exists()) =>
+            {
+                tracing::warn!("{e}; its cgroup is gone already");
+            }
+            Err(e) => return Err(systemd::err(e)),
+        }
+        Ok(())
+    }
+
     /// Removes the container's cgroup (and any sub-cgroups) in every hierarchy, waiting
     /// briefly while exiting processes drain. Already removed directories are fine.
     pub fn destroy(&self) -> Result<(), CgroupError> {
+        if !self.driver.is_fs() {
+            self.stop_systemd()?;
+        }
         // Once one hierarchy stayed busy through the retries the processes are still alive,
         // so the others are tried once only.
         let mut first_err = None;

@@ -46,10 +46,10 @@ fn layout_matches_the_mounts() {
 #[test]
 fn paths_resolve_like_runc_without_touching_anything() {
     let layout = detect().unwrap();
-    let abs = Manager::new(&layout, "c1", Some("/husk-resolve/../a/./c1"), false).unwrap();
-    let rel = Manager::new(&layout, "c1", Some("../../x/c1"), false).unwrap();
-    let default = Manager::new(&layout, "c1", None, false).unwrap();
-    let empty = Manager::new(&layout, "c1", Some(""), false).unwrap();
+    let abs = Manager::new(&layout, "c1", Some("/husk-resolve/../a/./c1"), None).unwrap();
+    let rel = Manager::new(&layout, "c1", Some("../../x/c1"), None).unwrap();
+    let default = Manager::new(&layout, "c1", None, None).unwrap();
+    let empty = Manager::new(&layout, "c1", Some(""), None).unwrap();
     assert_eq!(default, empty, "an empty cgroupsPath is the same as none");
     match &layout {
         Layout::Unified { .. } => {
@@ -87,12 +87,19 @@ fn paths_resolve_like_runc_without_touching_anything() {
             assert!(!dir.exists(), "new() must not create {}", dir.display());
         }
     }
-    let err = Manager::new(&layout, "c1", Some("system.slice:husk:c1"), true).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "systemd cgroup driver: systemd is not running on this host"
+    let err = Manager::new(
+        &layout,
+        "c1",
+        Some("system.slice:husk:c1"),
+        Some(husk_cgroups::SystemdInstance::System),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("systemd cgroup driver: systemd is not running on this host"),
+        "{err}"
     );
-    let err = Manager::new(&layout, "c1", Some("/"), false).unwrap_err();
+    let err = Manager::new(&layout, "c1", Some("/"), None).unwrap_err();
     assert!(matches!(err, CgroupError::Config(_)), "{err}");
 }
 

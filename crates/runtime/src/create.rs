@@ -173,6 +173,17 @@ impl Runtime {
         p.cleanup.pid = Some(pid);
         let dir = p.cleanup.dir.as_ref().expect("present");
         p.footprint.cloned(dir, pid)?;
+        if let Some(cg) = p.cgroup.as_ref().filter(|c| c.made_around_pid()) {
+            // The systemd driver: the unit is made around the waiting init, then recorded
+            // (a unit of that name that is not ours is never stopped). Should husk die in
+            // between, the recorded init is killed and systemd drops the empty scope.
+            let resources = self.cgroup_resources(&p.bundle.spec);
+            cg.enter(pid, resources.as_ref())
+                .map_err(RuntimeError::Cgroup)?;
+            p.cleanup.cgroup = Some(cg.clone());
+            p.footprint.unit_made(dir, cg)?;
+            phases.mark("cgroup-unit");
+        }
         let mut record = Record {
             id: id.to_string(),
             pid,
@@ -258,18 +269,24 @@ impl Runtime {
         };
         let dir = cleanup.dir.as_ref().expect("just set");
         let (cgroup, mut footprint) = self.make_cgroup(id, &bundle, dir)?;
-        cleanup.cgroup.clone_from(&cgroup);
+        // The systemd driver makes the cgroup around the init's pid, after the clone.
+        let around_pid = cgroup.as_ref().is_some_and(|c| c.made_around_pid());
+        if !around_pid {
+            cleanup.cgroup.clone_from(&cgroup);
+        }
         let clone_cgroup = cgroup
             .as_ref()
+            .filter(|_| !around_pid)
             .and_then(|c| c.clone_into_fd())
             .transpose()
             .map_err(RuntimeError::Cgroup)?;
         phases.mark("cgroup");
         // A new cgroup namespace can be made at clone time only when the child is born in all
-        // its cgroups (v2); on v1 it joins them first, then unshares.
-        let unified = cgroup
-            .as_ref()
-            .map_or(true, |c| c.mode() == husk_cgroups::Mode::Unified);
+        // its cgroups (v2); on v1, or when systemd moves it in later, it unshares afterwards.
+        let unified = !around_pid
+            && cgroup
+                .as_ref()
+                .map_or(true, |c| c.mode() == husk_cgroups::Mode::Unified);
         let mut ns = Namespaces::plan(spec, unified)?;
         if ns.fork_again
             && matches!(
@@ -331,7 +348,7 @@ impl Runtime {
             }
             Gate::Sync { .. } => StartGate::Sync,
         };
-        let init = init_setup(spec, opts, &mut ns, rootfs)?;
+        let init = init_setup(spec, opts, &mut ns, rootfs, around_pid)?;
         let plan = ChildPlan {
             sync: child_sync.as_raw_fd(),
             gate: start_gate,
@@ -394,19 +411,16 @@ impl Runtime {
             .map(|p| p.display().to_string());
         let layout = husk_cgroups::detect().map_err(RuntimeError::Cgroup)?;
         let cgroup =
-            husk_cgroups::Manager::new(&layout, id, cg_path.as_deref(), self.systemd_cgroup)
+            husk_cgroups::Manager::new(&layout, id, cg_path.as_deref(), self.cgroup_driver())
+                .and_then(|m| m.with_unit_annotations(spec.annotations().iter().flatten()))
                 .map_err(RuntimeError::Cgroup)?;
         let mut footprint = Footprint::new(id, bundle, &cgroup);
-        footprint.save(dir)?;
-        let mut resources = crate::devices::effective_resources(spec);
-        if self.rootless.active() {
-            // As runc: no device cgroup when rootless (a user may not load the v2 filter, nor
-            // write v1 devices.*); in its user namespace the container cannot make device
-            // nodes, and the ones bound in keep their host permissions.
-            if let Some(r) = resources.as_mut() {
-                r.set_devices(None);
-            }
+        if cgroup.made_around_pid() {
+            // Not made yet, and the name may be another container's: recorded once made.
+            footprint.cgroup = None;
         }
+        footprint.save(dir)?;
+        let resources = self.cgroup_resources(spec);
         match cgroup.create(resources.as_ref()) {
             Ok(()) => Ok((Some(cgroup), footprint)),
             Err(e) if self.rootless.active() => {
@@ -417,6 +431,23 @@ impl Runtime {
             }
             Err(e) => Err(RuntimeError::Cgroup(e)),
         }
+    }
+
+    /// `linux.resources` as the cgroup gets them, with the devices the spec implies.
+    fn cgroup_resources(
+        &self,
+        spec: &oci_spec::runtime::Spec,
+    ) -> Option<oci_spec::runtime::LinuxResources> {
+        let mut resources = crate::devices::effective_resources(spec);
+        if self.rootless.active() {
+            // As runc: no device cgroup when rootless (a user may not load the v2 filter, nor
+            // write v1 devices.*); in its user namespace the container cannot make device
+            // nodes, and the ones bound in keep their host permissions.
+            if let Some(r) = resources.as_mut() {
+                r.set_devices(None);
+            }
+        }
+        resources
     }
 
     /// The init is set up: record the container (its state file unlocks it for the other
@@ -459,12 +490,14 @@ impl Runtime {
 }
 
 /// The init-only part of the plan: namespaces the child joins or makes, identity, hostname,
-/// sysctls, the rootfs and the hooks that run inside the container.
+/// sysctls, the rootfs and the hooks that run inside the container. `cgroup_later`: the init
+/// is put into its cgroup after the clone (systemd driver) and must wait for that.
 fn init_setup(
     spec: &oci_spec::runtime::Spec,
     opts: &CreateOptions,
     ns: &mut Namespaces,
     rootfs: husk_rootfs::RootfsPlan,
+    cgroup_later: bool,
 ) -> Result<InitSetup> {
     let hooks = spec.hooks().as_ref();
     let child_hooks =
@@ -492,7 +525,7 @@ fn init_setup(
     let hooks_in_parent = hooks_in_parent || !crate::netdev::devices(spec).is_empty();
     let container_hooks = !create_container_hooks.is_empty() || !start_container_hooks.is_empty();
     Ok(InitSetup {
-        wait_setup: ns.new_user || container_hooks || ns.fork_again,
+        wait_setup: ns.new_user || container_hooks || ns.fork_again || cgroup_later,
         child_joins: std::mem::take(&mut ns.child_joins),
         child_unshare: ns.child_unshare,
         fork_again: ns.fork_again,

@@ -40,7 +40,7 @@ fn cgroup() -> Value {
             .any(|h| h.controllers.iter().any(|c| c == "rdma"))
     }) || std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
         .is_ok_and(|c| c.split_whitespace().any(|c| c == "rdma"));
-    json!({"v1": v1, "v2": v2, "systemd": false, "systemdUser": false, "rdma": rdma})
+    json!({"v1": v1, "v2": v2, "systemd": true, "systemdUser": true, "rdma": rdma})
 }
 
 /// Where `criu` is on `$PATH`, or "not found" (`criu check` runs at checkpoint time).

@@ -2,7 +2,10 @@
 //!
 //! `create` writes `footprint.json` in the container's state directory before its first side
 //! effect (the cgroup), and again before each further one (a rootfs bind in the host's mount
-//! table, the init process). It is kept for the container's whole life. Whatever kills husk
+//! table, the init process). A systemd unit (`--systemd-cgroup`) is made around the init and
+//! recorded right after systemd made it: killed in between, the recorded init is killed and
+//! systemd removes the scope it emptied; a unit of the same name that was never husk's is left
+//! alone. It is kept for the container's whole life. Whatever kills husk
 //! (`kill -9` of `create`, `start`, `delete` or `run` at any step), and whatever happens to
 //! `state.json` (missing because `create` died, or damaged), `delete --force ID` — and a new
 //! `create` of the same id — find everything through it and remove it: processes (through
@@ -70,6 +73,12 @@ impl Footprint {
             path: rootfs.to_path_buf(),
             mounts_before: mounts_at(rootfs),
         });
+        self.save(dir)
+    }
+
+    /// Records the systemd unit just made around the init (`--systemd-cgroup`).
+    pub fn unit_made(&mut self, dir: &ContainerDir, cgroup: &husk_cgroups::Manager) -> Result<()> {
+        self.cgroup = Some(cgroup.clone());
         self.save(dir)
     }
 

@@ -116,4 +116,16 @@ impl Runtime {
     pub fn root(&self) -> &Path {
         self.store.root()
     }
+
+    /// `--systemd-cgroup`: the systemd manager new containers' units belong to (the user's
+    /// when rootless, as runc); `None` for the cgroupfs driver.
+    pub(crate) fn cgroup_driver(&self) -> Option<husk_cgroups::SystemdInstance> {
+        self.systemd_cgroup.then(|| {
+            if self.rootless.active() {
+                husk_cgroups::SystemdInstance::User
+            } else {
+                husk_cgroups::SystemdInstance::System
+            }
+        })
+    }
 }

@@ -229,9 +229,16 @@ impl Runtime {
             .and_then(|l| l.cgroups_path().as_ref())
             .map(|p| p.display().to_string());
         let layout = husk_cgroups::detect().map_err(cg_err)?;
+        if self.systemd_cgroup {
+            // CRIU restores the processes into the cgroup itself: the unit would have to be
+            // made around a pid that does not exist yet.
+            return Err(RuntimeError::Usage(
+                "restore with --systemd-cgroup is not supported by husk (use the cgroupfs driver)"
+                    .into(),
+            ));
+        }
         let cgroup =
-            husk_cgroups::Manager::new(&layout, id, cg_path.as_deref(), self.systemd_cgroup)
-                .map_err(cg_err)?;
+            husk_cgroups::Manager::new(&layout, id, cg_path.as_deref(), None).map_err(cg_err)?;
         cgroup
             .create(crate::devices::effective_resources(spec).as_ref())
             .map_err(cg_err)?;

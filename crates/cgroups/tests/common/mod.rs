@@ -29,7 +29,7 @@ impl TestCg {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::SeqCst)
         );
-        let m = Manager::new(&layout, "ctr", Some(&format!("{parent}/{leaf}")), false)
+        let m = Manager::new(&layout, "ctr", Some(&format!("{parent}/{leaf}")), None)
             .expect("resolve test cgroup");
         TestCg { layout, m, parent }
     }
