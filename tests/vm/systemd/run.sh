@@ -16,6 +16,13 @@ T0=$(date +%s)
 say() { printf 'systemd-vm: %s\n' "$*" >&2; }
 
 [ "$(id -u)" = 0 ] || { say "skipped: needs root (qemu with 9p passthrough)"; exit 0; }
+# The guest boots the host's / (overlaid): systemd, and the clients' packages (Podman,
+# containerd, runc as e2e installs them: with recommended packages), must be on the host.
+# apt-install.sh installs only what is missing and never removes a package.
+if [ "${1:-}" != --bench ] && [ "${1:-}" != --setup ]; then
+    HUSK_APT_RECOMMENDS=1 "$REPO/scripts/apt-install.sh" systemd podman conmon containerd runc jq ||
+        { say "cannot install the lane's packages (see above)"; exit 1; }
+fi
 if [ ! -x /lib/systemd/systemd ]; then
     say "skipped: systemd is not installed on this host (the guest boots the host's /lib/systemd/systemd)"
     exit 0
