@@ -279,3 +279,47 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// A local user for tests that run husk as non-root: created (with a home and its own group)
+/// when missing, idempotent across runs. Returns its uid and gid.
+pub fn ensure_user(name: &str) -> (u32, u32) {
+    let id = |flag: &str| -> Option<u32> {
+        Command::new("id")
+            .args([flag, name])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+    };
+    if id("-u").is_none() {
+        let st = Command::new("useradd")
+            .args(["-m", "-U", "-s", "/bin/sh", name])
+            .status()
+            .expect("useradd");
+        // Another test binary may have made it meanwhile.
+        assert!(st.success() || id("-u").is_some(), "useradd {name} failed");
+    }
+    (
+        id("-u").expect("uid of the test user"),
+        id("-g").expect("gid of the test user"),
+    )
+}
+
+/// `strace` running husk (`--root` of `h`) so that husk is SIGKILLed at its rename of
+/// container `id`'s new state file: a create killed after all its work, just before it
+/// publishes the container. The caller adds husk's arguments.
+pub fn husk_killed_before_publish(h: &Husk, id: &str) -> Command {
+    let tmp = h.root.join(id).join(".state.json.tmp");
+    let mut cmd = Command::new("strace");
+    cmd.args(["-qq", "-o", "/dev/null", "-P"])
+        .arg(&tmp)
+        .args(["-e", "trace=rename,renameat,renameat2"])
+        .args([
+            "-e",
+            "inject=rename,renameat,renameat2:signal=SIGKILL:when=1",
+        ])
+        .arg(husk_bin())
+        .arg("--root")
+        .arg(&h.root);
+    cmd
+}

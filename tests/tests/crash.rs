@@ -192,19 +192,8 @@ fn create_killed_before_publishing_state_is_cleared_by_create_of_same_id() {
     let b = tagged_bundle(&["sleep", "100"], &tag, |_| {});
     let id = unique("publish");
     let log = b.dir.join("strace.log");
-    let tmp = h.root.join(&id).join(".state.json.tmp");
     let file = std::fs::File::create(&log).unwrap();
-    Command::new("strace")
-        .args(["-qq", "-o", "/dev/null", "-P"])
-        .arg(&tmp)
-        .args(["-e", "trace=rename,renameat,renameat2"])
-        .args([
-            "-e",
-            "inject=rename,renameat,renameat2:signal=SIGKILL:when=1",
-        ])
-        .arg(husk_bin())
-        .arg("--root")
-        .arg(&h.root)
+    husk_killed_before_publish(&h, &id)
         .args(["create", "--bundle", b.dir.to_str().unwrap(), &id])
         .env(TAG, &tag)
         .stdin(Stdio::null())

@@ -24,21 +24,7 @@ struct TestUser {
 fn user() -> &'static TestUser {
     static U: OnceLock<TestUser> = OnceLock::new();
     U.get_or_init(|| {
-        let id = |flag: &str| {
-            Command::new("id")
-                .args([flag, USER])
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        };
-        if id("-u").is_none() {
-            let st = Command::new("useradd")
-                .args(["-m", "-U", "-s", "/bin/sh", USER])
-                .status()
-                .expect("useradd");
-            assert!(st.success() || id("-u").is_some(), "useradd {USER} failed");
-        }
+        let (uid, gid) = ensure_user(USER);
         let range = format!("{SUB}-{}", SUB + 65535);
         for (file, flag) in [
             ("/etc/subuid", "--add-subuids"),
@@ -60,10 +46,7 @@ fn user() -> &'static TestUser {
             Path::new("/usr/bin/newuidmap").exists(),
             "newuidmap missing: install Debian's uidmap (scripts/deps.sh does)"
         );
-        TestUser {
-            uid: id("-u").unwrap(),
-            gid: id("-g").unwrap(),
-        }
+        TestUser { uid, gid }
     })
 }
 

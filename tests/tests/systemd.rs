@@ -324,18 +324,7 @@ fn delete_force_after_killed_create_stops_the_unit() {
     let b = Bundle::new(&["sleep", "1000"], |c| {
         c["linux"]["cgroupsPath"] = json!(format!(":husktest:{id}"));
     });
-    let tmp = h.root.join(&id).join(".state.json.tmp");
-    Command::new("strace")
-        .args(["-qq", "-o", "/dev/null", "-P"])
-        .arg(&tmp)
-        .args(["-e", "trace=rename,renameat,renameat2"])
-        .args([
-            "-e",
-            "inject=rename,renameat,renameat2:signal=SIGKILL:when=1",
-        ])
-        .arg(husk_bin())
-        .arg("--root")
-        .arg(&h.root)
+    husk_killed_before_publish(&h, &id)
         .args(["--systemd-cgroup", "create", "--bundle"])
         .arg(&b.dir)
         .arg(&id)
@@ -359,22 +348,7 @@ const SD_USER: &str = "husksd";
 
 /// The non-root user of the rootless test (created once): uid and gid.
 fn sd_user() -> (u32, u32) {
-    let id = |flag: &str| {
-        Command::new("id")
-            .args([flag, SD_USER])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-    };
-    if id("-u").is_none() {
-        let st = Command::new("useradd")
-            .args(["-m", "-U", "-s", "/bin/sh", SD_USER])
-            .status()
-            .expect("useradd");
-        assert!(st.success() || id("-u").is_some(), "useradd {SD_USER}");
-    }
-    (id("-u").unwrap(), id("-g").unwrap())
+    ensure_user(SD_USER)
 }
 
 /// husk as the user, from the cgroup v2 directory `cgroup` (the user's manager may only move
