@@ -70,6 +70,19 @@ fn sigkill_in_the_host_pid_namespace_kills_every_process() {
     panic!("kill KILL left the container's process {child} alive");
 }
 
+/// The keys of `runc list --format json`, in runc's order.
+const RUNC_KEYS: [&str; 9] = [
+    "ociVersion",
+    "id",
+    "pid",
+    "status",
+    "bundle",
+    "rootfs",
+    "created",
+    "annotations",
+    "owner",
+];
+
 #[test]
 fn list_json_uses_runcs_key_order() {
     let h = Husk::new();
@@ -81,36 +94,9 @@ fn list_json_uses_runcs_key_order() {
         .split('"')
         .skip(1)
         .step_by(2)
-        .filter(|k| {
-            [
-                "ociVersion",
-                "id",
-                "pid",
-                "status",
-                "bundle",
-                "rootfs",
-                "created",
-                "annotations",
-                "owner",
-            ]
-            .contains(k)
-        })
+        .filter(|k| RUNC_KEYS.contains(k))
         .collect();
-    assert_eq!(
-        keys,
-        [
-            "ociVersion",
-            "id",
-            "pid",
-            "status",
-            "bundle",
-            "rootfs",
-            "created",
-            "annotations",
-            "owner"
-        ],
-        "{out}"
-    );
+    assert_eq!(keys, RUNC_KEYS, "{out}");
 }
 
 #[test]
