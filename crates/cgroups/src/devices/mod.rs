@@ -144,6 +144,17 @@ impl Exceptions {
     pub fn iter(&self) -> impl Iterator<Item = (&(i64, i64, u8), &u8)> {
         self.0.iter().map(|(k, a)| (k, a))
     }
+
+    /// The same exceptions, in any order (the kernel lists them in the order they were
+    /// added, which differs when someone else, such as systemd, wrote them first).
+    fn same_set(&self, other: &Exceptions) -> bool {
+        let sorted = |e: &Exceptions| {
+            let mut v = e.0.clone();
+            v.sort_unstable();
+            v
+        };
+        sorted(self) == sorted(other)
+    }
 }
 
 /// The state of a v1 devices cgroup: a default and the exceptions to it.
@@ -333,7 +344,8 @@ pub(crate) fn apply_v1(dir: &Path, rules: &[Rule]) -> Result<(), CgroupError> {
             path: dir.join("devices.list"),
             what,
         })?;
-        if now != target {
+        if now.default_allow != target.default_allow || !now.exceptions.same_set(&target.exceptions)
+        {
             return Err(CgroupError::Rejected(format!(
                 "cgroup v1: {} does not match the requested device rules after writing them",
                 dir.join("devices.list").display()
@@ -355,6 +367,16 @@ mod tests {
             access,
             allow,
         }
+    }
+
+    #[test]
+    fn readback_ignores_the_kernels_order() {
+        let a = Emulator::from_list("c 1:3 rwm\nc 136:* rw\n").unwrap();
+        let b = Emulator::from_list("c 136:* rw\nc 1:3 rwm\n").unwrap();
+        assert_ne!(a, b);
+        assert!(a.exceptions.same_set(&b.exceptions));
+        let c = Emulator::from_list("c 136:* rwm\nc 1:3 rwm\n").unwrap();
+        assert!(!a.exceptions.same_set(&c.exceptions));
     }
 
     #[test]
