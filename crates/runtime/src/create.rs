@@ -366,8 +366,10 @@ impl Runtime {
                 )
                 .collect(),
             preserve_fds: opts.preserve_fds,
+            // The systemd driver's cgroups do not exist yet: `enter` moves the init in.
             cgroup_tasks: cgroup
                 .as_ref()
+                .filter(|_| !around_pid)
                 .map(self_join)
                 .transpose()?
                 .unwrap_or_default(),
