@@ -68,8 +68,8 @@ impl Manager {
     /// this process's own cgroup (v1: per hierarchy; v2: its parent, which has no processes);
     /// none or empty means the relative path `<id>` (runc has no default parent).
     /// With `systemd` (`--systemd-cgroup`: the system's or, rootless, the user's manager),
-    /// `cgroups_path` is runc's `slice:prefix:name` and the cgroup is the unit's (cgroup v2
-    /// hosts). Touches nothing (a user's manager is asked where its cgroup is).
+    /// `cgroups_path` is runc's `slice:prefix:name` and the cgroup is the unit's (on v1 and
+    /// hybrid hosts its path in every hierarchy). Touches nothing (a user's manager is asked where its cgroup is).
     pub fn new(
         layout: &Layout,
         id: &str,
@@ -158,14 +158,17 @@ impl Manager {
         cgroups_path: Option<&str>,
         instance: SystemdInstance,
     ) -> Result<Manager, CgroupError> {
-        let (place, dir) = systemd::resolve(layout, id, cgroups_path, instance)?;
-        let Layout::Unified { mount } = layout else {
-            unreachable!("systemd::resolve accepts cgroup v2 layouts only");
-        };
+        let (place, (mode, paths, unified_mount)) =
+            systemd::resolve(layout, id, cgroups_path, instance)?;
+        if mode != Mode::Unified && !paths.contains_key("devices") {
+            return Err(CgroupError::Unsupported(
+                "cgroup v1: the devices controller is not mounted".into(),
+            ));
+        }
         Ok(Manager {
-            mode: Mode::Unified,
-            paths: BTreeMap::from([(String::new(), dir)]),
-            unified_mount: Some(mount.clone()),
+            mode,
+            paths,
+            unified_mount,
             driver: Driver::Systemd {
                 unit: place.unit,
                 slice: place.slice,
@@ -337,17 +340,27 @@ impl Manager {
         else {
             return Ok(());
         };
-        let props = systemd::unit_properties(unit, slice, pid, resources, annotations)?;
+        let v1 = self.mode != Mode::Unified;
+        let props = systemd::unit_properties(unit, slice, pid, resources, annotations, v1)?;
         let mut sd = systemd::connect(self.driver.instance())?;
         sd.start_transient(unit, &props).map_err(systemd::err)?;
         let mut created = Vec::new();
-        self.create_inner(resources, &mut created).inspect_err(|_| {
-            // The init may be a pid namespace's init, which ignores systemd's SIGTERM.
-            let _ = self.kill_all(libc::SIGKILL);
-            if let Err(e) = sd.stop(unit) {
-                tracing::warn!("cleanup after failed cgroup setup: {e}");
-            }
-        })
+        self.create_inner(resources, &mut created)
+            // v1: systemd put the init in the hierarchies it manages; the directories husk
+            // made (cpuset, freezer, ...) are joined here, as runc's joinCgroups does.
+            .and_then(|()| if v1 { self.add_process(pid) } else { Ok(()) })
+            .inspect_err(|_| {
+                // The init may be a pid namespace's init, which ignores systemd's SIGTERM.
+                let _ = self.kill_all(libc::SIGKILL);
+                if let Err(e) = sd.stop(unit) {
+                    tracing::warn!("cleanup after failed cgroup setup: {e}");
+                }
+                for dir in created.iter().rev() {
+                    if let Err(e) = fsx::rmdir(dir, false) {
+                        tracing::warn!("cleanup after failed cgroup setup: {e}");
+                    }
+                }
+            })
     }
 
     /// The container's cgroup2 directory, opened for clone3(CLONE_INTO_CGROUP): on v2 hosts,
@@ -461,7 +474,7 @@ impl Manager {
         let Driver::Systemd { unit, .. } = &self.driver else {
             return Ok(());
         };
-        let props = systemd::resource_properties(resources)?;
+        let props = systemd::resource_properties(resources, self.mode != Mode::Unified)?;
         if !props.is_empty() {
             let mut sd = systemd::connect(self.driver.instance())?;
             sd.set_properties(unit, &props).map_err(systemd::err)?;
@@ -480,7 +493,10 @@ impl Manager {
             Ok(()) => {}
             // systemd stayed silent but the unit's cgroup is gone: nothing is left.
             Err(e @ husk_systemd::SystemdError::NoAnswer { .. })
-                if self.v2_dir().is_some_and(|d| !d.exists()) =>
+                if self
+                    .v2_dir()
+                    .or(self.path_for("name=systemd"))
+                    .is_some_and(|d| !d.exists()) =>
             {
                 tracing::warn!("{e}; its cgroup is gone already");
             }

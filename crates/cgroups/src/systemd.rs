@@ -4,7 +4,7 @@
 //! (runc does the same), by the writers the cgroupfs driver uses. Only this file talks to
 //! systemd, and only when the driver is in use.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use husk_systemd::{
     cpuset_mask, prop_u64, Instance, Property, Systemd, SystemdError, UnitPlace, Value,
@@ -55,58 +55,82 @@ pub(crate) fn err(e: SystemdError) -> CgroupError {
     CgroupError::Systemd(e.to_string())
 }
 
-/// The unit and cgroup directory for `cgroups_path` on this host. A user's manager is asked
-/// where its own cgroup is (its slices live below it), as runc does.
+/// Where a unit's cgroup is on this host: the [`crate::Mode`], the directories keyed like
+/// [`crate::Manager`]'s paths, and the v2 mount (v2 and hybrid hosts).
+pub(crate) type UnitPaths = (
+    crate::Mode,
+    std::collections::BTreeMap<String, PathBuf>,
+    Option<PathBuf>,
+);
+
+/// The unit and its cgroup directories for `cgroups_path` on this host. A user's manager is
+/// asked where its own cgroup is (its slices live below it), as runc does.
 pub(crate) fn resolve(
     layout: &Layout,
     id: &str,
     cgroups_path: Option<&str>,
     instance: Instance,
-) -> Result<(UnitPlace, std::path::PathBuf), CgroupError> {
+) -> Result<(UnitPlace, UnitPaths), CgroupError> {
     if !Path::new("/run/systemd/system").exists() {
         return Err(CgroupError::Systemd(
             "systemd is not running on this host (no /run/systemd/system)".into(),
         ));
     }
-    let mount = unified_mount(layout)?;
     let (default_slice, base) = match instance {
         Instance::System => ("system.slice", String::new()),
+        Instance::User if !matches!(layout, Layout::Unified { .. }) => {
+            // runc's legacy driver refuses this too: a user's manager delegates nothing on v1.
+            return Err(CgroupError::Systemd(
+                "rootless: the systemd driver needs a cgroup v2 host (this one mounts cgroup v1)"
+                    .into(),
+            ));
+        }
         Instance::User => (
             "user.slice",
             connect(instance)?.manager_cgroup().map_err(err)?,
         ),
     };
     let place = husk_systemd::place(id, cgroups_path, default_slice).map_err(err)?;
-    let dir = layout::join(
-        mount,
-        &format!("{}{}", base.trim_end_matches('/'), place.cgroup),
-    );
-    Ok((place, dir))
+    let cgroup = format!("{}{}", base.trim_end_matches('/'), place.cgroup);
+    Ok((place, unit_paths(layout, &cgroup)))
 }
 
-/// The v2 mount the driver works on. On v1 and hybrid hosts systemd splits a unit's cgroup
-/// over every hierarchy (and runc's driver with it); husk's driver does not, so it refuses
-/// instead of making a scope whose v1 limits nobody would set.
-fn unified_mount(layout: &Layout) -> Result<&Path, CgroupError> {
+/// The directories of the unit whose cgroup is `cgroup` ("/system.slice/x.scope"). On v2
+/// the one directory systemd makes. On v1 and hybrid hosts, as runc's legacy driver: the
+/// same path in every v1 hierarchy (systemd makes it in the hierarchies it manages; husk
+/// makes the others, cpuset, freezer, net_cls, ..., and joins the init there), and on
+/// hybrid hosts the unit's directory in the v2 hierarchy, which systemd makes too.
+pub(crate) fn unit_paths(layout: &Layout, cgroup: &str) -> UnitPaths {
+    let mut paths = std::collections::BTreeMap::new();
+    for h in layout.hierarchies() {
+        let dir = layout::join(&h.mount, cgroup);
+        for c in &h.controllers {
+            paths.insert(c.clone(), dir.clone());
+        }
+    }
     match layout {
-        Layout::Unified { mount } => Ok(mount),
-        _ => Err(CgroupError::Systemd(
-            "this host mounts cgroup v1 (legacy or hybrid); husk's systemd driver needs a \
-             cgroup v2 (unified) host: use the cgroupfs driver (no --systemd-cgroup), or boot \
-             with systemd.unified_cgroup_hierarchy=1"
-                .into(),
-        )),
+        Layout::V1 { .. } => (crate::Mode::V1, paths, None),
+        Layout::Hybrid { unified, .. } => {
+            paths.insert(String::new(), layout::join(&unified.mount, cgroup));
+            (crate::Mode::Hybrid, paths, Some(unified.mount.clone()))
+        }
+        Layout::Unified { mount } => {
+            paths.insert(String::new(), layout::join(mount, cgroup));
+            (crate::Mode::Unified, paths, Some(mount.clone()))
+        }
     }
 }
 
 /// The properties of a new unit: placement, delegation, the init's pid, accounting, the
-/// resources, then the annotations (which may override any of them).
+/// resources, then the annotations (which may override any of them). `v1`: the host mounts
+/// cgroup v1 (legacy or hybrid), where systemd has the older properties.
 pub(crate) fn unit_properties(
     unit: &str,
     slice: &str,
     pid: i32,
     resources: Option<&LinuxResources>,
     annotations: &[(String, String)],
+    v1: bool,
 ) -> Result<Vec<Property>, CgroupError> {
     let mut p: Vec<Property> = vec![(
         "Description".into(),
@@ -123,12 +147,13 @@ pub(crate) fn unit_properties(
         "PIDs".into(),
         Value::Array("u".into(), vec![Value::U32(pid)]),
     ));
-    for a in ["Memory", "CPU", "IO", "Tasks"] {
+    let io = if v1 { "BlockIO" } else { "IO" };
+    for a in ["Memory", "CPU", io, "Tasks"] {
         p.push((format!("{a}Accounting"), Value::Bool(true)));
     }
     p.push(("DefaultDependencies".into(), Value::Bool(false)));
     if let Some(r) = resources {
-        p.extend(resource_properties(r)?);
+        p.extend(resource_properties(r, v1)?);
     }
     p.extend(
         husk_systemd::from_annotations(annotations.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -137,9 +162,16 @@ pub(crate) fn unit_properties(
     Ok(p)
 }
 
-/// `linux.resources` as the unit properties systemd (cgroup v2) understands, with runc's
-/// conversions. Only settings present are returned (`update` sends just those).
-pub(crate) fn resource_properties(r: &LinuxResources) -> Result<Vec<Property>, CgroupError> {
+/// `linux.resources` as the unit properties systemd understands, with runc's conversions:
+/// on cgroup v2, or with `v1` the legacy ones ([`v1_resource_properties`]). Only settings
+/// present are returned (`update` sends just those).
+pub(crate) fn resource_properties(
+    r: &LinuxResources,
+    v1: bool,
+) -> Result<Vec<Property>, CgroupError> {
+    if v1 {
+        return v1_resource_properties(r);
+    }
     let mut p = Vec::new();
     if let Some(m) = r.memory() {
         let limit = m.limit().unwrap_or(0);
@@ -181,6 +213,39 @@ pub(crate) fn resource_properties(r: &LinuxResources) -> Result<Vec<Property>, C
     if let Some(rules) = r.devices() {
         let proc_devices = std::fs::read_to_string("/proc/devices").unwrap_or_default();
         p.extend(crate::systemd_devices::properties(rules, &proc_devices)?);
+    }
+    Ok(p)
+}
+
+/// The properties systemd has for cgroup v1 hierarchies, as runc's legacy driver sets them:
+/// MemoryLimit, CPUShares, the CPU quota, BlockIOWeight, TasksMax and the device rules. The
+/// rest (cpuset, swap, reservation, ...) is written by husk through cgroupfs only.
+fn v1_resource_properties(r: &LinuxResources) -> Result<Vec<Property>, CgroupError> {
+    let mut p = Vec::new();
+    if let Some(rules) = r.devices() {
+        let proc_devices = std::fs::read_to_string("/proc/devices").unwrap_or_default();
+        p.extend(crate::systemd_devices::properties(rules, &proc_devices)?);
+    }
+    if let Some(limit) = r.memory().as_ref().and_then(|m| m.limit()) {
+        if limit != 0 {
+            p.push(prop_u64("MemoryLimit", limit as u64));
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if let Some(s) = c.shares().filter(|&s| s != 0) {
+            p.push(prop_u64("CPUShares", s));
+        }
+        cpu_quota(&mut p, c.quota().unwrap_or(0), c.period().unwrap_or(0));
+    }
+    if let Some(w) = r.block_io().as_ref().and_then(|b| b.weight()) {
+        if w != 0 {
+            p.push(prop_u64("BlockIOWeight", u64::from(w)));
+        }
+    }
+    if let Some(pids) = r.pids() {
+        if pids.limit() > 0 || pids.limit() == -1 {
+            p.push(prop_u64("TasksMax", pids.limit() as u64));
+        }
     }
     Ok(p)
 }
@@ -266,7 +331,7 @@ mod tests {
             )
             .build()
             .unwrap();
-        let p = resource_properties(&r).unwrap();
+        let p = resource_properties(&r, false).unwrap();
         let get = |n: &str| p.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
         assert_eq!(get("MemoryMax"), Some(Value::U64(1 << 30)));
         assert_eq!(get("MemorySwapMax"), Some(Value::U64(1 << 30)));
@@ -283,37 +348,87 @@ mod tests {
             .cpu(LinuxCpuBuilder::default().quota(-1i64).build().unwrap())
             .build()
             .unwrap();
-        let p = resource_properties(&unlimited).unwrap();
+        let p = resource_properties(&unlimited, false).unwrap();
         assert!(p.contains(&prop_u64("MemoryMax", u64::MAX)));
         assert!(p.contains(&prop_u64("CPUQuotaPerSecUSec", u64::MAX)));
     }
 
-    #[test]
-    fn v1_and_hybrid_hosts_are_refused() {
-        let h = |mount: &str| crate::Hierarchy {
-            controllers: vec!["memory".into()],
+    fn h(controllers: &[&str], mount: &str) -> crate::Hierarchy {
+        crate::Hierarchy {
+            controllers: controllers.iter().map(|c| c.to_string()).collect(),
             mount: mount.into(),
-            own: "/".into(),
-        };
-        let hybrid = Layout::Hybrid {
-            hierarchies: vec![h("/sys/fs/cgroup/memory")],
-            unified: crate::Hierarchy {
-                controllers: Vec::new(),
-                ..h("/sys/fs/cgroup/unified")
-            },
-        };
-        let v1 = Layout::V1 {
-            hierarchies: vec![h("/sys/fs/cgroup/memory")],
-        };
-        for l in [hybrid, v1] {
-            let e = unified_mount(&l).unwrap_err().to_string();
-            assert!(e.contains("needs a cgroup v2 (unified) host"), "{e}");
-            assert_eq!(e.lines().count(), 1);
+            // The unit's path never depends on husk's own cgroup.
+            own: "/user.slice/session-1.scope".into(),
         }
+    }
+
+    #[test]
+    fn v1_and_hybrid_units_span_every_hierarchy() {
+        let v1 = vec![
+            h(&["cpu", "cpuacct"], "/sys/fs/cgroup/cpu,cpuacct"),
+            h(&["cpuset"], "/sys/fs/cgroup/cpuset"),
+            h(&["memory"], "/sys/fs/cgroup/memory"),
+            h(&["name=systemd"], "/sys/fs/cgroup/systemd"),
+        ];
+        let unit = "/system.slice/husk-a.slice/husk-x.scope";
+        let hybrid = Layout::Hybrid {
+            hierarchies: v1.clone(),
+            unified: h(&[], "/sys/fs/cgroup/unified"),
+        };
+        let (mode, paths, mount) = unit_paths(&hybrid, unit);
+        assert_eq!(mode, crate::Mode::Hybrid);
+        assert_eq!(mount.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
+        let at = |k: &str| paths[k].to_str().unwrap().to_string();
+        assert_eq!(at("cpu"), format!("/sys/fs/cgroup/cpu,cpuacct{unit}"));
+        assert_eq!(at("cpuacct"), at("cpu"));
+        // Not managed by systemd: husk makes it at the same place.
+        assert_eq!(at("cpuset"), format!("/sys/fs/cgroup/cpuset{unit}"));
+        assert_eq!(at("memory"), format!("/sys/fs/cgroup/memory{unit}"));
+        assert_eq!(at("name=systemd"), format!("/sys/fs/cgroup/systemd{unit}"));
+        assert_eq!(at(""), format!("/sys/fs/cgroup/unified{unit}"));
+        assert_eq!(paths.len(), 6);
+        let (mode, paths, mount) = unit_paths(&Layout::V1 { hierarchies: v1 }, unit);
+        assert_eq!((mode, mount), (crate::Mode::V1, None));
+        assert!(!paths.contains_key(""));
+        assert_eq!(paths.len(), 5);
         let v2 = Layout::Unified {
             mount: "/sys/fs/cgroup".into(),
         };
-        assert_eq!(unified_mount(&v2).unwrap(), Path::new("/sys/fs/cgroup"));
+        let (mode, paths, _) = unit_paths(&v2, "/x.scope");
+        assert_eq!(mode, crate::Mode::Unified);
+        assert_eq!(
+            paths.into_iter().collect::<Vec<_>>(),
+            [(String::new(), PathBuf::from("/sys/fs/cgroup/x.scope"))]
+        );
+    }
+
+    #[test]
+    fn v1_units_get_the_legacy_properties() {
+        let r = LinuxResourcesBuilder::default()
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(1 << 30)
+                    .build()
+                    .unwrap(),
+            )
+            .cpu(
+                LinuxCpuBuilder::default()
+                    .shares(512u64)
+                    .quota(50_000i64)
+                    .cpus("0")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        let p = unit_properties("p-x.scope", "system.slice", 42, Some(&r), &[], true).unwrap();
+        assert!(p.contains(&prop_u64("MemoryLimit", 1 << 30)));
+        assert!(p.contains(&prop_u64("CPUShares", 512)));
+        assert!(p.contains(&prop_u64("CPUQuotaPerSecUSec", 500_000)));
+        assert!(p.contains(&("BlockIOAccounting".into(), Value::Bool(true))));
+        for v2_only in ["MemoryMax", "CPUWeight", "AllowedCPUs", "IOAccounting"] {
+            assert!(p.iter().all(|(k, _)| k != v2_only), "{v2_only} on v1");
+        }
     }
 
     #[test]
@@ -353,7 +468,7 @@ mod tests {
             "org.systemd.property.TimeoutStopSec".to_string(),
             "3".to_string(),
         )];
-        let p = unit_properties("p-x.scope", "system.slice", 42, None, &ann).unwrap();
+        let p = unit_properties("p-x.scope", "system.slice", 42, None, &ann, false).unwrap();
         assert!(p.contains(&("Delegate".into(), Value::Bool(true))));
         assert!(p.contains(&(
             "PIDs".into(),
@@ -361,6 +476,6 @@ mod tests {
         )));
         assert_eq!(p.last(), Some(&prop_u64("TimeoutStopUSec", 3_000_000)));
         let bad = vec![("org.systemd.property.x".to_string(), "1".to_string())];
-        assert!(unit_properties("p-x.scope", "system.slice", 42, None, &bad).is_err());
+        assert!(unit_properties("p-x.scope", "system.slice", 42, None, &bad, false).is_err());
     }
 }
