@@ -9,7 +9,7 @@ OUT = $(abspath $(or $(CARGO_TARGET_DIR),target))/$(or $(HOST_TUPLE),$(error rus
 HUSK_RELEASE = $(OUT)/release/husk
 DEMO_DIR ?= /var/tmp/husk-demo
 
-.PHONY: all build release deps demo test unit integration cgroup-v2 criu-vm systemd-vm e2e cri lint clean man completions install soak
+.PHONY: all build release deps demo test unit integration cgroup-v2 criu-vm systemd-vm systemd-vm-v1 e2e cri lint clean man completions install soak
 
 all: release
 
@@ -77,9 +77,16 @@ criu-vm:
 	tests/vm/run-criu-tests.sh
 
 # The systemd cgroup driver (--systemd-cgroup) under a real systemd: one boot of the tests/vm
-# VM with systemd as PID 1 (tests/vm/systemd/run.sh; prints its time).
+# VM with systemd as PID 1 on cgroup v2 (tests/vm/systemd/run.sh, with Podman and
+# containerd), then a second boot on the hybrid layout (systemd-vm-v1). Each prints its time.
 systemd-vm:
 	tests/vm/systemd/run.sh
+	tests/vm/systemd/run.sh --v1
+
+# The hybrid boot alone: systemd.unified_cgroup_hierarchy=0, so the unit spans the v1
+# hierarchies plus cgroup2 at /sys/fs/cgroup/unified; tests/tests/systemd.rs only (~35 s).
+systemd-vm-v1:
+	tests/vm/systemd/run.sh --v1
 
 # Podman, containerd and Docker driving husk as their runtime (integration/README.md); the same
 # suites against runc prove the suites themselves.

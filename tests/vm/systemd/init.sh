@@ -4,7 +4,9 @@
 # /init.v2vm. Stage 1 is the v2vm lane's own (host / overlaid, cgroup2 mounted, the work and
 # control dirs shared); its switch_root comes back here with "stage2", which starts systemd
 # as PID 1 with one target: a oneshot service that runs /run/v2vm/cmd.sh, stores its exit
-# status in /run/v2vm/rc and powers off.
+# status in /run/v2vm/rc and powers off. With systemd.unified_cgroup_hierarchy=0 on the
+# kernel command line (run.sh --v1) stage 1's cgroup2 mount is taken away again, so that
+# systemd mounts the hybrid layout itself (tmpfs, the v1 hierarchies, cgroup2 at unified).
 G=/run/.v2vm
 case "${1:-}" in
 stage2) ;;
@@ -15,6 +17,14 @@ BB=$G/bin/busybox
 C=/run/v2vm
 $BB mount --make-rshared /
 $BB hostname husk-systemd-vm
+# The host root may hold /.dockerenv: systemd then reads its options from PID 1's command
+# line, not the kernel's, so the hierarchy choice is passed on to it there too.
+HIER=
+case " $($BB cat /proc/cmdline) " in
+*" systemd.unified_cgroup_hierarchy=0 "*)
+    $BB umount /sys/fs/cgroup || echo "husk-systemd-vm: umount /sys/fs/cgroup failed" >> $C/guest.log
+    HIER=systemd.unified_cgroup_hierarchy=0 ;;
+esac
 U=/etc/systemd/system
 $BB mkdir -p $U
 $BB cat > $U/husk-vm.target <<'UNIT'
@@ -48,4 +58,4 @@ if [ ! -x /lib/systemd/systemd ]; then
     echo 125 > $C/rc
     $BB poweroff -f
 fi
-exec /lib/systemd/systemd --unit=husk-vm.target --show-status=false
+exec /lib/systemd/systemd --unit=husk-vm.target --show-status=false $HIER

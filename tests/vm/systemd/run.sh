@@ -2,6 +2,9 @@
 # tests/vm/systemd/run.sh - the systemd cgroup driver's tests under a real systemd: boots the
 # qemu VM of tests/vm once with systemd as PID 1 (host / overlaid, cgroup v2) and runs
 # tests/tests/systemd.rs there with --systemd-cgroup containers. `make systemd-vm`.
+# --v1 (first argument; `make systemd-vm-v1`): the same boot with the kernel's v1 controllers
+# mountable and systemd.unified_cgroup_hierarchy=0, so systemd mounts the hybrid layout (v1
+# hierarchies, cgroup2 at /sys/fs/cgroup/unified); only systemd.rs runs (no clients).
 #
 # Private state (never shared with the other tests/vm lanes):
 #   HUSK_SDVM_CACHE   kernel + initramfs with this lane's /init  (default /var/cache/husk-vm-systemd)
@@ -14,6 +17,11 @@ VM=$(cd "$HERE/.." && pwd)
 REPO=$(cd "$VM/../.." && pwd)
 T0=$(date +%s)
 say() { printf 'systemd-vm: %s\n' "$*" >&2; }
+HYBRID=0
+if [ "${1:-}" = --v1 ]; then
+    HYBRID=1; shift
+    say() { printf 'systemd-vm (hybrid): %s\n' "$*" >&2; }
+fi
 
 [ "$(id -u)" = 0 ] || { say "skipped: needs root (qemu with 9p passthrough)"; exit 0; }
 # The guest boots the host's / (overlaid): systemd, and the clients' packages (Podman,
@@ -110,6 +118,10 @@ T1=$(date +%s)
 RUNNER='set -u
 echo "guest: systemd $(systemctl --version | head -n1 | cut -d" " -f2), PID 1 = $(cat /proc/1/comm), cgroup $(stat -f -c %T /sys/fs/cgroup)"
 [ -d /run/systemd/system ] || { echo "systemd did not come up as PID 1" >&2; exit 1; }
+if [ "$HYBRID" = 1 ] && { [ "$(stat -f -c %T /sys/fs/cgroup/unified)" != cgroup2fs ] ||
+                          [ "$(stat -f -c %T /sys/fs/cgroup/memory)" != cgroupfs ]; }; then
+    echo "systemd did not mount the hybrid cgroup layout" >&2; exit 1
+fi
 timeout -k 5 300 "$@" --test-threads=1; rc=$?
 if [ "$CLIENTS" = 1 ]; then
     timeout -k 5 600 tests/vm/systemd/clients.sh "$HUSK"; c=$?
@@ -118,11 +130,14 @@ fi
 exit $rc'
 # Podman and containerd (tests/vm/systemd/clients.sh) too, unless a test filter was given or
 # HUSK_SDVM_CLIENTS=0.
-export CLIENTS=${HUSK_SDVM_CLIENTS:-1}
-[ $# -gt 0 ] && CLIENTS=${HUSK_SDVM_CLIENTS:-0}
+export CLIENTS=${HUSK_SDVM_CLIENTS:-1} HYBRID
+[ $# -gt 0 ] || [ "$HYBRID" = 1 ] && CLIENTS=${HUSK_SDVM_CLIENTS:-0}
+if [ "$HYBRID" = 1 ]; then
+    export V2VM_CGROUP_NO_V1='' V2VM_APPEND="${V2VM_APPEND:-} systemd.unified_cgroup_hierarchy=0"
+fi
 rc=0
 V2VM_CACHE=$CACHE V2VM_TIMEOUT=${V2VM_TIMEOUT:-420} \
-V2VM_PASS_ENV="${V2VM_PASS_ENV:-PATH HOME USER LANG LC_* TERM CI RUST* CARGO* NO_COLOR HUSK CLIENTS}" \
+V2VM_PASS_ENV="${V2VM_PASS_ENV:-PATH HOME USER LANG LC_* TERM CI RUST* CARGO* NO_COLOR HUSK CLIENTS HYBRID}" \
     "$VM/run-in-v2vm.sh" "$REPO" bash -c "$RUNNER" _ "$BIN" "$@" || rc=$?
 T2=$(date +%s)
 say "build $((T1 - T0)) s, VM (boot + tests) $((T2 - T1)) s, total $((T2 - T0)) s; exit $rc"
