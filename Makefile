@@ -84,7 +84,7 @@ systemd-vm:
 	tests/vm/systemd/run.sh --v1
 
 # The hybrid boot alone: systemd.unified_cgroup_hierarchy=0, so the unit spans the v1
-# hierarchies plus cgroup2 at /sys/fs/cgroup/unified; tests/tests/systemd.rs only (~35 s).
+# hierarchies plus cgroup2 at /sys/fs/cgroup/unified; tests/tests/systemd.rs only (35-60 s).
 systemd-vm-v1:
 	tests/vm/systemd/run.sh --v1
 
