@@ -81,12 +81,21 @@ impl Store {
             })?;
         let path = self.root.join(id);
         // Someone clearing an abandoned directory of this id (see `reap`) may remove ours
-        // between mkdir and flock: then the directory we locked is no longer at `path`.
+        // between mkdir and flock, and make a new one of their own that we then open: the
+        // directory we locked is then no longer at `path`, or is theirs. The claim file,
+        // made through the locked descriptor, says whose it is.
         for _ in 0..3 {
             self.mkdir_container(id, &path)?;
-            let dir = ContainerDir::open(id, path.clone(), Lock::Exclusive)?;
+            let dir = match ContainerDir::open(id, path.clone(), Lock::Exclusive) {
+                Ok(dir) => dir,
+                Err(StateError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
             if dir.is_current() {
-                return Ok(dir);
+                return match dir.claim()? {
+                    true => Ok(dir),
+                    false => Err(StateError::AlreadyExists { id: id.to_string() }),
+                };
             }
         }
         Err(StateError::AlreadyExists { id: id.to_string() })
@@ -261,6 +270,22 @@ impl ContainerDir {
     }
 
     /// Whether `state.json` exists (the container was fully created).
+    /// Makes the claim file in this (locked) directory: true for the first process to do
+    /// so, false when another `create` already claimed it.
+    fn claim(&self) -> Result<bool> {
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL;
+        match husk_sys::openat(&self.dir, c"claim", flags, 0o600) {
+            Ok(_) => Ok(true),
+            Err(e) if e.0 == libc::EEXIST => Ok(false),
+            Err(e) => Err(StateError::Io {
+                id: self.id.clone(),
+                op: "claim",
+                path: self.path.join("claim"),
+                source: e.to_io(),
+            }),
+        }
+    }
+
     pub fn has_state(&self) -> bool {
         self.path.join(STATE_FILE).exists()
     }
@@ -420,6 +445,20 @@ mod tests {
             store.open("c1", Lock::Shared),
             Err(StateError::NotFound { .. })
         ));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A loser of a create race that ends up locking the winner's directory (it opened the
+    /// path after the winner made it) must not take it over.
+    #[test]
+    fn a_claimed_directory_is_not_claimed_again() {
+        let root = tmp_root();
+        let store = Store::new(&root);
+        let winner = store.create("c4").unwrap();
+        let loser = ContainerDir::open("c4", root.join("c4"), Lock::None).unwrap();
+        assert!(loser.is_current());
+        assert!(!loser.claim().unwrap());
+        drop(winner);
         fs::remove_dir_all(&root).unwrap();
     }
 
