@@ -33,7 +33,7 @@ pub struct Runtime {
     /// Peak `ru_maxrss` (KiB) per subcommand, over the one-at-a-time calls only: a forked
     /// child's `ru_maxrss` starts at the resident size of its copy of the driver (exec keeps
     /// the high-water mark of the mm it replaces), and in the batches the driver runs 10 or 50
-    /// threads, whose stacks made that copy 5.3 MiB in the cgroup v2 VM.
+    /// threads: there every husk and crun command measured 5.2-5.4 MiB in the cgroup v2 VM.
     rss: Mutex<BTreeMap<String, u64>>,
 }
 
