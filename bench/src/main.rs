@@ -134,7 +134,8 @@ fn run() -> Result<(), BenchError> {
         "floor: fork+exec+wait4 of /bin/true through the same spawn path (crun's: with its \
          setns), sampled before every operation; every number includes it"
             .to_string(),
-        "peak RSS: max ru_maxrss from wait4 over the runtime process and the children it reaped"
+        "peak RSS: max ru_maxrss from wait4 over the runtime process and the children it reaped, \
+         one-at-a-time commands only (in the batches the driver's threads set a floor)"
             .to_string(),
         "husk runs with its default cgroupfs driver here; the systemd driver's cost (run time, \
          peak RSS, binary size with and without --systemd-cgroup) needs systemd as PID 1: \
