@@ -216,6 +216,20 @@ impl Husk {
         self.run(&["run", "--bundle", bundle.dir.to_str().unwrap(), id])
     }
 
+    /// `husk run` in the foreground started through `wrapper` (e.g. `taskset -c 0`), stdin
+    /// from /dev/null; panics if the wrapper itself cannot be started.
+    pub fn run_container_under(&self, wrapper: &[&str], id: &str, bundle: &Bundle) -> Output {
+        Command::new(wrapper[0])
+            .args(&wrapper[1..])
+            .arg(husk_bin())
+            .arg("--root")
+            .arg(&self.root)
+            .args(["run", "--bundle", bundle.dir.to_str().unwrap(), id])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e}", wrapper[0]))
+    }
+
     /// Waits (up to 10 s) until `id` exists and reports `status`.
     pub fn wait_status(&self, id: &str, status: &str) {
         for _ in 0..1000 {

@@ -485,15 +485,7 @@ fn cpu_affinity_comes_from_the_cgroup_and_exec_cpu_affinity() {
     let h = Husk::new();
     let b = Bundle::new(&["cat", "/proc/self/status"], |_| {});
     let id = unique("parity");
-    let out = std::process::Command::new("taskset")
-        .args(["-c", "0"])
-        .arg(husk_bin())
-        .arg("--root")
-        .arg(&h.root)
-        .args(["run", "--bundle", b.dir.to_str().unwrap(), &id])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("taskset(1) from util-linux");
+    let out = h.run_container_under(&["taskset", "-c", "0"], &id, &b);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         cpus_allowed(&stdout(&out)),

@@ -148,15 +148,7 @@ fn foreground_terminal_run_without_a_terminal_fails_at_once() {
     let b = Bundle::new(&["sh"], |c| c["process"]["terminal"] = json!(true));
     let id = unique("notty");
     // timeout(1): the old behaviour was to hang.
-    let out = std::process::Command::new("timeout")
-        .args(["20", "setsid", "--wait"])
-        .arg(husk_bin())
-        .arg("--root")
-        .arg(&h.root)
-        .args(["run", "--bundle", b.dir.to_str().unwrap(), &id])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("timeout(1), setsid(1)");
+    let out = h.run_container_under(&["timeout", "20", "setsid", "--wait"], &id, &b);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("/dev/tty"), "{}", stderr(&out));
     assert!(

@@ -30,6 +30,16 @@ fn source_dir() -> std::path::PathBuf {
     src
 }
 
+/// A bind mount of `src` on /vol with `options` and mount-level mappings of `size` ids from
+/// container 0 to host `uid`/`gid`.
+fn idmapped_bind(src: &Path, options: &[&str], uid: u32, gid: u32, size: u32) -> Value {
+    json!({
+        "destination": "/vol", "type": "bind", "source": src, "options": options,
+        "uidMappings": [{"containerID": 0, "hostID": uid, "size": size}],
+        "gidMappings": [{"containerID": 0, "hostID": gid, "size": size}],
+    })
+}
+
 /// A bundle whose rootfs has the mount points /vol and /scratch (the container's root, mapped
 /// to an unprivileged host id, cannot make them in the host-owned rootfs).
 fn bundle(args: &[&str], edit: impl FnOnce(&mut Value)) -> Bundle {
@@ -54,14 +64,7 @@ fn idmapped_bind_shows_mapped_owners_and_writes_land_with_host_ids() {
     let script = "stat -c %u:%g /vol/root /vol/one; touch /vol/new && echo wrote";
     let b = bundle(&["sh", "-c", script], |c| {
         userns(c, BASE);
-        push_mount(
-            c,
-            json!({
-                "destination": "/vol", "type": "bind", "source": src, "options": ["bind"],
-                "uidMappings": [{"containerID": 0, "hostID": BASE, "size": 65536}],
-                "gidMappings": [{"containerID": 0, "hostID": BASE, "size": 65536}],
-            }),
-        );
+        push_mount(c, idmapped_bind(&src, &["bind"], BASE, BASE, 65536));
     });
     let (ok, out, err) = run(&b);
     assert!(ok, "{err}");
@@ -113,14 +116,7 @@ fn idmapped_bind_without_a_user_namespace() {
     // As runc allows: host files owned by 0 show as 1000 through the mount.
     let src = source_dir();
     let b = bundle(&["stat", "-c", "%u:%g", "/vol/root", "/vol/one"], |c| {
-        push_mount(
-            c,
-            json!({
-                "destination": "/vol", "type": "bind", "source": src, "options": ["bind"],
-                "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
-                "gidMappings": [{"containerID": 0, "hostID": 2000, "size": 10}],
-            }),
-        );
+        push_mount(c, idmapped_bind(&src, &["bind"], 1000, 2000, 10));
     });
     let (ok, out, err) = run(&b);
     assert!(ok, "{err}");
@@ -164,11 +160,7 @@ fn rbind_with(option: &str) -> String {
             userns(c, BASE);
             push_mount(
                 c,
-                json!({
-                    "destination": "/vol", "type": "bind", "source": src, "options": ["rbind", option],
-                    "uidMappings": [{"containerID": 0, "hostID": BASE, "size": 65536}],
-                    "gidMappings": [{"containerID": 0, "hostID": BASE, "size": 65536}],
-                }),
+                idmapped_bind(&src, &["rbind", option], BASE, BASE, 65536),
             );
         },
     );

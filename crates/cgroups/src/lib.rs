@@ -135,12 +135,7 @@ impl Manager {
                 Mode::Unified
             }
         };
-        // Device isolation must not silently disappear (runc treats this as fatal too).
-        if mode != Mode::Unified && !paths.contains_key("devices") {
-            return Err(CgroupError::Unsupported(
-                "cgroup v1: the devices controller is not mounted".into(),
-            ));
-        }
+        require_devices(mode, &paths)?;
         Ok(Manager {
             mode,
             paths,
@@ -160,11 +155,7 @@ impl Manager {
     ) -> Result<Manager, CgroupError> {
         let (place, (mode, paths, unified_mount)) =
             systemd::resolve(layout, id, cgroups_path, instance)?;
-        if mode != Mode::Unified && !paths.contains_key("devices") {
-            return Err(CgroupError::Unsupported(
-                "cgroup v1: the devices controller is not mounted".into(),
-            ));
-        }
+        require_devices(mode, &paths)?;
         Ok(Manager {
             mode,
             paths,
@@ -525,6 +516,16 @@ impl Manager {
 
 /// Whether a relative cgroup path leaves the directory it is relative to once cleaned:
 /// "..", "a/../..", "../sibling".
+/// Device isolation must not silently disappear on v1 (runc treats this as fatal too).
+fn require_devices(mode: Mode, paths: &BTreeMap<String, PathBuf>) -> Result<(), CgroupError> {
+    if mode != Mode::Unified && !paths.contains_key("devices") {
+        return Err(CgroupError::Unsupported(
+            "cgroup v1: the devices controller is not mounted".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn escapes(rel: &str) -> bool {
     let mut depth = 0usize;
     for comp in rel.split('/') {
