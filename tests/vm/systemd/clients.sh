@@ -19,6 +19,10 @@ cd "$WORK" || exit 1
 # show UNIT PROP: the unit's property value.
 show() { systemctl show -p "$2" --value "$1"; }
 gone() { [ "$(show "$1" LoadState)" != loaded ] || [ "$(show "$1" ActiveState)" = inactive ]; }
+# The memory limit's unit property: MemoryMax on cgroup v2, the legacy MemoryLimit on a
+# v1/hybrid host (what runc's legacy driver and husk's set there).
+MEM=MemoryMax
+[ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ] || MEM=MemoryLimit
 
 IMG=$WORK/img
 build_images "$IMG" || { echo "building the images failed" >&2; exit 1; }
@@ -49,12 +53,12 @@ podman_systemd() {
         fail "podman run -d --memory --pids-limit" "$OUT"
         return 1
     fi
-    if [ "$(show "$unit" ActiveState)" = active ] && [ "$(show "$unit" MemoryMax)" = 67108864 ] &&
+    if [ "$(show "$unit" ActiveState)" = active ] && [ "$(show "$unit" "$MEM")" = 67108864 ] &&
         [ "$(show "$unit" TasksMax)" = 40 ]; then
         pass "podman limits are the scope's properties"
     else
         fail "podman limits are the scope's properties" \
-            "$unit: $(systemctl show -p ActiveState -p MemoryMax -p TasksMax "$unit" | tr '\n' ' ')"
+            "$unit: $(systemctl show -p ActiveState -p "$MEM" -p TasksMax "$unit" | tr '\n' ' ')"
     fi
     expect "podman exec" 0 '^ok$' "${P[@]}" exec "$id" echo ok
     WHY=
@@ -65,11 +69,11 @@ podman_systemd() {
     expect "podman top" 0 'sleep' "${P[@]}" top "$id"
     WHY=
     if step "${P[@]}" update --memory 128m --cpus 0.5 "$id" &&
-        [ "$(show "$unit" MemoryMax)" = 134217728 ] && [ "$(show "$unit" CPUQuotaPerSecUSec)" = 500ms ]; then
+        [ "$(show "$unit" "$MEM")" = 134217728 ] && [ "$(show "$unit" CPUQuotaPerSecUSec)" = 500ms ]; then
         pass "podman update sets the scope's properties"
     else
         fail "podman update sets the scope's properties" \
-            "${WHY:-$(systemctl show -p MemoryMax -p CPUQuotaPerSecUSec "$unit" | tr '\n' ' ')}"
+            "${WHY:-$(systemctl show -p "$MEM" -p CPUQuotaPerSecUSec "$unit" | tr '\n' ' ')}"
     fi
     WHY=
     if step "${P[@]}" rm -f -t 0 "$id" && gone "$unit"; then
@@ -112,10 +116,10 @@ CONF
         "$IMAGE_REF" "$id" sleep 1000
     if [ "$RC" -ne 0 ]; then fail "ctr run -d (systemd cgroup)" "$OUT"; return 1; fi
     on_exit "${C[*]} task kill -a -s KILL $id; ${C[*]} task delete -f $id; ${C[*]} container delete $id"
-    if [ "$(show "$unit" ActiveState)" = active ] && [ "$(show "$unit" MemoryMax)" = 67108864 ]; then
+    if [ "$(show "$unit" ActiveState)" = active ] && [ "$(show "$unit" "$MEM")" = 67108864 ]; then
         pass "ctr limits are the scope's properties"
     else
-        fail "ctr limits are the scope's properties" "$(systemctl show -p ActiveState -p MemoryMax "$unit" | tr '\n' ' ')"
+        fail "ctr limits are the scope's properties" "$(systemctl show -p ActiveState -p "$MEM" "$unit" | tr '\n' ' ')"
     fi
     expect "ctr task exec" 0 '^ok$' "${C[@]}" task exec --exec-id e1 "$id" echo ok
     WHY=

@@ -4,7 +4,7 @@
 # tests/tests/systemd.rs there with --systemd-cgroup containers. `make systemd-vm`.
 # --v1 (first argument; `make systemd-vm-v1`): the same boot with the kernel's v1 controllers
 # mountable and systemd.unified_cgroup_hierarchy=0, so systemd mounts the hybrid layout (v1
-# hierarchies, cgroup2 at /sys/fs/cgroup/unified); only systemd.rs runs (no clients).
+# hierarchies, cgroup2 at /sys/fs/cgroup/unified); systemd.rs and the clients run there too.
 #
 # Private state (never shared with the other tests/vm lanes):
 #   HUSK_SDVM_CACHE   kernel + initramfs with this lane's /init  (default /var/cache/husk-vm-systemd)
@@ -131,7 +131,7 @@ exit $rc'
 # Podman and containerd (tests/vm/systemd/clients.sh) too, unless a test filter was given or
 # HUSK_SDVM_CLIENTS=0.
 export CLIENTS=${HUSK_SDVM_CLIENTS:-1} HYBRID
-[ $# -gt 0 ] || [ "$HYBRID" = 1 ] && CLIENTS=${HUSK_SDVM_CLIENTS:-0}
+[ $# -gt 0 ] && CLIENTS=${HUSK_SDVM_CLIENTS:-0}
 if [ "$HYBRID" = 1 ]; then
     export V2VM_CGROUP_NO_V1='' V2VM_APPEND="${V2VM_APPEND:-} systemd.unified_cgroup_hierarchy=0"
 fi
