@@ -84,7 +84,8 @@ systemd-vm:
 	tests/vm/systemd/run.sh --v1
 
 # The hybrid boot alone: systemd.unified_cgroup_hierarchy=0, so the unit spans the v1
-# hierarchies plus cgroup2 at /sys/fs/cgroup/unified; tests/tests/systemd.rs only (35-60 s).
+# hierarchies plus cgroup2 at /sys/fs/cgroup/unified; tests/tests/systemd.rs and the Podman and
+# containerd checks (tests/vm/systemd/clients.sh), about 70 s.
 systemd-vm-v1:
 	tests/vm/systemd/run.sh --v1
 
