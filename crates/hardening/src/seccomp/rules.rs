@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
+    LinuxSyscall,
 };
 use tracing::debug;
 
@@ -72,7 +73,7 @@ pub(crate) struct Syscall {
 }
 
 /// Rules collected for one syscall while reading the profile.
-#[derive(Clone, Default)]
+#[derive(Default)]
 struct Pending {
     /// Conditional rules, in profile order.
     rules: Vec<Rule>,
@@ -162,7 +163,68 @@ fn abis(spec: &LinuxSeccomp, host: Host) -> Vec<Abi> {
     out
 }
 
+/// One entry of `linux.seccomp.syscalls`, checked: its action and its rules, each a
+/// conjunction of conditions (one empty rule: unconditional).
+struct Entry {
+    action: u32,
+    rules: Vec<Vec<Cond>>,
+}
+
 pub(crate) fn build(spec: &LinuxSeccomp, host: Host) -> Result<Profile, HardeningError> {
+    let default = default_action(spec)?;
+    let abis = abis(spec, host);
+    let mut entries = Vec::new();
+    // Per ABI: (syscall number, index of an entry naming it), in profile order. Sorted by
+    // number afterwards (stable, so profile order holds within a number): cheaper than a map
+    // kept sorted while reading, with profiles of hundreds of names.
+    let mut hits: Vec<Vec<(u32, usize)>> = vec![Vec::new(); abis.len()];
+    let mut max_nr: Vec<Option<u32>> = vec![None; abis.len()];
+
+    for (i, sc) in spec.syscalls().iter().flatten().enumerate() {
+        let e = entry(i, sc)?;
+        for (j, name) in sc.names().iter().enumerate() {
+            check_name(i, j, name, e.action)?;
+            let mut known = false;
+            for (k, abi) in abis.iter().enumerate() {
+                let Some(nr) = abi.syscall(name) else {
+                    continue;
+                };
+                known = true;
+                max_nr[k] = max_nr[k].max(Some(nr));
+                // Same as the default action: redundant (runc skips these too).
+                if e.action != default {
+                    hits[k].push((nr, entries.len()));
+                }
+            }
+            if !known {
+                debug!("seccomp: unknown syscall {name:?} ignored");
+            }
+        }
+        entries.push(e);
+    }
+
+    let allow_like = matches!(default & RET_ACTION_FULL, RET_ALLOW | RET_LOG | RET_TRACE);
+    let stub = !allow_like && default != RET_ERRNO | libc::ENOSYS as u32;
+    let mut notify = false;
+    let abis = abis
+        .into_iter()
+        .zip(hits)
+        .zip(max_nr)
+        .map(|((abi, hits), max)| AbiRules {
+            abi,
+            syscalls: syscalls(hits, &entries, default, &mut notify),
+            enosys_above: max.filter(|_| stub),
+        })
+        .collect();
+
+    Ok(Profile {
+        default,
+        flags: flags(spec, notify),
+        abis,
+    })
+}
+
+fn default_action(spec: &LinuxSeccomp) -> Result<u32, HardeningError> {
     let default = action(
         spec.default_action(),
         spec.default_errno_ret(),
@@ -174,126 +236,110 @@ pub(crate) fn build(spec: &LinuxSeccomp, host: Host) -> Result<Profile, Hardenin
             "SCMP_ACT_NOTIFY cannot be the default action",
         ));
     }
-    let abis = abis(spec, host);
-    // Per ABI: syscall number -> rules so far.
-    let mut sets: Vec<BTreeMap<u32, Pending>> = vec![BTreeMap::new(); abis.len()];
-    let mut max_nr: Vec<Option<u32>> = vec![None; abis.len()];
+    Ok(default)
+}
 
-    for (i, sc) in spec.syscalls().iter().flatten().enumerate() {
-        let field = format!("linux.seccomp.syscalls[{i}]");
-        let act = action(sc.action(), sc.errno_ret(), &format!("{field}.action"))?;
-        let mut conds = Vec::new();
-        let mut seen = [0u8; 6];
-        for (j, arg) in sc.args().iter().flatten().enumerate() {
-            let index = arg.index();
-            if index >= 6 {
-                return Err(HardeningError::invalid(
-                    format!("{field}.args[{j}].index"),
-                    format!("{index} is out of range (0-5)"),
-                ));
-            }
-            seen[index] += 1;
-            let (op, value) = op(arg.op(), arg.value(), arg.value_two().unwrap_or(0));
-            conds.push(Cond {
-                arg: index as u8,
-                op,
-                value,
-            });
+/// Checks entry `i` and reads its action and conditions.
+fn entry(i: usize, sc: &LinuxSyscall) -> Result<Entry, HardeningError> {
+    let field = || format!("linux.seccomp.syscalls[{i}]");
+    let action = action(sc.action(), sc.errno_ret(), &format!("{}.action", field()))?;
+    let mut conds = Vec::new();
+    let mut seen = [0u8; 6];
+    for (j, arg) in sc.args().iter().flatten().enumerate() {
+        let index = arg.index();
+        if index >= 6 {
+            return Err(HardeningError::invalid(
+                format!("{}.args[{j}].index", field()),
+                format!("{index} is out of range (0-5)"),
+            ));
         }
-        // runc: conditions sharing an argument index are alternatives, not a conjunction.
-        let rules: Vec<Vec<Cond>> = if seen.iter().any(|&n| n > 1) {
-            conds.into_iter().map(|c| vec![c]).collect()
-        } else {
-            vec![conds]
-        };
+        seen[index] += 1;
+        let (op, value) = op(arg.op(), arg.value(), arg.value_two().unwrap_or(0));
+        conds.push(Cond {
+            arg: index as u8,
+            op,
+            value,
+        });
+    }
+    // runc: conditions sharing an argument index are alternatives, not a conjunction.
+    let rules = if seen.iter().any(|&n| n > 1) {
+        conds.into_iter().map(|c| vec![c]).collect()
+    } else {
+        vec![conds]
+    };
+    Ok(Entry { action, rules })
+}
 
-        for (j, name) in sc.names().iter().enumerate() {
-            if name.is_empty() {
-                return Err(HardeningError::invalid(
-                    format!("{field}.names[{j}]"),
-                    "empty syscall name",
-                ));
-            }
-            if act == RET_USER_NOTIF && NOTIFY_FORBIDDEN.contains(&name.as_str()) {
-                return Err(HardeningError::invalid(
-                    format!("{field}.names[{j}]"),
-                    format!("SCMP_ACT_NOTIFY cannot be used for the {name} syscall"),
-                ));
-            }
-            let mut known = false;
-            for (k, abi) in abis.iter().enumerate() {
-                let Some(nr) = abi.syscall(name) else {
-                    continue;
-                };
-                known = true;
-                max_nr[k] = max_nr[k].max(Some(nr));
-                if act == default {
-                    continue; // redundant with the default action (runc skips these too)
-                }
-                let entry = sets[k].entry(nr).or_default();
-                for conds in &rules {
-                    if !conds.is_empty() {
-                        entry.rules.push(Rule {
-                            action: act,
-                            conds: conds.clone(),
-                        });
-                    } else if entry.unconditional.is_none() {
-                        entry.unconditional = Some(act);
-                    } else if entry.unconditional != Some(act) {
-                        // runtime-spec: when a syscall matches several entries, the first counts.
-                        debug!("seccomp: {field}: {name} already has an unconditional rule with another action; keeping the first");
-                    }
-                }
-            }
-            if !known {
-                debug!("seccomp: unknown syscall {name:?} ignored");
+fn check_name(i: usize, j: usize, name: &str, action: u32) -> Result<(), HardeningError> {
+    if name.is_empty() {
+        return Err(HardeningError::invalid(
+            format!("linux.seccomp.syscalls[{i}].names[{j}]"),
+            "empty syscall name",
+        ));
+    }
+    if action == RET_USER_NOTIF && NOTIFY_FORBIDDEN.contains(&name) {
+        return Err(HardeningError::invalid(
+            format!("linux.seccomp.syscalls[{i}].names[{j}]"),
+            format!("SCMP_ACT_NOTIFY cannot be used for the {name} syscall"),
+        ));
+    }
+    Ok(())
+}
+
+/// One ABI's syscalls from its `hits`: the rules of every entry naming a number, in profile
+/// order, and what is left of them once nothing redundant remains.
+fn syscalls(
+    mut hits: Vec<(u32, usize)>,
+    entries: &[Entry],
+    default: u32,
+    notify: &mut bool,
+) -> BTreeMap<u32, Syscall> {
+    hits.sort_by_key(|&(nr, _)| nr);
+    let mut out = Vec::new();
+    for group in hits.chunk_by(|a, b| a.0 == b.0) {
+        let nr = group[0].0;
+        let mut pending = Pending::default();
+        for &(_, e) in group {
+            pending.add(nr, &entries[e]);
+        }
+        if let Some(sc) = pending.finish(default, notify) {
+            out.push((nr, sc));
+        }
+    }
+    out.into_iter().collect()
+}
+
+impl Pending {
+    fn add(&mut self, nr: u32, e: &Entry) {
+        for conds in &e.rules {
+            if !conds.is_empty() {
+                self.rules.push(Rule {
+                    action: e.action,
+                    conds: conds.clone(),
+                });
+            } else if self.unconditional.is_none() {
+                self.unconditional = Some(e.action);
+            } else if self.unconditional != Some(e.action) {
+                // runtime-spec: when a syscall matches several entries, the first counts.
+                debug!("seccomp: syscall {nr} already has an unconditional rule with another action; keeping the first");
             }
         }
     }
 
-    let allow_like = matches!(default & RET_ACTION_FULL, RET_ALLOW | RET_LOG | RET_TRACE);
-    let stub = !allow_like && default != RET_ERRNO | libc::ENOSYS as u32;
-    let mut notify = false;
-    let abis = abis
-        .into_iter()
-        .zip(sets)
-        .zip(max_nr)
-        .map(|((abi, set), max)| {
-            let syscalls = set
-                .into_iter()
-                .filter_map(
-                    |(
-                        nr,
-                        Pending {
-                            mut rules,
-                            unconditional,
-                        },
-                    )| {
-                        let fallback = unconditional.unwrap_or(default);
-                        // Trailing conditional rules that end in the fallback action change nothing.
-                        while rules.last().is_some_and(|r| r.action == fallback) {
-                            rules.pop();
-                        }
-                        notify |= fallback == RET_USER_NOTIF
-                            || rules.iter().any(|r| r.action == RET_USER_NOTIF);
-                        (!rules.is_empty() || fallback != default)
-                            .then_some((nr, Syscall { rules, fallback }))
-                    },
-                )
-                .collect();
-            AbiRules {
-                abi,
-                syscalls,
-                enosys_above: max.filter(|_| stub),
-            }
+    /// The syscall's rules, or None when it does what the default action does.
+    fn finish(mut self, default: u32, notify: &mut bool) -> Option<Syscall> {
+        let fallback = self.unconditional.unwrap_or(default);
+        // Trailing conditional rules that end in the fallback action change nothing.
+        while self.rules.last().is_some_and(|r| r.action == fallback) {
+            self.rules.pop();
+        }
+        *notify |=
+            fallback == RET_USER_NOTIF || self.rules.iter().any(|r| r.action == RET_USER_NOTIF);
+        (!self.rules.is_empty() || fallback != default).then_some(Syscall {
+            rules: self.rules,
+            fallback,
         })
-        .collect();
-
-    Ok(Profile {
-        default,
-        flags: flags(spec, notify),
-        abis,
-    })
+    }
 }
 
 fn flags(spec: &LinuxSeccomp, notify: bool) -> u32 {
