@@ -69,7 +69,8 @@ impl Manager {
     /// none or empty means the relative path `<id>` (runc has no default parent).
     /// With `systemd` (`--systemd-cgroup`: the system's or, rootless, the user's manager),
     /// `cgroups_path` is runc's `slice:prefix:name` and the cgroup is the unit's (on v1 and
-    /// hybrid hosts its path in every hierarchy). Touches nothing (a user's manager is asked where its cgroup is).
+    /// hybrid hosts its path in every hierarchy). Touches nothing (a user's manager is asked
+    /// where its cgroup is).
     pub fn new(
         layout: &Layout,
         id: &str,
@@ -514,8 +515,6 @@ impl Manager {
     }
 }
 
-/// Whether a relative cgroup path leaves the directory it is relative to once cleaned:
-/// "..", "a/../..", "../sibling".
 /// Device isolation must not silently disappear on v1 (runc treats this as fatal too).
 fn require_devices(mode: Mode, paths: &BTreeMap<String, PathBuf>) -> Result<(), CgroupError> {
     if mode != Mode::Unified && !paths.contains_key("devices") {
@@ -526,6 +525,8 @@ fn require_devices(mode: Mode, paths: &BTreeMap<String, PathBuf>) -> Result<(), 
     Ok(())
 }
 
+/// Whether a relative cgroup path leaves the directory it is relative to once cleaned:
+/// "..", "a/../..", "../sibling".
 fn escapes(rel: &str) -> bool {
     let mut depth = 0usize;
     for comp in rel.split('/') {

@@ -169,9 +169,25 @@ pub(crate) fn resource_properties(
     r: &LinuxResources,
     v1: bool,
 ) -> Result<Vec<Property>, CgroupError> {
-    if v1 {
-        return v1_resource_properties(r);
+    let mut p = if v1 {
+        v1_resource_properties(r)
+    } else {
+        v2_resource_properties(r)?
+    };
+    if let Some(pids) = r.pids() {
+        if pids.limit() > 0 || pids.limit() == -1 {
+            p.push(prop_u64("TasksMax", pids.limit() as u64));
+        }
     }
+    if let Some(rules) = r.devices() {
+        let proc_devices = std::fs::read_to_string("/proc/devices").unwrap_or_default();
+        p.extend(crate::systemd_devices::properties(rules, &proc_devices)?);
+    }
+    Ok(p)
+}
+
+/// The cgroup v2 properties of [`resource_properties`] that differ from v1's.
+fn v2_resource_properties(r: &LinuxResources) -> Result<Vec<Property>, CgroupError> {
     let mut p = Vec::new();
     if let Some(m) = r.memory() {
         let limit = m.limit().unwrap_or(0);
@@ -197,11 +213,6 @@ pub(crate) fn resource_properties(
             }
         }
     }
-    if let Some(pids) = r.pids() {
-        if pids.limit() > 0 || pids.limit() == -1 {
-            p.push(prop_u64("TasksMax", pids.limit() as u64));
-        }
-    }
     if let Some(w) = r.block_io().as_ref().and_then(|b| b.weight()) {
         if w != 0 {
             p.push(prop_u64("IOWeight", blkio_weight_to_io_weight(w)));
@@ -210,22 +221,15 @@ pub(crate) fn resource_properties(
     if let Some(u) = r.unified() {
         unified_properties(&mut p, u)?;
     }
-    if let Some(rules) = r.devices() {
-        let proc_devices = std::fs::read_to_string("/proc/devices").unwrap_or_default();
-        p.extend(crate::systemd_devices::properties(rules, &proc_devices)?);
-    }
     Ok(p)
 }
 
-/// The properties systemd has for cgroup v1 hierarchies, as runc's legacy driver sets them:
-/// MemoryLimit, CPUShares, the CPU quota, BlockIOWeight, TasksMax and the device rules. The
-/// rest (cpuset, swap, reservation, ...) is written by husk through cgroupfs only.
-fn v1_resource_properties(r: &LinuxResources) -> Result<Vec<Property>, CgroupError> {
+/// The properties systemd has for cgroup v1 hierarchies, as runc's legacy driver sets them
+/// (with TasksMax and the device rules of [`resource_properties`]): MemoryLimit, CPUShares,
+/// the CPU quota, BlockIOWeight. The rest (cpuset, swap, reservation, ...) is written by husk
+/// through cgroupfs only.
+fn v1_resource_properties(r: &LinuxResources) -> Vec<Property> {
     let mut p = Vec::new();
-    if let Some(rules) = r.devices() {
-        let proc_devices = std::fs::read_to_string("/proc/devices").unwrap_or_default();
-        p.extend(crate::systemd_devices::properties(rules, &proc_devices)?);
-    }
     if let Some(limit) = r.memory().as_ref().and_then(|m| m.limit()) {
         if limit != 0 {
             p.push(prop_u64("MemoryLimit", limit as u64));
@@ -242,12 +246,7 @@ fn v1_resource_properties(r: &LinuxResources) -> Result<Vec<Property>, CgroupErr
             p.push(prop_u64("BlockIOWeight", u64::from(w)));
         }
     }
-    if let Some(pids) = r.pids() {
-        if pids.limit() > 0 || pids.limit() == -1 {
-            p.push(prop_u64("TasksMax", pids.limit() as u64));
-        }
-    }
-    Ok(p)
+    p
 }
 
 /// runc's `addCpuQuota`: the quota per second of CPU, rounded up to whole percents because
